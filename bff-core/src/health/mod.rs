@@ -1,0 +1,304 @@
+//! Liveness and readiness: `/healthz/live` and `/healthz/ready`.
+//!
+//! Liveness says the process answers. Readiness runs every registered
+//! [`ReadinessCheck`] concurrently, each bounded by a timeout, and answers 200
+//! when all pass or a 503 problem that names what is down. Checks for Postgres,
+//! Redis and NATS sit behind the `postgres`, `redis` and `nats` features. Driver
+//! messages go to the log, never to the response.
+//!
+//! ```
+//! use bff_core::health::{BoxFuture, CheckError, ReadinessCheck, Readiness};
+//!
+//! struct AlwaysUp;
+//!
+//! impl ReadinessCheck for AlwaysUp {
+//!     fn name(&self) -> &str { "always_up" }
+//!     fn check(&self) -> BoxFuture<'_, Result<(), CheckError>> {
+//!         Box::pin(async { Ok(()) })
+//!     }
+//! }
+//!
+//! let readiness = Readiness::new().with_check(AlwaysUp);
+//! let router: aide::axum::ApiRouter = bff_core::health::routes(readiness);
+//! # let _ = router;
+//! ```
+
+#[cfg(feature = "nats")]
+mod nats;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aide::axum::ApiRouter;
+use aide::axum::routing::get_with;
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use schemars::JsonSchema;
+use serde::Serialize;
+
+#[cfg(feature = "nats")]
+pub use self::nats::NatsCheck;
+#[cfg(feature = "postgres")]
+pub use self::postgres::PostgresCheck;
+#[cfg(feature = "redis")]
+pub use self::redis::RedisCheck;
+use crate::openapi::Documented;
+use crate::problem::Problem;
+
+/// A boxed future, as returned by [`ReadinessCheck::check`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a dependency is not ready; logged, never sent to clients.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CheckError(Box<dyn std::error::Error + Send + Sync>);
+
+impl CheckError {
+    /// Wraps any error.
+    pub fn new(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(error.into())
+    }
+}
+
+/// A dependency the service needs in order to serve traffic.
+pub trait ReadinessCheck: Send + Sync + 'static {
+    /// Name reported in the readiness answer (`postgres`, `redis`, ...).
+    fn name(&self) -> &str;
+
+    /// Resolves to `Ok` when the dependency answers. It need not bound its own
+    /// duration: [`Readiness`] applies a timeout.
+    fn check(&self) -> BoxFuture<'_, Result<(), CheckError>>;
+}
+
+/// The set of readiness checks of one service.
+#[derive(Clone)]
+pub struct Readiness {
+    checks: Vec<Arc<dyn ReadinessCheck>>,
+    timeout: Duration,
+}
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<_> = self.checks.iter().map(|c| c.name()).collect();
+        f.debug_struct("Readiness").field("checks", &names).field("timeout", &self.timeout).finish()
+    }
+}
+
+/// Status of one dependency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    /// It answered in time.
+    Up,
+    /// It answered with an error.
+    Down,
+    /// It did not answer within the timeout.
+    Timeout,
+}
+
+/// Result of one check.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct CheckResult {
+    /// The outcome.
+    pub status: CheckStatus,
+    /// How long the check took, in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// The readiness answer: every check by name.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ReadinessReport {
+    /// `ready` when every check is up, `not_ready` otherwise.
+    pub status: String,
+    /// Each check's result, by name.
+    pub checks: BTreeMap<String, CheckResult>,
+}
+
+impl ReadinessReport {
+    /// Whether every check is up.
+    pub fn is_ready(&self) -> bool {
+        self.checks.values().all(|c| c.status == CheckStatus::Up)
+    }
+
+    /// Names of the checks that are not up.
+    pub fn failing(&self) -> Vec<&str> {
+        self.checks.iter().filter(|(_, c)| c.status != CheckStatus::Up).map(|(n, _)| n.as_str()).collect()
+    }
+}
+
+impl Readiness {
+    /// No checks yet, a 2 s timeout per check.
+    pub fn new() -> Self {
+        Self { checks: Vec::new(), timeout: Duration::from_secs(2) }
+    }
+
+    /// Adds a check.
+    pub fn with_check(mut self, check: impl ReadinessCheck) -> Self {
+        self.checks.push(Arc::new(check));
+        self
+    }
+
+    /// Sets the per-check timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Runs every check concurrently.
+    pub async fn run(&self) -> ReadinessReport {
+        let mut set = tokio::task::JoinSet::new();
+        for check in &self.checks {
+            let check = Arc::clone(check);
+            let timeout = self.timeout;
+            set.spawn(async move {
+                let start = Instant::now();
+                let status = match tokio::time::timeout(timeout, check.check()).await {
+                    Ok(Ok(())) => CheckStatus::Up,
+                    Ok(Err(error)) => {
+                        tracing::warn!(check = check.name(), %error, "readiness check failed");
+                        CheckStatus::Down
+                    }
+                    Err(_) => {
+                        tracing::warn!(check = check.name(), ?timeout, "readiness check timed out");
+                        CheckStatus::Timeout
+                    }
+                };
+                let duration_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+                (check.name().to_owned(), CheckResult { status, duration_ms })
+            });
+        }
+        let mut checks = BTreeMap::new();
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok((name, result)) => {
+                    checks.insert(name, result);
+                }
+                Err(error) => {
+                    // A panicking check is a broken dependency check, reported as down.
+                    tracing::error!(%error, "readiness check panicked");
+                    checks.insert("panicked_check".to_owned(), CheckResult { status: CheckStatus::Down, duration_ms: 0 });
+                }
+            }
+        }
+        let ready = checks.values().all(|c| c.status == CheckStatus::Up);
+        ReadinessReport { status: if ready { "ready" } else { "not_ready" }.to_owned(), checks }
+    }
+
+    /// The readiness answer: 200 with the report, or a 503 problem naming what is down
+    /// (`detail` lists the names, the `checks` member has the report).
+    pub async fn respond(&self) -> Response {
+        let report = self.run().await;
+        if report.is_ready() {
+            return Json(report).into_response();
+        }
+        let detail = format!("Not ready: {}.", report.failing().join(", "));
+        let checks = serde_json::to_value(&report.checks).unwrap_or_default();
+        Problem::unavailable(detail).with_extension("checks", checks).into_response()
+    }
+}
+
+/// `GET /healthz/live` and `GET /healthz/ready`, documented for OpenAPI.
+pub fn routes<S>(readiness: Readiness) -> ApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    ApiRouter::new()
+        .api_route(
+            "/healthz/live",
+            get_with(
+                || async { Json(Liveness { status: "alive" }) },
+                |op| op.tag("operations").summary("Liveness").description("The process is up and answering."),
+            ),
+        )
+        .api_route(
+            "/healthz/ready",
+            get_with(
+                move || {
+                    let readiness = readiness.clone();
+                    async move { Documented(readiness.respond().await) }
+                },
+                |op| {
+                    op.tag("operations")
+                        .summary("Readiness")
+                        .description("Every dependency (database, cache, broker) answers; 503 names the ones that do not.")
+                        .response::<200, Json<ReadinessReport>>()
+                        .response_with::<503, Problem, _>(|r| r.description("A dependency is down; `detail` names it."))
+                },
+            ),
+        )
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Liveness {
+    status: &'static str,
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed(&'static str, Option<Duration>, bool);
+
+    impl ReadinessCheck for Fixed {
+        fn name(&self) -> &str {
+            self.0
+        }
+        fn check(&self) -> BoxFuture<'_, Result<(), CheckError>> {
+            Box::pin(async move {
+                if let Some(delay) = self.1 {
+                    tokio::time::sleep(delay).await;
+                }
+                if self.2 { Ok(()) } else { Err(CheckError::new("connection refused (os error 111)")) }
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn all_up_is_ready() {
+        let report = Readiness::new().with_check(Fixed("a", None, true)).with_check(Fixed("b", None, true)).run().await;
+        assert!(report.is_ready());
+        assert_eq!(report.checks.len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn down_and_slow_are_named() {
+        let report = Readiness::new()
+            .with_timeout(Duration::from_millis(100))
+            .with_check(Fixed("db", None, true))
+            .with_check(Fixed("cache", None, false))
+            .with_check(Fixed("broker", Some(Duration::from_secs(5)), true))
+            .run()
+            .await;
+        assert!(!report.is_ready());
+        assert_eq!(report.checks["cache"].status, CheckStatus::Down);
+        assert_eq!(report.checks["broker"].status, CheckStatus::Timeout);
+        assert_eq!(report.failing(), vec!["broker", "cache"]);
+    }
+
+    #[tokio::test]
+    async fn not_ready_is_a_503_problem_without_driver_detail() {
+        use http_body_util::BodyExt;
+        let response = Readiness::new().with_check(Fixed("redis", None, false)).respond().await;
+        assert_eq!(response.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+        assert_eq!(body["code"], "unavailable");
+        assert!(body["detail"].as_str().is_some_and(|d| d.contains("redis")));
+        assert_eq!(body["checks"]["redis"]["status"], "down");
+        assert!(!body.to_string().contains("refused"));
+    }
+}

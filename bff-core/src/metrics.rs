@@ -1,0 +1,208 @@
+//! HTTP server metrics in Prometheus format.
+//!
+//! [`MetricsLayer`] records, per request:
+//! - `http_server_requests_total{method, route, status}` (counter),
+//! - `http_server_request_duration_seconds{method, route, status}` (histogram, time to
+//!   the response head),
+//! - `http_server_requests_in_flight` (gauge).
+//!
+//! `route` is the route **template** (`/api/v1/users/{id}`) from axum's
+//! [`MatchedPath`], never the raw path, so ids cannot explode the label set;
+//! requests that matched no route are labelled `unmatched`. Apply the layer with
+//! `Router::layer` (not around the router), which is where axum has set the
+//! matched path.
+//!
+//! [`install_recorder`] installs the process-wide Prometheus recorder once and
+//! returns a handle whose [`render`](PrometheusHandle::render) output `/metrics`
+//! serves.
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use bff_core::metrics::{MetricsLayer, install_recorder};
+//! use tower::ServiceBuilder;
+//!
+//! let handle = install_recorder();
+//! let app: Router = Router::new()
+//!     .route("/users/{id}", get(|| async { "user" }))
+//!     .route("/metrics", get(move || std::future::ready(handle.render())))
+//!     .layer(ServiceBuilder::new().layer(MetricsLayer::new()));
+//! # let _ = app;
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::extract::MatchedPath;
+use http::{Method, Request, Response};
+pub use metrics_exporter_prometheus::PrometheusHandle;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+
+/// Name of the request counter.
+pub const REQUESTS_TOTAL: &str = "http_server_requests_total";
+/// Name of the request duration histogram.
+pub const REQUEST_DURATION: &str = "http_server_request_duration_seconds";
+/// Name of the in-flight gauge.
+pub const REQUESTS_IN_FLIGHT: &str = "http_server_requests_in_flight";
+/// `route` label of requests that matched no route.
+pub const UNMATCHED: &str = "unmatched";
+
+/// Histogram buckets in seconds, from 1 ms (a cached answer) to 10 s (a timeout).
+const BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// How often histogram data is compacted (the exporter needs it run periodically).
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the global Prometheus recorder, once per process, and returns its handle.
+///
+/// Later calls return the same handle, so several servers in one process (tests, for
+/// one) share one registry. If another recorder was installed first, the handle still
+/// renders, but only this crate's own recorder sees the metrics.
+pub fn install_recorder() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), BUCKETS)
+                .map(PrometheusBuilder::build_recorder)
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics shows only this crate's recorder");
+            }
+            let upkeep = handle.clone();
+            // A plain thread keeps upkeep independent of whichever runtime installed it.
+            let spawned = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_INTERVAL);
+                    upkeep.run_upkeep();
+                }
+            });
+            if let Err(error) = spawned {
+                tracing::warn!(%error, "could not start the metrics upkeep thread");
+            }
+            handle
+        })
+        .clone()
+}
+
+/// Layer that applies [`MetricsService`].
+#[derive(Debug, Clone, Default)]
+pub struct MetricsLayer {
+    _priv: (),
+}
+
+impl MetricsLayer {
+    /// A new layer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl<S> Layer<S> for MetricsLayer {
+    type Service = MetricsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MetricsService { inner }
+    }
+}
+
+/// Records request metrics; see the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct MetricsService<S> {
+    inner: S,
+}
+
+impl<S> MetricsService<S> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Consumes the layer's service, returning the wrapped one.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for MetricsService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let route = req.extensions().get::<MatchedPath>().map_or(UNMATCHED, MatchedPath::as_str).to_owned();
+        let guard = InFlight::enter(req.method().clone(), route);
+        ResponseFuture { inner: self.inner.call(req), guard: Some(guard) }
+    }
+}
+
+/// Counts a request in flight from creation to drop, so a request whose future is
+/// dropped (client gone) is not left counted.
+struct InFlight {
+    method: Method,
+    route: String,
+    start: Instant,
+}
+
+impl InFlight {
+    fn enter(method: Method, route: String) -> Self {
+        metrics::gauge!(REQUESTS_IN_FLIGHT).increment(1.0);
+        Self { method, route, start: Instant::now() }
+    }
+
+    fn finish(self, status: u16) {
+        let labels = [
+            ("method", self.method.as_str().to_owned()),
+            ("route", self.route.clone()),
+            ("status", status.to_string()),
+        ];
+        metrics::counter!(REQUESTS_TOTAL, &labels).increment(1);
+        metrics::histogram!(REQUEST_DURATION, &labels).record(self.start.elapsed().as_secs_f64());
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!(REQUESTS_IN_FLIGHT).decrement(1.0);
+    }
+}
+
+pin_project! {
+    /// Response future of [`MetricsService`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        guard: Option<InFlight>,
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.inner.poll(cx));
+        if let Some(guard) = this.guard.take() {
+            // An `Err` from the inner service means no response was produced; hyper
+            // closes the connection, which clients see as a 500-class failure.
+            guard.finish(result.as_ref().map_or(500, |r| r.status().as_u16()));
+        }
+        Poll::Ready(result)
+    }
+}

@@ -1,0 +1,129 @@
+//! The standard middleware stack of a BFF, in one call.
+//!
+//! [`apply`] wraps every route (and the fallback) of a router, outermost first, in:
+//! request id, tracing span, metrics, CORS, problem normalisation, panic catching,
+//! request timeout and body limit. The order matters: the request id is set before
+//! anything logs, metrics see the final status (a panic counts as a 500), and the
+//! problem layer sits inside the request id so error bodies carry it.
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use bff_core::stack::{HttpConfig, apply};
+//!
+//! let app = apply(Router::new().route("/", get(|| async { "hi" })), &HttpConfig::default());
+//! # let _ = app;
+//! ```
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::MatchedPath;
+use axum::response::IntoResponse;
+use http::{HeaderName, HeaderValue, Method, Request, StatusCode};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+use crate::error_layer::{ProblemLayer, panic_response};
+use crate::metrics::{MetricsLayer, UNMATCHED};
+use crate::problem::Problem;
+use crate::request_id::{RequestId, RequestIdLayer, X_REQUEST_ID};
+
+/// Settings of the HTTP stack.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Largest accepted request body, in bytes; larger is 413.
+    pub body_limit: usize,
+    /// Longest a request may take before it is answered 503.
+    pub request_timeout: Duration,
+    /// Origins allowed to call the API from a browser; empty disables CORS.
+    pub cors_origins: Vec<HeaderValue>,
+    /// How long browsers may cache a CORS preflight answer.
+    pub cors_max_age: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            body_limit: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            cors_origins: Vec::new(),
+            cors_max_age: Duration::from_secs(600),
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The CORS layer for these settings, if any origin is allowed.
+    ///
+    /// Credentials are not allowed: the API authenticates with bearer tokens, not
+    /// cookies, so browsers never need to send ambient credentials.
+    pub fn cors(&self) -> Option<CorsLayer> {
+        if self.cors_origins.is_empty() {
+            return None;
+        }
+        Some(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(self.cors_origins.iter().cloned()))
+                .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+                .allow_headers([
+                    http::header::AUTHORIZATION,
+                    http::header::CONTENT_TYPE,
+                    http::header::IF_MATCH,
+                    http::header::IF_NONE_MATCH,
+                    HeaderName::from_static("idempotency-key"),
+                    X_REQUEST_ID.clone(),
+                ])
+                .expose_headers([
+                    X_REQUEST_ID.clone(),
+                    http::header::ETAG,
+                    http::header::RETRY_AFTER,
+                    HeaderName::from_static("ratelimit"),
+                    HeaderName::from_static("ratelimit-policy"),
+                ])
+                .max_age(self.cors_max_age),
+        )
+    }
+}
+
+/// Wraps `router` in the standard stack; see the [module docs](self).
+///
+/// Call it last, after every route and the fallback are in place: `Router::layer`
+/// applies to the routes the router has when it is called.
+pub fn apply<S>(router: Router<S>, config: &HttpConfig) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let router = router
+        .layer(RequestBodyLimitLayer::new(config.body_limit))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, config.request_timeout))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(ProblemLayer::new());
+    let router = match config.cors() {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router.layer(
+        ServiceBuilder::new()
+            .layer(RequestIdLayer::new())
+            .layer(TraceLayer::new_for_http().make_span_with(request_span))
+            .layer(MetricsLayer::new()),
+    )
+}
+
+/// The tracing span of one request: method, route template and request id, so
+/// every log line inside a request can be found by its id.
+pub fn request_span<B>(req: &Request<B>) -> Span {
+    let route = req.extensions().get::<MatchedPath>().map_or(UNMATCHED, MatchedPath::as_str);
+    let request_id = req.extensions().get::<RequestId>().map(RequestId::as_str).unwrap_or_default();
+    tracing::info_span!("request", method = %req.method(), route, request_id)
+}
+
+/// A fallback handler answering 404 problem+json, for `Router::fallback`.
+pub async fn not_found() -> impl IntoResponse {
+    Problem::not_found()
+}

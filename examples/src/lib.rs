@@ -1,0 +1,1 @@
+//! Runnable examples for the bff crates live beside this file; see `Cargo.toml`.
