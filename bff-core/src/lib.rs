@@ -23,7 +23,7 @@
 //!
 //! let docs = openapi::ApiDocs::new();
 //! let mut api = OpenApi::default();
-//! let router = ApiRouter::new()
+//! let router = ApiRouter::<()>::new()
 //!     .merge(health::routes(health::Readiness::new()))
 //!     .merge(openapi::routes(docs.clone()))
 //!     .fallback(stack::not_found)

@@ -10,7 +10,7 @@
 //! use axum::{Router, routing::get};
 //! use bff_core::stack::{HttpConfig, apply};
 //!
-//! let app = apply(Router::new().route("/", get(|| async { "hi" })), &HttpConfig::default());
+//! let app: Router = apply(Router::new().route("/", get(|| async { "hi" })), &HttpConfig::default());
 //! # let _ = app;
 //! ```
 
