@@ -17,15 +17,17 @@
 //! serves.
 //!
 //! ```
+//! use aide::axum::ApiRouter;
 //! use axum::{Router, routing::get};
-//! use bff_core::metrics::{MetricsLayer, install_recorder};
+//! use bff_core::metrics::{MetricsLayer, install_recorder, routes};
 //! use tower::ServiceBuilder;
 //!
-//! let handle = install_recorder();
-//! let app: Router = Router::new()
+//! let app: Router = ApiRouter::new()
 //!     .route("/users/{id}", get(|| async { "user" }))
-//!     .route("/metrics", get(move || std::future::ready(handle.render())))
-//!     .layer(ServiceBuilder::new().layer(MetricsLayer::new()));
+//!     .merge(routes(install_recorder()))
+//!     .into()
+//!     ;
+//! let app = app.layer(ServiceBuilder::new().layer(MetricsLayer::new()));
 //! # let _ = app;
 //! ```
 
@@ -35,7 +37,10 @@ use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use aide::axum::ApiRouter;
+use aide::axum::routing::get_with;
 use axum::extract::MatchedPath;
+use axum::response::IntoResponse;
 use http::{Method, Request, Response};
 pub use metrics_exporter_prometheus::PrometheusHandle;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
@@ -89,6 +94,31 @@ pub fn install_recorder() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// Content type of the Prometheus text exposition format.
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// `GET /metrics`: every metric of the process in Prometheus text format.
+pub fn routes<S>(handle: PrometheusHandle) -> ApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    ApiRouter::new().api_route(
+        "/metrics",
+        get_with(
+            move || {
+                let body = handle.render();
+                async move { crate::openapi::Documented(([(http::header::CONTENT_TYPE, PROMETHEUS_TEXT)], body).into_response()) }
+            },
+            |op| {
+                op.tag("operations")
+                    .summary("Metrics")
+                    .description("Prometheus text format: request counts and durations by method, route template and status, and requests in flight.")
+                    .response::<200, String>()
+            },
+        ),
+    )
 }
 
 /// Layer that applies [`MetricsService`].

@@ -1,1 +1,12 @@
-//! wip
+//! The reference BFF: the `bff` binary's library.
+//!
+//! [`startup::Application`] wires the configuration, the pools and the router;
+//! `main.rs` only parses the command line and starts it. [`startup::app`] builds
+//! the HTTP application alone, for tests.
+#![deny(missing_docs, unreachable_pub, unsafe_code)]
+
+pub mod config;
+pub mod currencies;
+pub mod db;
+pub mod error;
+pub mod startup;

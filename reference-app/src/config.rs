@@ -1,0 +1,255 @@
+//! Every setting of the `bff` binary: a flag and a `BFF_*` environment variable
+//! each, with defaults that point at the local services.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use http::HeaderValue;
+use secrecy::{ExposeSecret, SecretString};
+
+/// The reference BFF: one binary, several roles.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "bff", version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to run; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Settings of `serve`, accepted without the subcommand name too.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+impl Cli {
+    /// The command to run, `serve` with the top-level settings when none was named.
+    pub fn into_command(self) -> Command {
+        self.command.unwrap_or(Command::Serve(self.serve))
+    }
+}
+
+/// The subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API (the default).
+    Serve(ServeArgs),
+    /// Create the database if it is missing and apply pending migrations.
+    Migrate(MigrateArgs),
+}
+
+/// Deployment profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Profile {
+    /// Local development: readable logs, migrations applied at start.
+    Dev,
+    /// Production: JSON logs, migrations only when asked for.
+    Prod,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object a line.
+    Json,
+}
+
+/// Settings shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Deployment profile.
+    #[arg(long, env = "BFF_PROFILE", value_enum, default_value_t = Profile::Dev)]
+    pub profile: Profile,
+    /// Log format; `pretty` in the dev profile and `json` in prod by default.
+    /// The level is set with `RUST_LOG` (default `info`).
+    #[arg(long, env = "BFF_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+impl CommonArgs {
+    /// The log format in force.
+    pub fn log_format(&self) -> LogFormat {
+        self.log_format.unwrap_or(match self.profile {
+            Profile::Dev => LogFormat::Pretty,
+            Profile::Prod => LogFormat::Json,
+        })
+    }
+}
+
+/// Settings of `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub http: HttpArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub redis: RedisArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub nats: NatsArgs,
+}
+
+/// Settings of `migrate`.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub database: DatabaseArgs,
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "HTTP")]
+pub struct HttpArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "BFF_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+    /// Largest accepted request body, in bytes; larger bodies get 413.
+    #[arg(long, env = "BFF_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    pub body_limit: usize,
+    /// Longest a request may take before it is answered 503 (e.g. `30s`).
+    #[arg(long, env = "BFF_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    #[arg(long, env = "BFF_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+    /// Browser origins allowed to call the API (comma-separated, e.g.
+    /// `https://app.example.com`); none by default, which disables CORS.
+    #[arg(long, env = "BFF_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_origins: Vec<HeaderValue>,
+    /// Time limit of each readiness check.
+    #[arg(long, env = "BFF_READINESS_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub readiness_timeout: Duration,
+}
+
+/// Postgres settings.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Postgres")]
+pub struct DatabaseArgs {
+    /// Connection URL; the database is created if it does not exist.
+    #[arg(
+        long,
+        env = "BFF_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/bff",
+        value_parser = parse_secret,
+        hide_env_values = true
+    )]
+    pub database_url: SecretString,
+    /// Largest number of pooled connections.
+    #[arg(long, env = "BFF_DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    pub database_max_connections: u32,
+    /// How long a request waits for a pooled connection before failing with 503.
+    #[arg(long, env = "BFF_DATABASE_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub database_acquire_timeout: Duration,
+    /// Apply pending migrations at start. Default: yes in the dev profile; no in
+    /// prod, where `serve` refuses to start on a schema that is behind.
+    #[arg(long, env = "BFF_MIGRATE_ON_START")]
+    pub migrate_on_start: Option<bool>,
+}
+
+/// Redis settings.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Redis")]
+pub struct RedisArgs {
+    /// Connection URL.
+    #[arg(long, env = "BFF_REDIS_URL", default_value = "redis://127.0.0.1:6379", value_parser = parse_secret, hide_env_values = true)]
+    pub redis_url: SecretString,
+    /// Prefix of every key this deployment writes, so several deployments or test
+    /// runs can share one Redis.
+    #[arg(long, env = "BFF_REDIS_PREFIX", default_value = "bff:")]
+    pub redis_prefix: String,
+}
+
+/// NATS settings.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "NATS")]
+pub struct NatsArgs {
+    /// Server URL.
+    #[arg(long, env = "BFF_NATS_URL", default_value = "nats://127.0.0.1:4222", value_parser = parse_secret, hide_env_values = true)]
+    pub nats_url: SecretString,
+    /// Prefix of the JetStream stream names and subjects this deployment owns;
+    /// empty in production so the names are the contract's, set by tests to
+    /// isolate runs that share one server.
+    #[arg(long, env = "BFF_NATS_PREFIX", default_value = "")]
+    pub nats_prefix: String,
+}
+
+impl DatabaseArgs {
+    /// Whether migrations are applied at start under `profile`.
+    pub fn migrate_on_start(&self, profile: Profile) -> bool {
+        self.migrate_on_start.unwrap_or(profile == Profile::Dev)
+    }
+}
+
+fn parse_secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value))
+}
+
+fn parse_origin(value: &str) -> Result<HeaderValue, String> {
+    let url = url::Url::parse(value.trim()).map_err(|e| format!("{value:?} is not an origin: {e}"))?;
+    let origin = url.origin();
+    if !origin.is_tuple() || !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{value:?} is not an http(s) origin"));
+    }
+    let serialized = origin.ascii_serialization();
+    if serialized != value.trim().trim_end_matches('/') {
+        return Err(format!("{value:?} has a path, query or credentials; an origin is scheme://host[:port]"));
+    }
+    HeaderValue::from_str(&serialized).map_err(|e| e.to_string())
+}
+
+/// A URL with its password replaced, for logs.
+pub fn redacted(url: &SecretString) -> String {
+    match url::Url::parse(url.expose_secret()) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                // Only fails for URLs that cannot have credentials, which have none.
+                let _ = parsed.set_password(Some("***"));
+            }
+            parsed.to_string()
+        }
+        Err(_) => "<unparseable URL>".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_point_at_local_services() {
+        let cli = Cli::try_parse_from(["bff"]).expect("parses");
+        let Command::Serve(serve) = cli.into_command() else { panic!("serve is the default") };
+        assert_eq!(serve.http.http_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(serve.redis.redis_prefix, "bff:");
+        assert_eq!(serve.common.profile, Profile::Dev);
+        assert!(serve.database.migrate_on_start(Profile::Dev));
+        assert!(!serve.database.migrate_on_start(Profile::Prod));
+    }
+
+    #[test]
+    fn origins_are_checked() {
+        assert_eq!(parse_origin("https://app.example.com").ok(), Some(HeaderValue::from_static("https://app.example.com")));
+        assert!(parse_origin("http://localhost:3000/").is_ok());
+        for bad in ["*", "app.example.com", "https://app.example.com/path", "ftp://x.example", "https://u:p@x.example"] {
+            assert!(parse_origin(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        let url = SecretString::from("postgres://app:hunter2@db:5432/bff");
+        assert_eq!(redacted(&url), "postgres://app:***@db:5432/bff");
+        assert!(!format!("{url:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,85 @@
+//! The Postgres pool, database creation and the embedded migrations.
+
+use std::str::FromStr;
+
+use secrecy::ExposeSecret;
+use sqlx::migrate::{MigrateDatabase, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
+
+use crate::config::DatabaseArgs;
+
+/// The migrations under `reference-app/migrations`, compiled into the binary.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// Why the database could not be prepared.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DbError {
+    /// The URL is not a Postgres URL.
+    #[error("BFF_DATABASE_URL is not a valid Postgres URL")]
+    InvalidUrl(#[source] sqlx::Error),
+    /// Creating or connecting failed.
+    #[error("cannot connect to Postgres")]
+    Connect(#[source] sqlx::Error),
+    /// A migration failed.
+    #[error("cannot apply migrations")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The schema is older than this binary and migrations were not asked for.
+    #[error("the database schema is behind this binary ({pending} pending migration(s)); run `bff migrate` or set BFF_MIGRATE_ON_START=true")]
+    PendingMigrations {
+        /// How many migrations are not applied.
+        pending: usize,
+    },
+}
+
+/// Creates the database named in the URL if it does not exist.
+///
+/// Safe against a concurrent creator (another instance starting at the same time).
+pub async fn create_if_missing(args: &DatabaseArgs) -> Result<(), DbError> {
+    let url = args.database_url.expose_secret();
+    if Postgres::database_exists(url).await.map_err(DbError::Connect)? {
+        return Ok(());
+    }
+    match Postgres::create_database(url).await {
+        Ok(()) => {
+            tracing::info!("created the database");
+            Ok(())
+        }
+        // Lost a race with another instance: the database exists now, which is the goal.
+        Err(_) if Postgres::database_exists(url).await.map_err(DbError::Connect)? => Ok(()),
+        Err(error) => Err(DbError::Connect(error)),
+    }
+}
+
+/// Connects the pool, creating the database first if it is missing.
+pub async fn connect(args: &DatabaseArgs) -> Result<PgPool, DbError> {
+    let options = PgConnectOptions::from_str(args.database_url.expose_secret())
+        .map_err(DbError::InvalidUrl)?
+        .application_name("bff");
+    create_if_missing(args).await?;
+    PgPoolOptions::new()
+        .max_connections(args.database_max_connections)
+        .acquire_timeout(args.database_acquire_timeout)
+        .connect_with(options)
+        .await
+        .map_err(DbError::Connect)
+}
+
+/// Applies pending migrations.
+pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+/// Fails when migrations of this binary are not applied to the database.
+pub async fn ensure_migrated(pool: &PgPool) -> Result<(), DbError> {
+    let applied: Vec<i64> = match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(pool).await {
+        Ok(versions) => versions,
+        // No bookkeeping table yet: nothing is applied.
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => Vec::new(),
+        Err(error) => return Err(DbError::Connect(error)),
+    };
+    let pending = MIGRATOR.iter().filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version)).count();
+    if pending == 0 { Ok(()) } else { Err(DbError::PendingMigrations { pending }) }
+}

@@ -1,0 +1,50 @@
+//! The app's one error type and its one mapping to problem+json.
+
+use aide::generate::GenContext;
+use aide::openapi::{Operation, Response as OpenApiResponse, StatusCode as OpenApiStatus};
+use aide::operation::OperationOutput;
+use axum::response::{IntoResponse, Response};
+use bff_core::Problem;
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// A problem the client can act on, already worded for it.
+    #[error(transparent)]
+    Problem(#[from] Problem),
+    /// The database failed.
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Problem(problem) => problem.into_response(),
+            // An exhausted pool is load or an outage, not a bug: the client may retry.
+            Self::Database(error @ (sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))) => {
+                tracing::error!(error = %bff_core::problem::ErrorChain(&error), "database unavailable");
+                Problem::unavailable("The service is temporarily unavailable; try again shortly.")
+                    .with_header(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"))
+                    .into_response()
+            }
+            Self::Database(error) => Problem::internal(&error).into_response(),
+        }
+    }
+}
+
+impl OperationOutput for ApiError {
+    type Inner = Problem;
+
+    fn operation_response(ctx: &mut GenContext, operation: &mut Operation) -> Option<OpenApiResponse> {
+        Problem::operation_response(ctx, operation)
+    }
+
+    fn inferred_responses(ctx: &mut GenContext, operation: &mut Operation) -> Vec<(Option<OpenApiStatus>, OpenApiResponse)> {
+        Problem::inferred_responses(ctx, operation)
+    }
+}
+
+/// The result type of handlers.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,188 @@
+//! Building and running the application: wiring happens here and only here.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use aide::axum::ApiRouter;
+use aide::openapi::{Info, OpenApi, Tag};
+use axum::Router;
+use bff_core::health::{NatsCheck, PostgresCheck, Readiness, RedisCheck};
+use bff_core::openapi::ApiDocs;
+use bff_core::stack::{self, HttpConfig};
+use bff_core::{metrics, openapi};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+
+use crate::config::{Profile, ServeArgs, redacted};
+use crate::db::{self, DbError};
+
+/// State shared by the handlers.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The Postgres pool.
+    pub db: PgPool,
+}
+
+/// Why the application could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartupError {
+    /// Postgres could not be prepared.
+    #[error(transparent)]
+    Database(#[from] DbError),
+    /// Redis could not be reached.
+    #[error("cannot connect to Redis")]
+    Redis(#[source] redis::RedisError),
+    /// NATS could not be reached.
+    #[error("cannot connect to NATS")]
+    Nats(#[source] async_nats::ConnectError),
+    /// The HTTP address could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The OpenAPI document could not be built.
+    #[error(transparent)]
+    Docs(#[from] openapi::PublishError),
+    /// Serving failed.
+    #[error("the HTTP server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+/// A built application, bound to its port and ready to run.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    db: PgPool,
+    nats: async_nats::Client,
+    shutdown_timeout: Duration,
+}
+
+/// Connection attempts at start: generous enough for services that start
+/// together (compose), short enough that a wrong URL fails visibly.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Application {
+    /// Connects to Postgres, Redis and NATS, prepares the schema as the profile
+    /// says, binds the HTTP address and builds the router.
+    pub async fn build(config: &ServeArgs) -> Result<Self, StartupError> {
+        let profile = config.common.profile;
+        tracing::info!(
+            ?profile,
+            http_addr = %config.http.http_addr,
+            database_url = %redacted(&config.database.database_url),
+            redis_url = %redacted(&config.redis.redis_url),
+            redis_prefix = %config.redis.redis_prefix,
+            nats_url = %redacted(&config.nats.nats_url),
+            nats_prefix = %config.nats.nats_prefix,
+            body_limit = config.http.body_limit,
+            request_timeout = ?config.http.request_timeout,
+            "starting"
+        );
+
+        let db = db::connect(&config.database).await?;
+        if config.database.migrate_on_start(profile) {
+            db::migrate(&db).await?;
+            tracing::info!("migrations applied");
+        } else {
+            db::ensure_migrated(&db).await?;
+        }
+
+        let redis = connect_redis(config).await?;
+        let nats = async_nats::ConnectOptions::new()
+            .name("bff")
+            .connection_timeout(CONNECT_TIMEOUT)
+            .connect(config.nats.nats_url.expose_secret())
+            .await
+            .map_err(StartupError::Nats)?;
+
+        let readiness = Readiness::new()
+            .with_timeout(config.http.readiness_timeout)
+            .with_check(PostgresCheck::new(db.clone()))
+            .with_check(RedisCheck::new(redis))
+            .with_check(NatsCheck::new(nats.clone()));
+        let http = HttpConfig {
+            body_limit: config.http.body_limit,
+            request_timeout: config.http.request_timeout,
+            cors_origins: config.http.cors_origins.clone(),
+            ..HttpConfig::default()
+        };
+        let router = app(AppState { db: db.clone() }, readiness, &http)?;
+
+        let addr = config.http.http_addr;
+        let listener = TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { addr, source })?;
+        if profile == Profile::Prod && listener.local_addr().is_ok_and(|a| a.ip().is_loopback()) {
+            tracing::warn!("listening on loopback only in the prod profile; set BFF_HTTP_ADDR=0.0.0.0:8080 to accept outside traffic");
+        }
+        Ok(Self { listener, router, db, nats, shutdown_timeout: config.http.shutdown_timeout })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, drains in-flight requests, then closes the pools.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartupError> {
+        if let Ok(addr) = self.listener.local_addr() {
+            tracing::info!(%addr, "listening");
+        }
+        let served = bff_core::server::serve(self.listener, self.router, shutdown, self.shutdown_timeout).await;
+        if let Err(error) = self.nats.drain().await {
+            tracing::warn!(%error, "NATS drain failed");
+        }
+        self.db.close().await;
+        tracing::info!("stopped");
+        served.map_err(StartupError::Serve)
+    }
+}
+
+async fn connect_redis(config: &ServeArgs) -> Result<ConnectionManager, StartupError> {
+    let client = redis::Client::open(config.redis.redis_url.expose_secret()).map_err(StartupError::Redis)?;
+    let manager_config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(Duration::from_secs(2)))
+        .set_number_of_retries(2);
+    ConnectionManager::new_with_config(client, manager_config).await.map_err(StartupError::Redis)
+}
+
+/// The whole HTTP application: every route, the OpenAPI document and the stack.
+///
+/// Tests call it directly and drive it with `tower::ServiceExt::oneshot`.
+pub fn app(state: AppState, readiness: Readiness, http: &HttpConfig) -> Result<Router, openapi::PublishError> {
+    let docs = ApiDocs::new();
+    let mut api = OpenApi {
+        info: Info {
+            title: "BFF reference app".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            description: Some(
+                "The reference Backend-For-Frontend. Errors are RFC 9457 problem details \
+                 (`application/problem+json`) with a stable `code`; every response carries `X-Request-Id`."
+                    .to_owned(),
+            ),
+            ..Info::default()
+        },
+        tags: vec![
+            Tag { name: "currencies".to_owned(), description: Some("ISO 4217 reference data.".to_owned()), ..Tag::default() },
+            Tag { name: "operations".to_owned(), description: Some("Health, metrics and documentation.".to_owned()), ..Tag::default() },
+        ],
+        ..OpenApi::default()
+    };
+    let router = ApiRouter::new()
+        .nest("/api/v1", crate::currencies::routes())
+        .merge(bff_core::health::routes(readiness))
+        .merge(metrics::routes(metrics::install_recorder()))
+        .merge(openapi::routes(docs.clone()))
+        .fallback(stack::not_found)
+        .finish_api(&mut api)
+        .with_state(state);
+    docs.publish(&api)?;
+    Ok(stack::apply(router, http))
+}
