@@ -9,7 +9,7 @@ use axum::Router;
 use bff_core::health::{NatsCheck, PostgresCheck, Readiness, RedisCheck};
 use bff_core::openapi::ApiDocs;
 use bff_core::stack::{self, HttpConfig};
-use bff_core::{metrics, openapi};
+use bff_core::{Problem, metrics, openapi};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
@@ -181,7 +181,9 @@ pub fn app(state: AppState, readiness: Readiness, http: &HttpConfig) -> Result<R
         .merge(metrics::routes(metrics::install_recorder()))
         .merge(openapi::routes(docs.clone()))
         .fallback(stack::not_found)
-        .finish_api(&mut api)
+        // Any route can also answer 413, 429, 500 or 503 from the stack, so every
+        // operation documents problem+json as its default response.
+        .finish_api_with(&mut api, |api| api.default_response_with::<Problem, _>(|r| r.description("An error, as RFC 9457 problem details.")))
         .with_state(state);
     docs.publish(&api)?;
     Ok(stack::apply(router, http))

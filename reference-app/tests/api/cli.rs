@@ -1,0 +1,92 @@
+use std::process::Command;
+
+use bff_app::startup::{Application, StartupError};
+use secrecy::ExposeSecret;
+
+use crate::helpers::{TestDatabase, default_config};
+
+fn bff() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bff"));
+    // The tests' own environment must not leak into the binary's settings.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("BFF_") {
+            command.env_remove(key);
+        }
+    }
+    command.env("RUST_LOG", "warn");
+    command
+}
+
+#[test]
+fn serve_help_lists_every_setting_with_its_variable() {
+    let output = bff().args(["serve", "--help"]).env("BFF_DATABASE_URL", "postgres://u:hunter2@db/x").output().expect("runs");
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for variable in [
+        "BFF_PROFILE",
+        "BFF_LOG_FORMAT",
+        "BFF_HTTP_ADDR",
+        "BFF_BODY_LIMIT",
+        "BFF_REQUEST_TIMEOUT",
+        "BFF_SHUTDOWN_TIMEOUT",
+        "BFF_CORS_ORIGINS",
+        "BFF_READINESS_TIMEOUT",
+        "BFF_DATABASE_URL",
+        "BFF_DATABASE_MAX_CONNECTIONS",
+        "BFF_DATABASE_ACQUIRE_TIMEOUT",
+        "BFF_MIGRATE_ON_START",
+        "BFF_REDIS_URL",
+        "BFF_REDIS_PREFIX",
+        "BFF_NATS_URL",
+        "BFF_NATS_PREFIX",
+    ] {
+        assert!(help.contains(variable), "{variable} missing from:\n{help}");
+    }
+    assert!(!help.contains("hunter2"), "secret values are not echoed in help");
+}
+
+#[test]
+fn bad_settings_are_refused_before_anything_starts() {
+    let output = bff().args(["serve", "--cors-origins", "https://x.example/path"]).output().expect("runs");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("origin"));
+}
+
+#[tokio::test]
+async fn migrate_creates_the_database_and_is_idempotent() {
+    let database = TestDatabase::new(&default_config());
+    for _ in 0..2 {
+        let output = tokio::process::Command::from({
+            let mut c = bff();
+            c.args(["migrate", "--database-url", database.url.expose_secret()]);
+            c
+        })
+        .output()
+        .await
+        .expect("runs");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    }
+    let pool = sqlx::PgPool::connect(database.url.expose_secret()).await.expect("database exists");
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM currencies").fetch_one(&pool).await.expect("migrated");
+    assert!(count > 30);
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn prod_refuses_a_schema_that_is_behind_unless_asked_to_migrate() {
+    let mut config = default_config();
+    let database = TestDatabase::new(&config);
+    config.database.database_url = database.url.clone();
+    config.http.http_addr = "127.0.0.1:0".parse().expect("addr");
+    config.common.profile = bff_app::config::Profile::Prod;
+
+    let error = Application::build(&config).await.expect_err("pending migrations");
+    assert!(matches!(error, StartupError::Database(bff_app::db::DbError::PendingMigrations { .. })), "{error:?}");
+
+    config.database.migrate_on_start = Some(true);
+    let app = Application::build(&config).await.expect("migrates when asked");
+    drop(app);
+    config.database.migrate_on_start = None;
+    let app = Application::build(&config).await.expect("starts on a current schema");
+    drop(app);
+}

@@ -1,0 +1,157 @@
+//! `TestApp`: the whole application on port 0 with its own database, Redis key
+//! prefix and NATS prefix, so tests run in parallel against the shared services.
+
+use std::sync::Once;
+use std::time::Duration;
+
+use bff_app::config::{Cli, Command, ServeArgs};
+use bff_app::startup::Application;
+use clap::Parser;
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+static TRACING: Once = Once::new();
+
+/// Logs only when `TEST_LOG` is set, so test output stays quiet.
+fn init_tracing() {
+    TRACING.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = bff_core::telemetry::init(bff_core::telemetry::LogFormat::Pretty, "info,bff_app=debug,bff_core=debug");
+        }
+    });
+}
+
+/// The default settings, as `bff` would read them from this environment.
+pub(crate) fn default_config() -> ServeArgs {
+    match Cli::parse_from(["bff"]).into_command() {
+        Command::Serve(args) => args,
+        Command::Migrate(_) => unreachable!("no subcommand means serve"),
+    }
+}
+
+/// A database of its own: a fresh name on the configured server, dropped when
+/// the value is dropped.
+pub(crate) struct TestDatabase {
+    pub(crate) url: SecretString,
+    pub(crate) name: String,
+    server: PgConnectOptions,
+}
+
+impl TestDatabase {
+    pub(crate) fn new(config: &ServeArgs) -> Self {
+        let server: PgConnectOptions = config.database.database_url.expose_secret().parse().expect("BFF_DATABASE_URL parses");
+        let name = format!("bff_test_{}", uuid::Uuid::now_v7().simple());
+        let url = server.clone().database(&name).to_url_lossy().to_string();
+        Self { url: SecretString::from(url), name, server }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let server = self.server.clone().database("postgres");
+        let name = self.name.clone();
+        // Drop cannot await, and the test's runtime may be shutting down: a thread
+        // with its own small runtime does the cleanup.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async move {
+                let mut conn = PgConnection::connect_with(&server).await?;
+                // The name is generated above from a UUID: nothing in it needs escaping.
+                let sql = format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#);
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await?;
+                conn.close().await
+            })
+        });
+        if let Ok(Err(error)) = cleanup.join() {
+            eprintln!("could not drop test database {}: {error}", self.name);
+        }
+    }
+}
+
+pub(crate) struct TestApp {
+    pub(crate) address: String,
+    pub(crate) client: reqwest::Client,
+    pub(crate) db: PgPool,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<Result<(), bff_app::startup::StartupError>>>,
+    // Declared last: dropped after the pool above is closed.
+    _database: TestDatabase,
+}
+
+impl TestApp {
+    pub(crate) async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Spawns the app after `configure` has adjusted its settings.
+    pub(crate) async fn spawn_with(configure: impl FnOnce(&mut ServeArgs)) -> Self {
+        init_tracing();
+        let mut config = default_config();
+        let database = TestDatabase::new(&config);
+        config.database.database_url = database.url.clone();
+        config.http.http_addr = "127.0.0.1:0".parse().expect("addr");
+        let run = uuid::Uuid::now_v7().simple().to_string();
+        config.redis.redis_prefix = format!("test:{run}:");
+        config.nats.nats_prefix = format!("TEST_{run}_");
+        configure(&mut config);
+
+        let app = Application::build(&config).await.expect("the app builds");
+        let address = format!("http://{}", app.local_addr().expect("bound"));
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until_stopped(async move {
+            let _ = rx.await;
+        }));
+        let db = PgPool::connect(database.url.expose_secret()).await.expect("test pool");
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        Self { address, client, db, shutdown: Some(tx), server: Some(server), _database: database }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request sent")
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub(crate) async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(Duration::from_secs(10), server)
+                .await
+                .expect("stops in time")
+                .expect("joins")
+                .expect("runs cleanly");
+        }
+        self.db.close().await;
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Asserts a problem+json answer and returns its body.
+pub(crate) async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let request_id = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned).expect("X-Request-Id");
+    let body: serde_json::Value = response.json().await.expect("problem body is JSON");
+    assert_eq!(body["status"], status, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["type"], format!("urn:bff:problem:{code}"), "{body}");
+    assert!(body["title"].is_string(), "{body}");
+    assert_eq!(body["request_id"], request_id, "{body}");
+    body
+}

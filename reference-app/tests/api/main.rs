@@ -1,0 +1,9 @@
+//! Integration tests of the reference app against real Postgres, Redis and NATS.
+//! One test binary (rather than one per file) keeps link time down.
+
+mod cli;
+mod currencies;
+mod errors;
+mod health;
+mod helpers;
+mod observability;
