@@ -97,7 +97,9 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        ResponseFuture { inner: self.inner.call(req) }
+        ResponseFuture {
+            inner: self.inner.call(req),
+        }
     }
 }
 
@@ -128,7 +130,11 @@ fn is_problem(response: &Response<impl Sized>) -> bool {
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case(PROBLEM_JSON)))
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case(PROBLEM_JSON))
+        })
 }
 
 fn normalize<B>(response: Response<B>) -> Response<Body>
@@ -143,7 +149,10 @@ where
     if status.is_server_error() {
         // The original body is dropped unread: it may be internal detail. The status
         // is enough for operators to find the cause in the logs of the layer below.
-        tracing::error!(status = status.as_u16(), "server error without a problem body");
+        tracing::error!(
+            status = status.as_u16(),
+            "server error without a problem body"
+        );
     }
     let (mut parts, _body) = response.into_parts();
     parts.headers.remove(CONTENT_TYPE);
@@ -192,8 +201,19 @@ mod tests {
     fn app() -> Router {
         Router::new()
             .route("/ok", get(|| async { "fine" }))
-            .route("/teapot", get(|| async { (StatusCode::IM_A_TEAPOT, "secret internals") }))
-            .route("/boom", get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "SELECT * FROM users failed") }))
+            .route(
+                "/teapot",
+                get(|| async { (StatusCode::IM_A_TEAPOT, "secret internals") }),
+            )
+            .route(
+                "/boom",
+                get(|| async {
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "SELECT * FROM users failed",
+                    )
+                }),
+            )
             .route("/panic", get(panics))
             .layer(
                 ServiceBuilder::new()
@@ -204,10 +224,17 @@ mod tests {
     }
 
     async fn get_json(path: &str) -> (StatusCode, http::HeaderMap, String) {
-        let res = app().oneshot(Request::get(path).body(Body::empty()).expect("request")).await.expect("infallible");
+        let res = app()
+            .oneshot(Request::get(path).body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible");
         let (parts, body) = res.into_parts();
         let bytes = body.collect().await.expect("body").to_bytes();
-        (parts.status, parts.headers, String::from_utf8_lossy(&bytes).into_owned())
+        (
+            parts.status,
+            parts.headers,
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
     }
 
     #[tokio::test]
@@ -223,10 +250,16 @@ mod tests {
             let (status, headers, body) = get_json(path).await;
             assert!(status.as_u16() >= 400);
             assert_eq!(headers[CONTENT_TYPE], PROBLEM_JSON);
-            assert!(!body.contains("secret") && !body.contains("SELECT"), "{body}");
+            assert!(
+                !body.contains("secret") && !body.contains("SELECT"),
+                "{body}"
+            );
             let json: serde_json::Value = serde_json::from_str(&body).expect("json");
             assert_eq!(json["status"], status.as_u16());
-            assert_eq!(json["request_id"], headers["x-request-id"].to_str().expect("ascii"));
+            assert_eq!(
+                json["request_id"],
+                headers["x-request-id"].to_str().expect("ascii")
+            );
         }
     }
 
@@ -238,12 +271,18 @@ mod tests {
         assert!(!body.contains("hunter2"), "{body}");
         let json: serde_json::Value = serde_json::from_str(&body).expect("json");
         assert_eq!(json["code"], "internal");
-        assert_eq!(json["request_id"], headers["x-request-id"].to_str().expect("ascii"));
+        assert_eq!(
+            json["request_id"],
+            headers["x-request-id"].to_str().expect("ascii")
+        );
     }
 
     #[tokio::test]
     async fn method_not_allowed_keeps_allow() {
-        let res = app().oneshot(Request::post("/ok").body(Body::empty()).expect("request")).await.expect("infallible");
+        let res = app()
+            .oneshot(Request::post("/ok").body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible");
         assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(res.headers()[CONTENT_TYPE], PROBLEM_JSON);
         assert!(res.headers().contains_key(http::header::ALLOW));

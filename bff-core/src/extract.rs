@@ -56,7 +56,8 @@ where
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Problem::from_status(StatusCode::PAYLOAD_TOO_LARGE).with_detail("The request body is too large.")
+                Problem::from_status(StatusCode::PAYLOAD_TOO_LARGE)
+                    .with_detail("The request body is too large.")
             } else {
                 Problem::bad_request("The request body could not be read.")
             }
@@ -72,9 +73,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
         let path = error.path().to_string();
         let inner = error.into_inner();
         match inner.classify() {
-            serde_json::error::Category::Data => Problem::validation(vec![field_error(&path, &inner.to_string())]),
+            serde_json::error::Category::Data => {
+                Problem::validation(vec![field_error(&path, &inner.to_string())])
+            }
             _ => Problem::new(StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON")
-                .with_detail(format!("The request body is not valid JSON: {}", strip_position(&inner.to_string()))),
+                .with_detail(format!(
+                    "The request body is not valid JSON: {}",
+                    strip_position(&inner.to_string())
+                )),
         }
     })?;
     // Trailing characters after the document are malformed JSON too.
@@ -90,7 +96,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
 /// what a client needs.
 fn field_error(path: &str, message: &str) -> FieldError {
     let message = strip_position(message);
-    let missing = message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next());
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
     let field = match (path, missing) {
         (".", Some(name)) => name.to_owned(),
         (parent, Some(name)) => format!("{parent}.{name}"),
@@ -113,8 +121,14 @@ fn is_json(headers: &http::HeaderMap) -> bool {
     let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 impl<T: Serialize> IntoResponse for Json<T> {
@@ -132,11 +146,17 @@ impl<T: JsonSchema> OperationInput for Json<T> {
 impl<T: JsonSchema> OperationOutput for Json<T> {
     type Inner = T;
 
-    fn operation_response(ctx: &mut GenContext, operation: &mut Operation) -> Option<OpenApiResponse> {
+    fn operation_response(
+        ctx: &mut GenContext,
+        operation: &mut Operation,
+    ) -> Option<OpenApiResponse> {
         axum::Json::<T>::operation_response(ctx, operation)
     }
 
-    fn inferred_responses(ctx: &mut GenContext, operation: &mut Operation) -> Vec<(Option<OpenApiStatus>, OpenApiResponse)> {
+    fn inferred_responses(
+        ctx: &mut GenContext,
+        operation: &mut Operation,
+    ) -> Vec<(Option<OpenApiStatus>, OpenApiResponse)> {
         axum::Json::<T>::inferred_responses(ctx, operation)
     }
 }
@@ -155,10 +175,12 @@ where
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(de).map(Query).map_err(|error| {
-            let path = error.path().to_string();
-            Problem::validation(vec![field_error(&path, &error.into_inner().to_string())])
-        })
+        serde_path_to_error::deserialize(de)
+            .map(Query)
+            .map_err(|error| {
+                let path = error.path().to_string();
+                Problem::validation(vec![field_error(&path, &error.into_inner().to_string())])
+            })
     }
 }
 
@@ -191,19 +213,25 @@ mod tests {
     }
 
     fn fields(problem: &Problem) -> Vec<(&str, &str)> {
-        problem.errors.iter().map(|e| (e.field.as_str(), e.message.as_str())).collect()
+        problem
+            .errors
+            .iter()
+            .map(|e| (e.field.as_str(), e.message.as_str()))
+            .collect()
     }
 
     #[test]
     fn unknown_field_is_named() {
-        let problem = parse_json::<Body>(br#"{"name":"a","admin":true}"#).expect_err("unknown field");
+        let problem =
+            parse_json::<Body>(br#"{"name":"a","admin":true}"#).expect_err("unknown field");
         assert_eq!(problem.status, 422);
         assert_eq!(fields(&problem), vec![("admin", "unknown field `admin`")]);
     }
 
     #[test]
     fn nested_and_missing_fields_are_named() {
-        let problem = parse_json::<Body>(br#"{"name":"a","items":[{"sku":1}]}"#).expect_err("bad type");
+        let problem =
+            parse_json::<Body>(br#"{"name":"a","items":[{"sku":1}]}"#).expect_err("bad type");
         assert_eq!(problem.errors[0].field, "items[0].sku");
         let problem = parse_json::<Body>(br#"{}"#).expect_err("missing");
         assert_eq!(fields(&problem), vec![("name", "missing field `name`")]);
@@ -211,7 +239,11 @@ mod tests {
 
     #[test]
     fn malformed_json_is_400() {
-        for body in [&br#"{"name": "#[..], b"not json", br#"{"name":"a"} trailing"#] {
+        for body in [
+            &br#"{"name": "#[..],
+            b"not json",
+            br#"{"name":"a"} trailing"#,
+        ] {
             let problem = parse_json::<Body>(body).expect_err("malformed");
             assert_eq!(problem.status, 400);
             assert_eq!(problem.code, "malformed_json");
@@ -222,7 +254,12 @@ mod tests {
     fn json_content_types() {
         let mut headers = http::HeaderMap::new();
         assert!(!is_json(&headers));
-        for (value, ok) in [("application/json", true), ("application/json; charset=utf-8", true), ("application/merge-patch+json", true), ("text/plain", false)] {
+        for (value, ok) in [
+            ("application/json", true),
+            ("application/json; charset=utf-8", true),
+            ("application/merge-patch+json", true),
+            ("text/plain", false),
+        ] {
             headers.insert(CONTENT_TYPE, value.parse().expect("header"));
             assert_eq!(is_json(&headers), ok, "{value}");
         }

@@ -57,7 +57,9 @@ pub const REQUESTS_IN_FLIGHT: &str = "http_server_requests_in_flight";
 pub const UNMATCHED: &str = "unmatched";
 
 /// Histogram buckets in seconds, from 1 ms (a cached answer) to 10 s (a timeout).
-const BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 /// How often histogram data is compacted (the exporter needs it run periodically).
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
@@ -173,9 +175,16 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let route = req.extensions().get::<MatchedPath>().map_or(UNMATCHED, MatchedPath::as_str).to_owned();
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or(UNMATCHED, MatchedPath::as_str)
+            .to_owned();
         let guard = InFlight::enter(req.method().clone(), route);
-        ResponseFuture { inner: self.inner.call(req), guard: Some(guard) }
+        ResponseFuture {
+            inner: self.inner.call(req),
+            guard: Some(guard),
+        }
     }
 }
 
@@ -190,7 +199,11 @@ struct InFlight {
 impl InFlight {
     fn enter(method: Method, route: String) -> Self {
         metrics::gauge!(REQUESTS_IN_FLIGHT).increment(1.0);
-        Self { method, route, start: Instant::now() }
+        Self {
+            method,
+            route,
+            start: Instant::now(),
+        }
     }
 
     fn finish(self, status: u16) {

@@ -64,7 +64,11 @@ const ASSETS: &[Asset] = &[
         content_type: "text/javascript; charset=utf-8",
         bytes: include_bytes!("../assets/swagger-ui/swagger-initializer.js"),
     },
-    Asset { name: "favicon-32x32.png", content_type: "image/png", bytes: include_bytes!("../assets/swagger-ui/favicon-32x32.png") },
+    Asset {
+        name: "favicon-32x32.png",
+        content_type: "image/png",
+        bytes: include_bytes!("../assets/swagger-ui/favicon-32x32.png"),
+    },
 ];
 
 /// The finished OpenAPI document, serialised once and shared by the routes.
@@ -94,7 +98,9 @@ impl ApiDocs {
     /// Serves `api` from now on.
     pub fn publish(&self, api: &OpenApi) -> Result<(), PublishError> {
         let json = serde_json::to_vec(api)?;
-        self.json.set(Bytes::from(json)).map_err(|_| PublishError::AlreadyPublished)
+        self.json
+            .set(Bytes::from(json))
+            .map_err(|_| PublishError::AlreadyPublished)
     }
 
     /// The published document, if any.
@@ -116,8 +122,13 @@ where
                     let docs = docs.clone();
                     async move {
                         match docs.json() {
-                            Some(json) => Documented(([(CONTENT_TYPE, "application/json")], json).into_response()),
-                            None => Documented(Problem::unavailable("The API document is not published yet.").into_response()),
+                            Some(json) => Documented(
+                                ([(CONTENT_TYPE, "application/json")], json).into_response(),
+                            ),
+                            None => Documented(
+                                Problem::unavailable("The API document is not published yet.")
+                                    .into_response(),
+                            ),
                         }
                     }
                 },
@@ -176,8 +187,12 @@ fn docs_page() -> Response {
 "#
     );
     let mut response = ([(CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
-    response.headers_mut().insert("content-security-policy", HeaderValue::from_static(CSP));
-    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+        .headers_mut()
+        .insert("content-security-policy", HeaderValue::from_static(CSP));
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
 }
 
@@ -185,9 +200,17 @@ fn asset_response(name: &str) -> Response {
     let Some(asset) = ASSETS.iter().find(|a| a.name == name) else {
         return Problem::not_found().into_response();
     };
-    let mut response = (StatusCode::OK, [(CONTENT_TYPE, asset.content_type)], asset.bytes).into_response();
+    let mut response = (
+        StatusCode::OK,
+        [(CONTENT_TYPE, asset.content_type)],
+        asset.bytes,
+    )
+        .into_response();
     // Assets change only with the binary; a day is short enough for upgrades.
-    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
+    response.headers_mut().insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=86400"),
+    );
     response
 }
 

@@ -62,11 +62,16 @@ impl PageParams {
     pub fn validate<C: DeserializeOwned>(&self) -> Result<PageRequest<C>, Problem> {
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(Problem::invalid_field("limit", format!("must be between 1 and {MAX_LIMIT}")));
+            return Err(Problem::invalid_field(
+                "limit",
+                format!("must be between 1 and {MAX_LIMIT}"),
+            ));
         }
         let after = match self.cursor.as_deref() {
             None | Some("") => None,
-            Some(cursor) => Some(decode_cursor(cursor).ok_or_else(|| Problem::invalid_field("cursor", "is not a cursor this API issued"))?),
+            Some(cursor) => Some(decode_cursor(cursor).ok_or_else(|| {
+                Problem::invalid_field("cursor", "is not a cursor this API issued")
+            })?),
         };
         Ok(PageRequest { limit, after })
     }
@@ -98,7 +103,11 @@ pub struct Page<T> {
 impl<T> Page<T> {
     /// Builds a page from up to `limit + 1` rows; `cursor_of` gives the cursor value
     /// of the last item kept when more rows exist.
-    pub fn from_rows<C: Serialize>(mut rows: Vec<T>, limit: u32, cursor_of: impl FnOnce(&T) -> C) -> Self {
+    pub fn from_rows<C: Serialize>(
+        mut rows: Vec<T>,
+        limit: u32,
+        cursor_of: impl FnOnce(&T) -> C,
+    ) -> Self {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let next_cursor = if rows.len() > limit {
             rows.truncate(limit);
@@ -106,12 +115,18 @@ impl<T> Page<T> {
         } else {
             None
         };
-        Self { items: rows, next_cursor }
+        Self {
+            items: rows,
+            next_cursor,
+        }
     }
 
     /// Maps the items, keeping the cursor.
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
-        Page { items: self.items.into_iter().map(f).collect(), next_cursor: self.next_cursor }
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            next_cursor: self.next_cursor,
+        }
     }
 }
 
@@ -121,9 +136,20 @@ mod tests {
 
     #[test]
     fn defaults_and_bounds() {
-        assert_eq!(PageParams::default().validate::<String>().map(|r| r.limit).ok(), Some(DEFAULT_LIMIT));
+        assert_eq!(
+            PageParams::default()
+                .validate::<String>()
+                .map(|r| r.limit)
+                .ok(),
+            Some(DEFAULT_LIMIT)
+        );
         for bad in [0, MAX_LIMIT + 1] {
-            let problem = PageParams { limit: Some(bad), cursor: None }.validate::<String>().expect_err("out of range");
+            let problem = PageParams {
+                limit: Some(bad),
+                cursor: None,
+            }
+            .validate::<String>()
+            .expect_err("out of range");
             assert_eq!(problem.errors[0].field, "limit");
         }
     }
@@ -133,10 +159,20 @@ mod tests {
         let page = Page::from_rows(vec![1, 2, 3], 2, |last| *last);
         assert_eq!(page.items, [1, 2]);
         let cursor = page.next_cursor.expect("more rows");
-        let request = PageParams { limit: None, cursor: Some(cursor) }.validate::<i32>().expect("valid");
+        let request = PageParams {
+            limit: None,
+            cursor: Some(cursor),
+        }
+        .validate::<i32>()
+        .expect("valid");
         assert_eq!(request.after, Some(2));
         for forged in ["%%%", "bm90IGpzb24", &"A".repeat(MAX_CURSOR_LEN + 1)] {
-            let problem = PageParams { limit: None, cursor: Some(forged.to_owned()) }.validate::<i32>().expect_err("forged");
+            let problem = PageParams {
+                limit: None,
+                cursor: Some(forged.to_owned()),
+            }
+            .validate::<i32>()
+            .expect_err("forged");
             assert_eq!(problem.errors[0].field, "cursor");
         }
     }

@@ -21,11 +21,13 @@ use std::borrow::Cow;
 use std::fmt;
 
 use aide::generate::GenContext;
-use aide::openapi::{MediaType, Operation, Response as OpenApiResponse, SchemaObject, StatusCode as OpenApiStatus};
+use aide::openapi::{
+    MediaType, Operation, Response as OpenApiResponse, SchemaObject, StatusCode as OpenApiStatus,
+};
 use aide::operation::OperationOutput;
 use axum::response::{IntoResponse, Response};
-use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use http::StatusCode;
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -52,7 +54,10 @@ pub struct FieldError {
 impl FieldError {
     /// A field error for `field`.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -92,7 +97,11 @@ pub struct Problem {
 
 impl Problem {
     /// A problem with the given status, stable `code` and `title`.
-    pub fn new(status: StatusCode, code: impl Into<Cow<'static, str>>, title: impl Into<Cow<'static, str>>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: impl Into<Cow<'static, str>>,
+        title: impl Into<Cow<'static, str>>,
+    ) -> Self {
         let code = code.into();
         Self {
             type_uri: format!("{TYPE_PREFIX}{code}"),
@@ -126,7 +135,9 @@ impl Problem {
             StatusCode::UNPROCESSABLE_ENTITY => "validation_failed",
             StatusCode::PRECONDITION_REQUIRED => "precondition_required",
             StatusCode::TOO_MANY_REQUESTS => "rate_limited",
-            StatusCode::SERVICE_UNAVAILABLE | StatusCode::BAD_GATEWAY | StatusCode::GATEWAY_TIMEOUT => "unavailable",
+            StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::BAD_GATEWAY
+            | StatusCode::GATEWAY_TIMEOUT => "unavailable",
             s if s.is_server_error() => "internal",
             _ => "error",
         };
@@ -141,7 +152,11 @@ impl Problem {
 
     /// 422 `validation_failed` with per-field errors.
     pub fn validation(errors: Vec<FieldError>) -> Self {
-        let mut problem = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "Validation failed");
+        let mut problem = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "Validation failed",
+        );
         problem.detail = Some(match errors.as_slice() {
             [] => "The request is not valid.".to_owned(),
             [one] => format!("`{}`: {}", one.field, one.message),
@@ -158,8 +173,10 @@ impl Problem {
 
     /// 401 `unauthorized` with `WWW-Authenticate: Bearer`.
     pub fn unauthorized() -> Self {
-        Self::from_status(StatusCode::UNAUTHORIZED)
-            .with_header(http::header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
+        Self::from_status(StatusCode::UNAUTHORIZED).with_header(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer"),
+        )
     }
 
     /// 403 `forbidden`.
@@ -169,7 +186,8 @@ impl Problem {
 
     /// 404 `not_found`.
     pub fn not_found() -> Self {
-        Self::from_status(StatusCode::NOT_FOUND).with_detail("The requested resource does not exist.")
+        Self::from_status(StatusCode::NOT_FOUND)
+            .with_detail("The requested resource does not exist.")
     }
 
     /// 409 `conflict`.
@@ -243,7 +261,9 @@ impl IntoResponse for Problem {
             br#"{"type":"urn:bff:problem:internal","title":"Internal Server Error","status":500,"code":"internal"}"#.to_vec()
         });
         let mut response = (status, body).into_response();
-        response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         for (name, value) in headers {
             response.headers_mut().append(name, value);
         }
@@ -254,12 +274,20 @@ impl IntoResponse for Problem {
 impl OperationOutput for Problem {
     type Inner = Self;
 
-    fn operation_response(ctx: &mut GenContext, _operation: &mut Operation) -> Option<OpenApiResponse> {
+    fn operation_response(
+        ctx: &mut GenContext,
+        _operation: &mut Operation,
+    ) -> Option<OpenApiResponse> {
         Some(problem_response(ctx, "Error, as RFC 9457 problem details."))
     }
 
-    fn inferred_responses(ctx: &mut GenContext, operation: &mut Operation) -> Vec<(Option<OpenApiStatus>, OpenApiResponse)> {
-        Self::operation_response(ctx, operation).map(|r| vec![(None, r)]).unwrap_or_default()
+    fn inferred_responses(
+        ctx: &mut GenContext,
+        operation: &mut Operation,
+    ) -> Vec<(Option<OpenApiStatus>, OpenApiResponse)> {
+        Self::operation_response(ctx, operation)
+            .map(|r| vec![(None, r)])
+            .unwrap_or_default()
     }
 }
 
@@ -270,7 +298,14 @@ pub fn problem_response(ctx: &mut GenContext, description: &str) -> OpenApiRespo
         description: description.to_owned(),
         content: [(
             PROBLEM_JSON.to_owned(),
-            MediaType { schema: Some(SchemaObject { json_schema, example: None, external_docs: None }), ..Default::default() },
+            MediaType {
+                schema: Some(SchemaObject {
+                    json_schema,
+                    example: None,
+                    external_docs: None,
+                }),
+                ..Default::default()
+            },
         )]
         .into_iter()
         .collect(),
@@ -302,14 +337,26 @@ mod tests {
         let response = problem.into_response();
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-        (status, headers, serde_json::from_slice(&bytes).unwrap_or_default())
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        (
+            status,
+            headers,
+            serde_json::from_slice(&bytes).unwrap_or_default(),
+        )
     }
 
     #[tokio::test]
     async fn validation_problem_has_the_contract_shape() {
-        let (status, headers, body) =
-            body_json(Problem::validation(vec![FieldError::new("password", "too short")])).await;
+        let (status, headers, body) = body_json(Problem::validation(vec![FieldError::new(
+            "password",
+            "too short",
+        )]))
+        .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(headers[CONTENT_TYPE], PROBLEM_JSON);
         assert_eq!(body["type"], "urn:bff:problem:validation_failed");

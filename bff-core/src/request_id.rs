@@ -60,7 +60,9 @@ impl RequestId {
         let bytes = value.as_bytes();
         let sane = !bytes.is_empty()
             && bytes.len() <= MAX_LEN
-            && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
         sane.then(|| Self(value.clone()))
     }
 
@@ -147,13 +149,20 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let id = req.headers().get(&X_REQUEST_ID).and_then(RequestId::parse).unwrap_or_else(RequestId::generate);
+        let id = req
+            .headers()
+            .get(&X_REQUEST_ID)
+            .and_then(RequestId::parse)
+            .unwrap_or_else(RequestId::generate);
         // Downstream code reads the header too (propagation to backends), so it must
         // hold the id actually in use, not the refused one.
         req.headers_mut().insert(X_REQUEST_ID.clone(), id.0.clone());
         req.extensions_mut().insert(id.clone());
         let inner = CURRENT.sync_scope(id.clone(), || self.inner.call(req));
-        ResponseFuture { inner: CURRENT.scope(id.clone(), inner), id: Some(id) }
+        ResponseFuture {
+            inner: CURRENT.scope(id.clone(), inner),
+            id: Some(id),
+        }
     }
 }
 
@@ -189,8 +198,14 @@ mod tests {
     use tower::ServiceExt;
 
     async fn echo_current(req: Request<()>) -> Result<Response<String>, Infallible> {
-        let seen = req.extensions().get::<RequestId>().map(|id| id.to_string()).unwrap_or_default();
-        let current = RequestId::current().map(|id| id.to_string()).unwrap_or_default();
+        let seen = req
+            .extensions()
+            .get::<RequestId>()
+            .map(|id| id.to_string())
+            .unwrap_or_default();
+        let current = RequestId::current()
+            .map(|id| id.to_string())
+            .unwrap_or_default();
         assert_eq!(seen, current, "the extension and the task-local agree");
         Ok(Response::new(current))
     }
@@ -199,10 +214,16 @@ mod tests {
         let svc = RequestIdLayer::new().layer(tower::service_fn(echo_current));
         let mut req = Request::new(());
         if let Some(h) = header {
-            req.headers_mut().insert(&X_REQUEST_ID, HeaderValue::from_str(h).expect("valid header"));
+            req.headers_mut().insert(
+                &X_REQUEST_ID,
+                HeaderValue::from_str(h).expect("valid header"),
+            );
         }
         let res = svc.oneshot(req).await.expect("infallible");
-        let header = res.headers()[&X_REQUEST_ID].to_str().expect("ascii").to_owned();
+        let header = res.headers()[&X_REQUEST_ID]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
         (header, res.into_body())
     }
 
@@ -226,6 +247,11 @@ mod tests {
     #[tokio::test]
     async fn generates_when_missing() {
         let (header, _) = call(None).await;
-        assert_eq!(uuid::Uuid::parse_str(&header).map(|u| u.get_version_num()).ok(), Some(7));
+        assert_eq!(
+            uuid::Uuid::parse_str(&header)
+                .map(|u| u.get_version_num())
+                .ok(),
+            Some(7)
+        );
     }
 }

@@ -65,12 +65,15 @@ pub async fn serve(
     grace: Duration,
 ) -> std::io::Result<()> {
     let (started_tx, mut started_rx) = watch::channel(false);
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // Receivers live until `serve` returns, so this send cannot fail while it matters.
-            let _ = started_tx.send(true);
-        });
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        // Receivers live until `serve` returns, so this send cannot fail while it matters.
+        let _ = started_tx.send(true);
+    });
     let deadline = async move {
         if started_rx.wait_for(|started| *started).await.is_err() {
             // The server ended before any shutdown started; nothing to bound.

@@ -21,11 +21,11 @@ use axum::extract::MatchedPath;
 use axum::response::IntoResponse;
 use http::{HeaderName, HeaderValue, Method, Request, StatusCode};
 use tower::ServiceBuilder;
+use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::LatencyUnit;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::{Level, Span};
 
@@ -70,7 +70,14 @@ impl HttpConfig {
         Some(
             CorsLayer::new()
                 .allow_origin(AllowOrigin::list(self.cors_origins.iter().cloned()))
-                .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+                .allow_methods([
+                    Method::GET,
+                    Method::HEAD,
+                    Method::POST,
+                    Method::PUT,
+                    Method::PATCH,
+                    Method::DELETE,
+                ])
                 .allow_headers([
                     http::header::AUTHORIZATION,
                     http::header::CONTENT_TYPE,
@@ -101,7 +108,10 @@ where
 {
     let router = router
         .layer(RequestBodyLimitLayer::new(config.body_limit))
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, config.request_timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            config.request_timeout,
+        ))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(ProblemLayer::new());
     let router = match config.cors() {
@@ -115,7 +125,11 @@ where
                 TraceLayer::new_for_http()
                     .make_span_with(request_span)
                     .on_request(())
-                    .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Millis)),
+                    .on_response(
+                        DefaultOnResponse::new()
+                            .level(Level::INFO)
+                            .latency_unit(LatencyUnit::Millis),
+                    ),
             )
             .layer(MetricsLayer::new()),
     )
@@ -124,8 +138,15 @@ where
 /// The tracing span of one request: method, route template and request id, so
 /// every log line inside a request can be found by its id.
 pub fn request_span<B>(req: &Request<B>) -> Span {
-    let route = req.extensions().get::<MatchedPath>().map_or(UNMATCHED, MatchedPath::as_str);
-    let request_id = req.extensions().get::<RequestId>().map(RequestId::as_str).unwrap_or_default();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(UNMATCHED, MatchedPath::as_str);
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(RequestId::as_str)
+        .unwrap_or_default();
     tracing::info_span!("request", method = %req.method(), route, request_id)
 }
 

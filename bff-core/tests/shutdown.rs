@@ -3,7 +3,10 @@
 //! The signal test re-runs this test binary as a child process that serves a slow
 //! route; the parent starts a request, sends the child SIGTERM, and checks that
 //! the request still completes and that the child exits cleanly afterwards.
-#![allow(clippy::print_stdout, reason = "the child process reports its port and progress on stdout")]
+#![allow(
+    clippy::print_stdout,
+    reason = "the child process reports its port and progress on stdout"
+)]
 
 use std::io::Write;
 use std::process::Stdio;
@@ -37,8 +40,18 @@ fn announce(line: &str) {
 
 async fn child_server() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    announce(&format!("PORT={}", listener.local_addr().expect("addr").port()));
-    serve(listener, slow_app(), shutdown_signal(), Duration::from_secs(10)).await.expect("serve");
+    announce(&format!(
+        "PORT={}",
+        listener.local_addr().expect("addr").port()
+    ));
+    serve(
+        listener,
+        slow_app(),
+        shutdown_signal(),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("serve");
     announce("STOPPED");
 }
 
@@ -49,7 +62,12 @@ async fn sigterm_lets_the_in_flight_request_finish() {
     }
     let exe = std::env::current_exe().expect("test binary path");
     let mut child = tokio::process::Command::new(exe)
-        .args(["--exact", "sigterm_lets_the_in_flight_request_finish", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "sigterm_lets_the_in_flight_request_finish",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, "1")
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -57,7 +75,12 @@ async fn sigterm_lets_the_in_flight_request_finish() {
         .expect("spawn child");
     let pid = child.id().expect("child pid");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut next_line = async || tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await.expect("child output in time").expect("read");
+    let mut next_line = async || {
+        tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("child output in time")
+            .expect("read")
+    };
 
     let port = loop {
         let line = next_line().await.expect("child printed its port");
@@ -74,13 +97,19 @@ async fn sigterm_lets_the_in_flight_request_finish() {
         }
     }
 
-    let killed = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("run kill");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("run kill");
     assert!(killed.success());
 
     // New connections are refused soon after the signal, while the slow one goes on.
     let mut refused = false;
     for _ in 0..50 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
             refused = true;
             break;
         }
@@ -88,14 +117,23 @@ async fn sigterm_lets_the_in_flight_request_finish() {
     }
     assert!(refused, "the listener still accepts after SIGTERM");
 
-    let body = request.await.expect("join").expect("the in-flight request completes");
+    let body = request
+        .await
+        .expect("join")
+        .expect("the in-flight request completes");
     assert_eq!(body, "finished");
     let mut rest = Vec::new();
     while let Some(line) = next_line().await {
         rest.push(line);
     }
-    assert!(rest.iter().any(|l| l == "STOPPED"), "child output: {rest:?}");
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("exit in time").expect("wait");
+    assert!(
+        rest.iter().any(|l| l == "STOPPED"),
+        "child output: {rest:?}"
+    );
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exit in time")
+        .expect("wait");
     assert!(status.success(), "child exit status {status}");
 }
 
@@ -105,7 +143,12 @@ async fn the_grace_period_bounds_the_drain() {
     let port = listener.local_addr().expect("addr").port();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let grace = Duration::from_millis(200);
-    let server = tokio::spawn(serve(listener, slow_app(), async move { drop(stop_rx.await) }, grace));
+    let server = tokio::spawn(serve(
+        listener,
+        slow_app(),
+        async move { drop(stop_rx.await) },
+        grace,
+    ));
     let request = tokio::spawn(reqwest::get(format!("http://127.0.0.1:{port}/slow")));
     tokio::time::sleep(Duration::from_millis(200)).await;
 
@@ -113,6 +156,10 @@ async fn the_grace_period_bounds_the_drain() {
     stop_tx.send(()).expect("server listening");
     server.await.expect("join").expect("serve");
     // The server gave up on the 1.5 s request after the 0.2 s grace period.
-    assert!(started.elapsed() < SLOW, "drained for {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < SLOW,
+        "drained for {:?}",
+        started.elapsed()
+    );
     request.abort();
 }

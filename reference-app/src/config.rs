@@ -196,14 +196,17 @@ fn parse_secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
 }
 
 fn parse_origin(value: &str) -> Result<HeaderValue, String> {
-    let url = url::Url::parse(value.trim()).map_err(|e| format!("{value:?} is not an origin: {e}"))?;
+    let url =
+        url::Url::parse(value.trim()).map_err(|e| format!("{value:?} is not an origin: {e}"))?;
     let origin = url.origin();
     if !origin.is_tuple() || !matches!(url.scheme(), "http" | "https") {
         return Err(format!("{value:?} is not an http(s) origin"));
     }
     let serialized = origin.ascii_serialization();
     if serialized != value.trim().trim_end_matches('/') {
-        return Err(format!("{value:?} has a path, query or credentials; an origin is scheme://host[:port]"));
+        return Err(format!(
+            "{value:?} has a path, query or credentials; an origin is scheme://host[:port]"
+        ));
     }
     HeaderValue::from_str(&serialized).map_err(|e| e.to_string())
 }
@@ -229,7 +232,9 @@ mod tests {
     #[test]
     fn defaults_point_at_local_services() {
         let cli = Cli::try_parse_from(["bff"]).expect("parses");
-        let Command::Serve(serve) = cli.into_command() else { panic!("serve is the default") };
+        let Command::Serve(serve) = cli.into_command() else {
+            panic!("serve is the default")
+        };
         assert_eq!(serve.http.http_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(serve.redis.redis_prefix, "bff:");
         assert_eq!(serve.common.profile, Profile::Dev);
@@ -239,9 +244,18 @@ mod tests {
 
     #[test]
     fn origins_are_checked() {
-        assert_eq!(parse_origin("https://app.example.com").ok(), Some(HeaderValue::from_static("https://app.example.com")));
+        assert_eq!(
+            parse_origin("https://app.example.com").ok(),
+            Some(HeaderValue::from_static("https://app.example.com"))
+        );
         assert!(parse_origin("http://localhost:3000/").is_ok());
-        for bad in ["*", "app.example.com", "https://app.example.com/path", "ftp://x.example", "https://u:p@x.example"] {
+        for bad in [
+            "*",
+            "app.example.com",
+            "https://app.example.com/path",
+            "ftp://x.example",
+            "https://u:p@x.example",
+        ] {
             assert!(parse_origin(bad).is_err(), "{bad}");
         }
     }

@@ -74,7 +74,11 @@ pub struct Currency {
 }
 
 /// Currencies in code order, after `after` if given, at most `limit` rows.
-pub async fn list(db: &PgPool, after: Option<&CurrencyCode>, limit: i64) -> Result<Vec<Currency>, sqlx::Error> {
+pub async fn list(
+    db: &PgPool,
+    after: Option<&CurrencyCode>,
+    limit: i64,
+) -> Result<Vec<Currency>, sqlx::Error> {
     sqlx::query_as(
         "SELECT code, name, minor_units FROM currencies WHERE ($1::text IS NULL OR code > $1) ORDER BY code LIMIT $2",
     )
@@ -86,7 +90,10 @@ pub async fn list(db: &PgPool, after: Option<&CurrencyCode>, limit: i64) -> Resu
 
 /// One currency by code.
 pub async fn find(db: &PgPool, code: &CurrencyCode) -> Result<Option<Currency>, sqlx::Error> {
-    sqlx::query_as("SELECT code, name, minor_units FROM currencies WHERE code = $1").bind(code.as_str()).fetch_optional(db).await
+    sqlx::query_as("SELECT code, name, minor_units FROM currencies WHERE code = $1")
+        .bind(code.as_str())
+        .fetch_optional(db)
+        .await
 }
 
 /// `GET /currencies` and `GET /currencies/{code}`.
@@ -98,7 +105,9 @@ pub fn routes() -> ApiRouter<AppState> {
                 op.tag("currencies")
                     .summary("List currencies")
                     .description("The ISO 4217 currencies the service accepts, in code order.")
-                    .response_with::<422, Problem, _>(|r| r.description("`limit` or `cursor` is not valid."))
+                    .response_with::<422, Problem, _>(|r| {
+                        r.description("`limit` or `cursor` is not valid.")
+                    })
             }),
         )
         .api_route(
@@ -106,17 +115,26 @@ pub fn routes() -> ApiRouter<AppState> {
             get_with(get_currency, |op| {
                 op.tag("currencies")
                     .summary("Get a currency")
-                    .response_with::<404, Problem, _>(|r| r.description("No currency has this code."))
-                    .response_with::<422, Problem, _>(|r| r.description("The code is not an ISO 4217 code."))
+                    .response_with::<404, Problem, _>(|r| {
+                        r.description("No currency has this code.")
+                    })
+                    .response_with::<422, Problem, _>(|r| {
+                        r.description("The code is not an ISO 4217 code.")
+                    })
             }),
         )
 }
 
-async fn list_currencies(State(state): State<AppState>, Query(params): Query<PageParams>) -> ApiResult<Json<Page<Currency>>> {
+async fn list_currencies(
+    State(state): State<AppState>,
+    Query(params): Query<PageParams>,
+) -> ApiResult<Json<Page<Currency>>> {
     let request = params.validate::<CurrencyCode>()?;
     let rows = list(&state.db, request.after.as_ref(), request.fetch_limit()).await?;
     // Cursor values come from this table, whose check constraint admits only valid codes.
-    Ok(Json(Page::from_rows(rows, request.limit, |last| last.code.clone())))
+    Ok(Json(Page::from_rows(rows, request.limit, |last| {
+        last.code.clone()
+    })))
 }
 
 /// Path of a single currency.
@@ -126,9 +144,15 @@ struct CurrencyPath {
     code: String,
 }
 
-async fn get_currency(State(state): State<AppState>, Path(path): Path<CurrencyPath>) -> ApiResult<Json<Currency>> {
-    let code = CurrencyCode::parse(&path.code).map_err(|e| Problem::invalid_field("code", e.to_string()))?;
-    let currency = find(&state.db, &code).await?.ok_or_else(Problem::not_found)?;
+async fn get_currency(
+    State(state): State<AppState>,
+    Path(path): Path<CurrencyPath>,
+) -> ApiResult<Json<Currency>> {
+    let code = CurrencyCode::parse(&path.code)
+        .map_err(|e| Problem::invalid_field("code", e.to_string()))?;
+    let currency = find(&state.db, &code)
+        .await?
+        .ok_or_else(Problem::not_found)?;
     Ok(Json(currency))
 }
 

@@ -26,7 +26,9 @@ pub enum DbError {
     #[error("cannot apply migrations")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// The schema is older than this binary and migrations were not asked for.
-    #[error("the database schema is behind this binary ({pending} pending migration(s)); run `bff migrate` or set BFF_MIGRATE_ON_START=true")]
+    #[error(
+        "the database schema is behind this binary ({pending} pending migration(s)); run `bff migrate` or set BFF_MIGRATE_ON_START=true"
+    )]
     PendingMigrations {
         /// How many migrations are not applied.
         pending: usize,
@@ -38,7 +40,10 @@ pub enum DbError {
 /// Safe against a concurrent creator (another instance starting at the same time).
 pub async fn create_if_missing(args: &DatabaseArgs) -> Result<(), DbError> {
     let url = args.database_url.expose_secret();
-    if Postgres::database_exists(url).await.map_err(DbError::Connect)? {
+    if Postgres::database_exists(url)
+        .await
+        .map_err(DbError::Connect)?
+    {
         return Ok(());
     }
     match Postgres::create_database(url).await {
@@ -47,7 +52,13 @@ pub async fn create_if_missing(args: &DatabaseArgs) -> Result<(), DbError> {
             Ok(())
         }
         // Lost a race with another instance: the database exists now, which is the goal.
-        Err(_) if Postgres::database_exists(url).await.map_err(DbError::Connect)? => Ok(()),
+        Err(_)
+            if Postgres::database_exists(url)
+                .await
+                .map_err(DbError::Connect)? =>
+        {
+            Ok(())
+        }
         Err(error) => Err(DbError::Connect(error)),
     }
 }
@@ -74,12 +85,23 @@ pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
 
 /// Fails when migrations of this binary are not applied to the database.
 pub async fn ensure_migrated(pool: &PgPool) -> Result<(), DbError> {
-    let applied: Vec<i64> = match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(pool).await {
-        Ok(versions) => versions,
-        // No bookkeeping table yet: nothing is applied.
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => Vec::new(),
-        Err(error) => return Err(DbError::Connect(error)),
-    };
-    let pending = MIGRATOR.iter().filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version)).count();
-    if pending == 0 { Ok(()) } else { Err(DbError::PendingMigrations { pending }) }
+    let applied: Vec<i64> =
+        match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await
+        {
+            Ok(versions) => versions,
+            // No bookkeeping table yet: nothing is applied.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => Vec::new(),
+            Err(error) => return Err(DbError::Connect(error)),
+        };
+    let pending = MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version))
+        .count();
+    if pending == 0 {
+        Ok(())
+    } else {
+        Err(DbError::PendingMigrations { pending })
+    }
 }

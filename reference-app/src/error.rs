@@ -23,10 +23,15 @@ impl IntoResponse for ApiError {
         match self {
             Self::Problem(problem) => problem.into_response(),
             // An exhausted pool is load or an outage, not a bug: the client may retry.
-            Self::Database(error @ (sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))) => {
+            Self::Database(
+                error @ (sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)),
+            ) => {
                 tracing::error!(error = %bff_core::problem::ErrorChain(&error), "database unavailable");
                 Problem::unavailable("The service is temporarily unavailable; try again shortly.")
-                    .with_header(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"))
+                    .with_header(
+                        http::header::RETRY_AFTER,
+                        http::HeaderValue::from_static("1"),
+                    )
                     .into_response()
             }
             Self::Database(error) => Problem::internal(&error).into_response(),
@@ -37,11 +42,17 @@ impl IntoResponse for ApiError {
 impl OperationOutput for ApiError {
     type Inner = Problem;
 
-    fn operation_response(ctx: &mut GenContext, operation: &mut Operation) -> Option<OpenApiResponse> {
+    fn operation_response(
+        ctx: &mut GenContext,
+        operation: &mut Operation,
+    ) -> Option<OpenApiResponse> {
         Problem::operation_response(ctx, operation)
     }
 
-    fn inferred_responses(ctx: &mut GenContext, operation: &mut Operation) -> Vec<(Option<OpenApiStatus>, OpenApiResponse)> {
+    fn inferred_responses(
+        ctx: &mut GenContext,
+        operation: &mut Operation,
+    ) -> Vec<(Option<OpenApiStatus>, OpenApiResponse)> {
         Problem::inferred_responses(ctx, operation)
     }
 }

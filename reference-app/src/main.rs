@@ -16,7 +16,10 @@ async fn main() -> ExitCode {
         Command::Serve(args) => {
             init_logs(&args.common);
             match Application::build(&args).await {
-                Ok(app) => app.run_until_stopped(shutdown_signal()).await.map_err(Into::into),
+                Ok(app) => app
+                    .run_until_stopped(shutdown_signal())
+                    .await
+                    .map_err(Into::into),
                 Err(error) => Err(error.into()),
             }
         }

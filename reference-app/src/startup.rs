@@ -117,11 +117,21 @@ impl Application {
         let router = app(AppState { db: db.clone() }, readiness, &http)?;
 
         let addr = config.http.http_addr;
-        let listener = TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { addr, source })?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartupError::Bind { addr, source })?;
         if profile == Profile::Prod && listener.local_addr().is_ok_and(|a| a.ip().is_loopback()) {
-            tracing::warn!("listening on loopback only in the prod profile; set BFF_HTTP_ADDR=0.0.0.0:8080 to accept outside traffic");
+            tracing::warn!(
+                "listening on loopback only in the prod profile; set BFF_HTTP_ADDR=0.0.0.0:8080 to accept outside traffic"
+            );
         }
-        Ok(Self { listener, router, db, nats, shutdown_timeout: config.http.shutdown_timeout })
+        Ok(Self {
+            listener,
+            router,
+            db,
+            nats,
+            shutdown_timeout: config.http.shutdown_timeout,
+        })
     }
 
     /// The bound address (useful with port 0).
@@ -130,11 +140,16 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, drains in-flight requests, then closes the pools.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartupError> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartupError> {
         if let Ok(addr) = self.listener.local_addr() {
             tracing::info!(%addr, "listening");
         }
-        let served = bff_core::server::serve(self.listener, self.router, shutdown, self.shutdown_timeout).await;
+        let served =
+            bff_core::server::serve(self.listener, self.router, shutdown, self.shutdown_timeout)
+                .await;
         if let Err(error) = self.nats.drain().await {
             tracing::warn!(%error, "NATS drain failed");
         }
@@ -145,18 +160,25 @@ impl Application {
 }
 
 async fn connect_redis(config: &ServeArgs) -> Result<ConnectionManager, StartupError> {
-    let client = redis::Client::open(config.redis.redis_url.expose_secret()).map_err(StartupError::Redis)?;
+    let client =
+        redis::Client::open(config.redis.redis_url.expose_secret()).map_err(StartupError::Redis)?;
     let manager_config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(Some(Duration::from_secs(2)))
         .set_number_of_retries(2);
-    ConnectionManager::new_with_config(client, manager_config).await.map_err(StartupError::Redis)
+    ConnectionManager::new_with_config(client, manager_config)
+        .await
+        .map_err(StartupError::Redis)
 }
 
 /// The whole HTTP application: every route, the OpenAPI document and the stack.
 ///
 /// Tests call it directly and drive it with `tower::ServiceExt::oneshot`.
-pub fn app(state: AppState, readiness: Readiness, http: &HttpConfig) -> Result<Router, openapi::PublishError> {
+pub fn app(
+    state: AppState,
+    readiness: Readiness,
+    http: &HttpConfig,
+) -> Result<Router, openapi::PublishError> {
     let docs = ApiDocs::new();
     let mut api = OpenApi {
         info: Info {
@@ -183,7 +205,11 @@ pub fn app(state: AppState, readiness: Readiness, http: &HttpConfig) -> Result<R
         .fallback(stack::not_found)
         // Any route can also answer 413, 429, 500 or 503 from the stack, so every
         // operation documents problem+json as its default response.
-        .finish_api_with(&mut api, |api| api.default_response_with::<Problem, _>(|r| r.description("An error, as RFC 9457 problem details.")))
+        .finish_api_with(&mut api, |api| {
+            api.default_response_with::<Problem, _>(|r| {
+                r.description("An error, as RFC 9457 problem details.")
+            })
+        })
         .with_state(state);
     docs.publish(&api)?;
     Ok(stack::apply(router, http))

@@ -93,7 +93,10 @@ impl Default for Readiness {
 impl std::fmt::Debug for Readiness {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<_> = self.checks.iter().map(|c| c.name()).collect();
-        f.debug_struct("Readiness").field("checks", &names).field("timeout", &self.timeout).finish()
+        f.debug_struct("Readiness")
+            .field("checks", &names)
+            .field("timeout", &self.timeout)
+            .finish()
     }
 }
 
@@ -135,14 +138,21 @@ impl ReadinessReport {
 
     /// Names of the checks that are not up.
     pub fn failing(&self) -> Vec<&str> {
-        self.checks.iter().filter(|(_, c)| c.status != CheckStatus::Up).map(|(n, _)| n.as_str()).collect()
+        self.checks
+            .iter()
+            .filter(|(_, c)| c.status != CheckStatus::Up)
+            .map(|(n, _)| n.as_str())
+            .collect()
     }
 }
 
 impl Readiness {
     /// No checks yet, a 2 s timeout per check.
     pub fn new() -> Self {
-        Self { checks: Vec::new(), timeout: Duration::from_secs(2) }
+        Self {
+            checks: Vec::new(),
+            timeout: Duration::from_secs(2),
+        }
     }
 
     /// Adds a check.
@@ -177,7 +187,13 @@ impl Readiness {
                     }
                 };
                 let duration_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-                (check.name().to_owned(), CheckResult { status, duration_ms })
+                (
+                    check.name().to_owned(),
+                    CheckResult {
+                        status,
+                        duration_ms,
+                    },
+                )
             });
         }
         let mut checks = BTreeMap::new();
@@ -189,12 +205,21 @@ impl Readiness {
                 Err(error) => {
                     // A panicking check is a broken dependency check, reported as down.
                     tracing::error!(%error, "readiness check panicked");
-                    checks.insert("panicked_check".to_owned(), CheckResult { status: CheckStatus::Down, duration_ms: 0 });
+                    checks.insert(
+                        "panicked_check".to_owned(),
+                        CheckResult {
+                            status: CheckStatus::Down,
+                            duration_ms: 0,
+                        },
+                    );
                 }
             }
         }
         let ready = checks.values().all(|c| c.status == CheckStatus::Up);
-        ReadinessReport { status: if ready { "ready" } else { "not_ready" }.to_owned(), checks }
+        ReadinessReport {
+            status: if ready { "ready" } else { "not_ready" }.to_owned(),
+            checks,
+        }
     }
 
     /// The readiness answer: 200 with the report, or a 503 problem naming what is down
@@ -206,7 +231,9 @@ impl Readiness {
         }
         let detail = format!("Not ready: {}.", report.failing().join(", "));
         let checks = serde_json::to_value(&report.checks).unwrap_or_default();
-        Problem::unavailable(detail).with_extension("checks", checks).into_response()
+        Problem::unavailable(detail)
+            .with_extension("checks", checks)
+            .into_response()
     }
 }
 
@@ -246,7 +273,6 @@ struct Liveness {
     status: &'static str,
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,14 +288,22 @@ mod tests {
                 if let Some(delay) = self.1 {
                     tokio::time::sleep(delay).await;
                 }
-                if self.2 { Ok(()) } else { Err(CheckError::new("connection refused (os error 111)")) }
+                if self.2 {
+                    Ok(())
+                } else {
+                    Err(CheckError::new("connection refused (os error 111)"))
+                }
             })
         }
     }
 
     #[tokio::test]
     async fn all_up_is_ready() {
-        let report = Readiness::new().with_check(Fixed("a", None, true)).with_check(Fixed("b", None, true)).run().await;
+        let report = Readiness::new()
+            .with_check(Fixed("a", None, true))
+            .with_check(Fixed("b", None, true))
+            .run()
+            .await;
         assert!(report.is_ready());
         assert_eq!(report.checks.len(), 2);
     }
@@ -292,9 +326,17 @@ mod tests {
     #[tokio::test]
     async fn not_ready_is_a_503_problem_without_driver_detail() {
         use http_body_util::BodyExt;
-        let response = Readiness::new().with_check(Fixed("redis", None, false)).respond().await;
+        let response = Readiness::new()
+            .with_check(Fixed("redis", None, false))
+            .respond()
+            .await;
         assert_eq!(response.status(), http::StatusCode::SERVICE_UNAVAILABLE);
-        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
         let body: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
         assert_eq!(body["code"], "unavailable");
         assert!(body["detail"].as_str().is_some_and(|d| d.contains("redis")));

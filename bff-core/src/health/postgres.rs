@@ -22,7 +22,11 @@ impl ReadinessCheck for PostgresCheck {
 
     fn check(&self) -> BoxFuture<'_, Result<(), CheckError>> {
         Box::pin(async move {
-            sqlx::query("SELECT 1").execute(&self.pool).await.map(drop).map_err(CheckError::new)
+            sqlx::query("SELECT 1")
+                .execute(&self.pool)
+                .await
+                .map(drop)
+                .map_err(CheckError::new)
         })
     }
 }

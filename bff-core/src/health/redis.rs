@@ -30,8 +30,15 @@ impl ReadinessCheck for RedisCheck {
     fn check(&self) -> BoxFuture<'_, Result<(), CheckError>> {
         let mut conn = self.conn.clone();
         Box::pin(async move {
-            let pong: String = redis::cmd("PING").query_async(&mut conn).await.map_err(CheckError::new)?;
-            if pong == "PONG" { Ok(()) } else { Err(CheckError::new(format!("unexpected PING answer {pong:?}"))) }
+            let pong: String = redis::cmd("PING")
+                .query_async(&mut conn)
+                .await
+                .map_err(CheckError::new)?;
+            if pong == "PONG" {
+                Ok(())
+            } else {
+                Err(CheckError::new(format!("unexpected PING answer {pong:?}")))
+            }
         })
     }
 }

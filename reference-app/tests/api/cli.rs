@@ -19,7 +19,11 @@ fn bff() -> Command {
 
 #[test]
 fn serve_help_lists_every_setting_with_its_variable() {
-    let output = bff().args(["serve", "--help"]).env("BFF_DATABASE_URL", "postgres://u:hunter2@db/x").output().expect("runs");
+    let output = bff()
+        .args(["serve", "--help"])
+        .env("BFF_DATABASE_URL", "postgres://u:hunter2@db/x")
+        .output()
+        .expect("runs");
     assert!(output.status.success());
     let help = String::from_utf8_lossy(&output.stdout);
     for variable in [
@@ -42,12 +46,18 @@ fn serve_help_lists_every_setting_with_its_variable() {
     ] {
         assert!(help.contains(variable), "{variable} missing from:\n{help}");
     }
-    assert!(!help.contains("hunter2"), "secret values are not echoed in help");
+    assert!(
+        !help.contains("hunter2"),
+        "secret values are not echoed in help"
+    );
 }
 
 #[test]
 fn bad_settings_are_refused_before_anything_starts() {
-    let output = bff().args(["serve", "--cors-origins", "https://x.example/path"]).output().expect("runs");
+    let output = bff()
+        .args(["serve", "--cors-origins", "https://x.example/path"])
+        .output()
+        .expect("runs");
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("origin"));
 }
@@ -64,10 +74,19 @@ async fn migrate_creates_the_database_and_is_idempotent() {
         .output()
         .await
         .expect("runs");
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
-    let pool = sqlx::PgPool::connect(database.url.expose_secret()).await.expect("database exists");
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM currencies").fetch_one(&pool).await.expect("migrated");
+    let pool = sqlx::PgPool::connect(database.url.expose_secret())
+        .await
+        .expect("database exists");
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM currencies")
+        .fetch_one(&pool)
+        .await
+        .expect("migrated");
     assert!(count > 30);
     pool.close().await;
 }
@@ -80,13 +99,25 @@ async fn prod_refuses_a_schema_that_is_behind_unless_asked_to_migrate() {
     config.http.http_addr = "127.0.0.1:0".parse().expect("addr");
     config.common.profile = bff_app::config::Profile::Prod;
 
-    let error = Application::build(&config).await.expect_err("pending migrations");
-    assert!(matches!(error, StartupError::Database(bff_app::db::DbError::PendingMigrations { .. })), "{error:?}");
+    let error = Application::build(&config)
+        .await
+        .expect_err("pending migrations");
+    assert!(
+        matches!(
+            error,
+            StartupError::Database(bff_app::db::DbError::PendingMigrations { .. })
+        ),
+        "{error:?}"
+    );
 
     config.database.migrate_on_start = Some(true);
-    let app = Application::build(&config).await.expect("migrates when asked");
+    let app = Application::build(&config)
+        .await
+        .expect("migrates when asked");
     drop(app);
     config.database.migrate_on_start = None;
-    let app = Application::build(&config).await.expect("starts on a current schema");
+    let app = Application::build(&config)
+        .await
+        .expect("starts on a current schema");
     drop(app);
 }

@@ -11,7 +11,12 @@ async fn lists_the_seeded_currencies_with_their_minor_units() {
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.expect("json");
     let items = body["items"].as_array().expect("items");
-    let units = |code: &str| items.iter().find(|c| c["code"] == code).map(|c| c["minor_units"].clone());
+    let units = |code: &str| {
+        items
+            .iter()
+            .find(|c| c["code"] == code)
+            .map(|c| c["minor_units"].clone())
+    };
     assert_eq!(units("EUR"), Some(Value::from(2)));
     assert_eq!(units("RUB"), Some(Value::from(2)));
     assert_eq!(units("JPY"), Some(Value::from(0)));
@@ -22,9 +27,21 @@ async fn lists_the_seeded_currencies_with_their_minor_units() {
 #[tokio::test]
 async fn pages_walk_the_whole_list_once_in_order() {
     let app = TestApp::spawn().await;
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM currencies").fetch_one(&app.db).await.expect("count");
-    let default_page: Value = app.get("/api/v1/currencies").await.json().await.expect("json");
-    assert_eq!(default_page["items"].as_array().map(Vec::len), Some(20), "default limit");
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM currencies")
+        .fetch_one(&app.db)
+        .await
+        .expect("count");
+    let default_page: Value = app
+        .get("/api/v1/currencies")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        default_page["items"].as_array().map(Vec::len),
+        Some(20),
+        "default limit"
+    );
 
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
@@ -36,14 +53,22 @@ async fn pages_walk_the_whole_list_once_in_order() {
         let page: Value = app.get(&path).await.json().await.expect("json");
         let items = page["items"].as_array().expect("items");
         assert!(items.len() <= 7);
-        seen.extend(items.iter().map(|c| c["code"].as_str().expect("code").to_owned()));
+        seen.extend(
+            items
+                .iter()
+                .map(|c| c["code"].as_str().expect("code").to_owned()),
+        );
         match page["next_cursor"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
             None => break,
         }
     }
     assert_eq!(seen.len() as i64, total);
-    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), seen.len(), "no duplicates");
+    assert_eq!(
+        seen.iter().collect::<HashSet<_>>().len(),
+        seen.len(),
+        "no duplicates"
+    );
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "ordered by code");
 }
 
@@ -59,7 +84,12 @@ async fn bad_page_parameters_are_422_naming_the_parameter() {
         // A well-formed cursor holding a value that is not a currency code.
         ("cursor=ImV1ciI", "cursor"),
     ] {
-        let body = assert_problem(app.get(&format!("/api/v1/currencies?{query}")).await, 422, "validation_failed").await;
+        let body = assert_problem(
+            app.get(&format!("/api/v1/currencies?{query}")).await,
+            422,
+            "validation_failed",
+        )
+        .await;
         assert_eq!(body["errors"][0]["field"], field, "{query}: {body}");
     }
 }
@@ -70,11 +100,19 @@ async fn one_currency_by_code() {
     let response = app.get("/api/v1/currencies/JPY").await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.expect("json");
-    assert_eq!(body, serde_json::json!({"code": "JPY", "name": "Yen", "minor_units": 0}));
+    assert_eq!(
+        body,
+        serde_json::json!({"code": "JPY", "name": "Yen", "minor_units": 0})
+    );
 
     assert_problem(app.get("/api/v1/currencies/ZZZ").await, 404, "not_found").await;
     for bad in ["eur", "EURO", "E1R", "%20EUR"] {
-        let body = assert_problem(app.get(&format!("/api/v1/currencies/{bad}")).await, 422, "validation_failed").await;
+        let body = assert_problem(
+            app.get(&format!("/api/v1/currencies/{bad}")).await,
+            422,
+            "validation_failed",
+        )
+        .await;
         assert_eq!(body["errors"][0]["field"], "code");
     }
 }

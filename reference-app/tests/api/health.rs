@@ -31,7 +31,10 @@ struct PrivateRedis {
 
 impl PrivateRedis {
     fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
         let mut redis = Self { port, child: None };
         redis.restart();
         redis
@@ -39,7 +42,16 @@ impl PrivateRedis {
 
     fn restart(&mut self) {
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -47,7 +59,10 @@ impl PrivateRedis {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "private redis-server did not start");
+            assert!(
+                Instant::now() < deadline,
+                "private redis-server did not start"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -80,7 +95,10 @@ async fn wait_for_ready_status(app: &TestApp, status: u16, within: Duration) -> 
         if got == status {
             return body;
         }
-        assert!(Instant::now() < deadline, "readiness stayed {got} (wanted {status}): {body}");
+        assert!(
+            Instant::now() < deadline,
+            "readiness stayed {got} (wanted {status}): {body}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -95,11 +113,17 @@ async fn readiness_names_redis_while_it_is_down_and_recovers_without_a_restart()
     redis.stop();
     let body = wait_for_ready_status(&app, 503, Duration::from_secs(10)).await;
     assert_eq!(body["code"], "unavailable");
-    assert!(body["detail"].as_str().is_some_and(|d| d.contains("redis")), "{body}");
+    assert!(
+        body["detail"].as_str().is_some_and(|d| d.contains("redis")),
+        "{body}"
+    );
     assert_ne!(body["checks"]["redis"]["status"], "up", "{body}");
     assert_eq!(body["checks"]["postgres"]["status"], "up", "{body}");
     // No driver message reaches the client.
-    assert!(!body.to_string().to_lowercase().contains("refused"), "{body}");
+    assert!(
+        !body.to_string().to_lowercase().contains("refused"),
+        "{body}"
+    );
     let response = app.get("/healthz/ready").await;
     if response.status() == 503 {
         assert_problem(response, 503, "unavailable").await;

@@ -19,7 +19,10 @@ static TRACING: Once = Once::new();
 fn init_tracing() {
     TRACING.call_once(|| {
         if std::env::var_os("TEST_LOG").is_some() {
-            let _ = bff_core::telemetry::init(bff_core::telemetry::LogFormat::Pretty, "info,bff_app=debug,bff_core=debug");
+            let _ = bff_core::telemetry::init(
+                bff_core::telemetry::LogFormat::Pretty,
+                "info,bff_app=debug,bff_core=debug",
+            );
         }
     });
 }
@@ -42,10 +45,19 @@ pub(crate) struct TestDatabase {
 
 impl TestDatabase {
     pub(crate) fn new(config: &ServeArgs) -> Self {
-        let server: PgConnectOptions = config.database.database_url.expose_secret().parse().expect("BFF_DATABASE_URL parses");
+        let server: PgConnectOptions = config
+            .database
+            .database_url
+            .expose_secret()
+            .parse()
+            .expect("BFF_DATABASE_URL parses");
         let name = format!("bff_test_{}", uuid::Uuid::now_v7().simple());
         let url = server.clone().database(&name).to_url_lossy().to_string();
-        Self { url: SecretString::from(url), name, server }
+        Self {
+            url: SecretString::from(url),
+            name,
+            server,
+        }
     }
 }
 
@@ -56,12 +68,17 @@ impl Drop for TestDatabase {
         // Drop cannot await, and the test's runtime may be shutting down: a thread
         // with its own small runtime does the cleanup.
         let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             runtime.block_on(async move {
                 let mut conn = PgConnection::connect_with(&server).await?;
                 // The name is generated above from a UUID: nothing in it needs escaping.
                 let sql = format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#);
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut conn)
+                    .await?;
                 conn.close().await
             })
         });
@@ -104,9 +121,21 @@ impl TestApp {
         let server = tokio::spawn(app.run_until_stopped(async move {
             let _ = rx.await;
         }));
-        let db = PgPool::connect(database.url.expose_secret()).await.expect("test pool");
-        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        Self { address, client, db, shutdown: Some(tx), server: Some(server), _database: database }
+        let db = PgPool::connect(database.url.expose_secret())
+            .await
+            .expect("test pool");
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Self {
+            address,
+            client,
+            db,
+            shutdown: Some(tx),
+            server: Some(server),
+            _database: database,
+        }
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
@@ -114,7 +143,11 @@ impl TestApp {
     }
 
     pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.expect("request sent")
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
     }
 
     /// Stops the server gracefully and waits for it.
@@ -142,11 +175,25 @@ impl Drop for TestApp {
 }
 
 /// Asserts a problem+json answer and returns its body.
-pub(crate) async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
+pub(crate) async fn assert_problem(
+    response: reqwest::Response,
+    status: u16,
+    code: &str,
+) -> serde_json::Value {
     assert_eq!(response.status().as_u16(), status, "status");
-    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     assert_eq!(content_type, "application/problem+json");
-    let request_id = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned).expect("X-Request-Id");
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .expect("X-Request-Id");
     let body: serde_json::Value = response.json().await.expect("problem body is JSON");
     assert_eq!(body["status"], status, "{body}");
     assert_eq!(body["code"], code, "{body}");

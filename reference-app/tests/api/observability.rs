@@ -8,26 +8,55 @@ use crate::helpers::TestApp;
 async fn metrics_are_labelled_by_route_template() {
     let app = TestApp::spawn().await;
     for code in ["EUR", "USD", "JPY"] {
-        assert_eq!(app.get(&format!("/api/v1/currencies/{code}")).await.status(), 200);
+        assert_eq!(
+            app.get(&format!("/api/v1/currencies/{code}"))
+                .await
+                .status(),
+            200
+        );
     }
     assert_eq!(app.get("/api/v1/currencies/ZZZ").await.status(), 404);
     assert_eq!(app.get("/no/such/route/12345").await.status(), 404);
 
     let response = app.get("/metrics").await;
     assert_eq!(response.status(), 200);
-    assert!(response.headers()["content-type"].to_str().is_ok_and(|c| c.starts_with("text/plain")));
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .is_ok_and(|c| c.starts_with("text/plain"))
+    );
     let text = response.text().await.expect("text");
     // The metrics registry is per process and tests run in parallel, so counts can
     // only be asserted from below; labels exactly.
     let count = |needle: &str| -> f64 {
-        text.lines().find(|l| l.starts_with(needle)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        text.lines()
+            .find(|l| l.starts_with(needle))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
     };
-    assert!(count(r#"http_server_requests_total{method="GET",route="/api/v1/currencies/{code}",status="200"}"#) >= 3.0, "{text}");
-    assert!(count(r#"http_server_requests_total{method="GET",route="/api/v1/currencies/{code}",status="404"}"#) >= 1.0, "{text}");
-    assert!(count(r#"http_server_requests_total{method="GET",route="unmatched",status="404"}"#) >= 1.0, "{text}");
+    assert!(
+        count(
+            r#"http_server_requests_total{method="GET",route="/api/v1/currencies/{code}",status="200"}"#
+        ) >= 3.0,
+        "{text}"
+    );
+    assert!(
+        count(
+            r#"http_server_requests_total{method="GET",route="/api/v1/currencies/{code}",status="404"}"#
+        ) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        count(r#"http_server_requests_total{method="GET",route="unmatched",status="404"}"#) >= 1.0,
+        "{text}"
+    );
     assert!(text.contains(r#"http_server_request_duration_seconds_bucket{method="GET",route="/api/v1/currencies/{code}",status="200",le="0.005"}"#), "{text}");
     assert!(text.contains("http_server_requests_in_flight"), "{text}");
-    assert!(!text.contains("/api/v1/currencies/EUR"), "raw paths never become labels");
+    assert!(
+        !text.contains("/api/v1/currencies/EUR"),
+        "raw paths never become labels"
+    );
     assert!(!text.contains("12345"), "raw paths never become labels");
 }
 
@@ -49,29 +78,63 @@ async fn the_openapi_document_lists_every_route_with_its_responses() {
     let response = app.get("/openapi.json").await;
     assert_eq!(response.status(), 200);
     let spec: Value = response.json().await.expect("json");
-    assert!(spec["openapi"].as_str().is_some_and(|v| v.starts_with("3.1.")), "{}", spec["openapi"]);
+    assert!(
+        spec["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1.")),
+        "{}",
+        spec["openapi"]
+    );
 
     let paths = spec["paths"].as_object().expect("paths");
     let documented: BTreeSet<(String, String)> = paths
         .iter()
-        .flat_map(|(path, item)| item.as_object().into_iter().flatten().map(move |(method, _)| (method.clone(), path.clone())))
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .into_iter()
+                .flatten()
+                .map(move |(method, _)| (method.clone(), path.clone()))
+        })
         .collect();
-    let expected: BTreeSet<(String, String)> = ROUTES.iter().map(|(m, p)| ((*m).to_owned(), (*p).to_owned())).collect();
+    let expected: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
     assert_eq!(documented, expected);
 
     for (method, path) in ROUTES {
         let operation = &spec["paths"][path][method];
-        let responses = operation["responses"].as_object().unwrap_or_else(|| panic!("{method} {path} has responses"));
-        assert!(responses.keys().any(|k| k.starts_with('2')), "{method} {path} documents its success: {responses:?}");
+        let responses = operation["responses"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{method} {path} has responses"));
+        assert!(
+            responses.keys().any(|k| k.starts_with('2')),
+            "{method} {path} documents its success: {responses:?}"
+        );
         let problem = responses
             .get("default")
             .and_then(|r| r["content"].get("application/problem+json"))
-            .unwrap_or_else(|| panic!("{method} {path} documents its errors as problems: {responses:?}"));
-        assert!(problem["schema"]["$ref"].as_str().is_some_and(|r| r.ends_with("/Problem")), "{problem}");
+            .unwrap_or_else(|| {
+                panic!("{method} {path} documents its errors as problems: {responses:?}")
+            });
+        assert!(
+            problem["schema"]["$ref"]
+                .as_str()
+                .is_some_and(|r| r.ends_with("/Problem")),
+            "{problem}"
+        );
     }
     // The Problem schema itself carries the contract's members.
     let problem = &spec["components"]["schemas"]["Problem"]["properties"];
-    for member in ["type", "title", "status", "detail", "code", "request_id", "errors"] {
+    for member in [
+        "type",
+        "title",
+        "status",
+        "detail",
+        "code",
+        "request_id",
+        "errors",
+    ] {
         assert!(problem.get(member).is_some(), "Problem.{member}");
     }
 }
@@ -81,19 +144,33 @@ async fn swagger_ui_is_served_from_the_app_itself() {
     let app = TestApp::spawn().await;
     let response = app.get("/docs").await;
     assert_eq!(response.status(), 200);
-    let csp = response.headers()["content-security-policy"].to_str().expect("ascii").to_owned();
-    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"), "{csp}");
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
     let html = response.text().await.expect("html");
-    assert!(!html.contains("http://") && !html.contains("https://"), "no outside references: {html}");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "no outside references: {html}"
+    );
 
     // Every asset the page references loads from the app.
-    let references: Vec<&str> =
-        html.split(['"', '\'']).filter(|s| s.starts_with("/docs/") || s.starts_with("/openapi")).collect();
+    let references: Vec<&str> = html
+        .split(['"', '\''])
+        .filter(|s| s.starts_with("/docs/") || s.starts_with("/openapi"))
+        .collect();
     assert!(references.len() >= 4, "{references:?}");
     for reference in references {
         let asset = app.get(reference).await;
         assert_eq!(asset.status(), 200, "{reference}");
-        assert!(!asset.bytes().await.expect("bytes").is_empty(), "{reference}");
+        assert!(
+            !asset.bytes().await.expect("bytes").is_empty(),
+            "{reference}"
+        );
     }
     assert_eq!(app.get("/docs/not-an-asset.js").await.status(), 404);
 }

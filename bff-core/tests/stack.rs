@@ -1,0 +1,189 @@
+//! The standard stack end to end, driven without a socket.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::{get, post};
+use bff_core::extract::Json;
+use bff_core::stack::{HttpConfig, apply, not_found};
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde::Deserialize;
+use tower::ServiceExt;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rename {
+    name: String,
+}
+
+async fn panics() -> &'static str {
+    panic!("connection string postgres://app:hunter2@db")
+}
+
+fn app() -> Router {
+    let router = Router::new()
+        .route(
+            "/rename",
+            post(|Json(body): Json<Rename>| async move { body.name }),
+        )
+        .route("/panic", get(panics))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            }),
+        )
+        .fallback(not_found);
+    apply(
+        router,
+        &HttpConfig {
+            body_limit: 64,
+            request_timeout: Duration::from_millis(100),
+            ..HttpConfig::default()
+        },
+    )
+}
+
+async fn send(req: Request<Body>) -> (StatusCode, http::HeaderMap, serde_json::Value) {
+    let res = app().oneshot(req).await.expect("infallible");
+    let (parts, body) = res.into_parts();
+    let bytes = body.collect().await.expect("body").to_bytes();
+    (
+        parts.status,
+        parts.headers,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+fn assert_problem(
+    status: StatusCode,
+    headers: &http::HeaderMap,
+    body: &serde_json::Value,
+    want: StatusCode,
+    code: &str,
+) {
+    assert_eq!(status, want, "{body}");
+    assert_eq!(
+        headers[http::header::CONTENT_TYPE],
+        "application/problem+json"
+    );
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(
+        body["request_id"],
+        headers["x-request-id"].to_str().expect("ascii"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_panic_is_a_500_problem_that_leaks_nothing() {
+    let (status, headers, body) =
+        send(Request::get("/panic").body(Body::empty()).expect("request")).await;
+    assert_problem(
+        status,
+        &headers,
+        &body,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+    );
+    assert!(!body.to_string().contains("hunter2"), "{body}");
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_a_413_problem() {
+    let req = Request::post("/rename")
+        .header("content-type", "application/json")
+        .body(Body::from(vec![b' '; 65]))
+        .expect("request");
+    let (status, headers, body) = send(req).await;
+    assert_problem(
+        status,
+        &headers,
+        &body,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    );
+}
+
+#[tokio::test]
+async fn a_streamed_oversized_body_is_a_413_problem_too() {
+    // No Content-Length: the limit is enforced while reading.
+    let chunks =
+        futures_util::stream::iter([Ok::<_, std::io::Error>(vec![b' '; 40]), Ok(vec![b' '; 40])]);
+    let req = Request::post("/rename")
+        .header("content-type", "application/json")
+        .body(Body::from_stream(chunks))
+        .expect("request");
+    let (status, headers, body) = send(req).await;
+    assert_problem(
+        status,
+        &headers,
+        &body,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    );
+}
+
+#[tokio::test]
+async fn unknown_fields_and_bad_json_are_named_problems() {
+    let json = |body: &'static str| {
+        Request::post("/rename")
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .expect("request")
+    };
+    let (status, headers, body) = send(json(r#"{"name":"x","role":"admin"}"#)).await;
+    assert_problem(
+        status,
+        &headers,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    assert_eq!(body["errors"][0]["field"], "role");
+
+    let (status, headers, body) = send(json(r#"{"name":"#)).await;
+    assert_problem(
+        status,
+        &headers,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "malformed_json",
+    );
+
+    let req = Request::post("/rename")
+        .header("content-type", "text/plain")
+        .body(Body::from("x"))
+        .expect("request");
+    let (status, headers, body) = send(req).await;
+    assert_problem(
+        status,
+        &headers,
+        &body,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
+}
+
+#[tokio::test]
+async fn a_slow_request_times_out_as_a_503_problem() {
+    let (status, headers, body) =
+        send(Request::get("/slow").body(Body::empty()).expect("request")).await;
+    assert_problem(
+        status,
+        &headers,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+    );
+}
+
+#[tokio::test]
+async fn unknown_routes_are_404_problems() {
+    let (status, headers, body) =
+        send(Request::get("/nope").body(Body::empty()).expect("request")).await;
+    assert_problem(status, &headers, &body, StatusCode::NOT_FOUND, "not_found");
+}
