@@ -6,7 +6,7 @@
 //!   the response head),
 //! - `http_server_requests_in_flight` (gauge).
 //!
-//! `route` is the route **template** (`/api/v1/users/{id}`) from axum's
+//! `method` is one of the standard methods or `_OTHER`; `route` is the route **template** (`/api/v1/users/{id}`) from axum's
 //! [`MatchedPath`], never the raw path, so ids cannot explode the label set;
 //! requests that matched no route are labelled `unmatched`. Apply the layer with
 //! `Router::layer` (not around the router), which is where axum has set the
@@ -208,12 +208,29 @@ impl InFlight {
 
     fn finish(self, status: u16) {
         let labels = [
-            ("method", self.method.as_str().to_owned()),
+            ("method", method_label(&self.method).to_owned()),
             ("route", self.route.clone()),
             ("status", status.to_string()),
         ];
         metrics::counter!(REQUESTS_TOTAL, &labels).increment(1);
         metrics::histogram!(REQUEST_DURATION, &labels).record(self.start.elapsed().as_secs_f64());
+    }
+}
+
+/// The `method` label: the standard methods by name, anything else `_OTHER`, so
+/// clients inventing methods cannot grow the label set without bound.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "_OTHER",
     }
 }
 

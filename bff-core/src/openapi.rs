@@ -155,7 +155,9 @@ where
         .api_route(
             "/docs/{asset}",
             get_with(
-                |Path(asset): Path<String>| async move { Documented(asset_response(&asset)) },
+                |Path(AssetPath { asset }): Path<AssetPath>| async move {
+                    Documented(asset_response(&asset))
+                },
                 |op| {
                     op.tag("operations")
                         .summary("Swagger UI asset")
@@ -165,6 +167,13 @@ where
                 },
             ),
         )
+}
+
+/// Path of a documentation asset.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct AssetPath {
+    /// File name, such as `swagger-ui-bundle.js`.
+    asset: String,
 }
 
 fn docs_page() -> Response {

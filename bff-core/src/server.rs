@@ -2,8 +2,9 @@
 //!
 //! On SIGINT or SIGTERM, [`serve`] stops accepting connections, lets in-flight
 //! requests finish, and returns; if they have not finished within the grace
-//! period, it returns anyway (the remaining connections are dropped) so a
-//! deployment's stop never hangs. The caller then closes its pools.
+//! period, it returns anyway so a deployment's stop never hangs. Requests still
+//! running then end when the caller's runtime shuts down (the process exits);
+//! the caller closes its pools in between, bounding that too.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -26,31 +27,39 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = async {
+/// A future that resolves on the first SIGINT (Ctrl-C) or SIGTERM.
+///
+/// The signal handlers are installed when this is called, not when the future is
+/// first polled, so a signal that arrives while the server is still starting is
+/// not lost to the default action (which would kill the process). Call it inside
+/// a Tokio runtime.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            let (mut interrupt, mut terminate) = match (interrupt, terminate) {
+                (Ok(i), Ok(t)) => (i, t),
+                (Err(error), _) | (_, Err(error)) => {
+                    tracing::error!(%error, "cannot listen for SIGINT/SIGTERM; stop the process with SIGKILL");
+                    return std::future::pending().await;
+                }
+            };
+            tokio::select! {
+                _ = interrupt.recv() => tracing::info!("SIGINT received, shutting down"),
+                _ = terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
         if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for SIGINT");
+            tracing::error!(%error, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut stream) => {
-                stream.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => tracing::info!("SIGINT received, shutting down"),
-        () = terminate => tracing::info!("SIGTERM received, shutting down"),
+        tracing::info!("Ctrl-C received, shutting down");
     }
 }
 

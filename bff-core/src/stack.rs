@@ -17,7 +17,7 @@
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::MatchedPath;
+use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::response::IntoResponse;
 use http::{HeaderName, HeaderValue, Method, Request, StatusCode};
 use tower::ServiceBuilder;
@@ -108,6 +108,9 @@ where
 {
     let router = router
         .layer(RequestBodyLimitLayer::new(config.body_limit))
+        // axum's extractors apply their own 2 MiB default on top; the configured
+        // limit is the one that counts, in both directions.
+        .layer(DefaultBodyLimit::max(config.body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             config.request_timeout,

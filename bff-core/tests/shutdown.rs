@@ -10,6 +10,7 @@
 
 use std::io::Write;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -17,6 +18,7 @@ use axum::routing::get;
 use bff_core::server::{serve, shutdown_signal};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 const CHILD_ENV: &str = "BFF_CORE_SHUTDOWN_TEST_CHILD";
 const SLOW: Duration = Duration::from_millis(1500);
@@ -39,19 +41,16 @@ fn announce(line: &str) {
 }
 
 async fn child_server() {
+    // Handlers first, then the port: the parent signals as soon as it knows the port.
+    let shutdown = shutdown_signal();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     announce(&format!(
         "PORT={}",
         listener.local_addr().expect("addr").port()
     ));
-    serve(
-        listener,
-        slow_app(),
-        shutdown_signal(),
-        Duration::from_secs(10),
-    )
-    .await
-    .expect("serve");
+    serve(listener, slow_app(), shutdown, Duration::from_secs(10))
+        .await
+        .expect("serve");
     announce("STOPPED");
 }
 
@@ -139,27 +138,49 @@ async fn sigterm_lets_the_in_flight_request_finish() {
 
 #[tokio::test]
 async fn the_grace_period_bounds_the_drain() {
+    let started = Arc::new(Notify::new());
+    let app = Router::new().route(
+        "/stuck",
+        get({
+            let started = Arc::clone(&started);
+            move || async move {
+                started.notify_one();
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                "never"
+            }
+        }),
+    );
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let grace = Duration::from_millis(200);
+    let grace = Duration::from_millis(300);
     let server = tokio::spawn(serve(
         listener,
-        slow_app(),
+        app,
         async move { drop(stop_rx.await) },
         grace,
     ));
-    let request = tokio::spawn(reqwest::get(format!("http://127.0.0.1:{port}/slow")));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let request = tokio::spawn(reqwest::get(format!("http://127.0.0.1:{port}/stuck")));
+    tokio::time::timeout(Duration::from_secs(10), started.notified())
+        .await
+        .expect("the request reached the handler");
 
-    let started = std::time::Instant::now();
+    let stopping = std::time::Instant::now();
     stop_tx.send(()).expect("server listening");
-    server.await.expect("join").expect("serve");
-    // The server gave up on the 1.5 s request after the 0.2 s grace period.
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("serve returns")
+        .expect("join")
+        .expect("serve");
+    let drained = stopping.elapsed();
+    // It waited for the stuck request for the grace period, and not much longer.
     assert!(
-        started.elapsed() < SLOW,
-        "drained for {:?}",
-        started.elapsed()
+        drained >= grace,
+        "returned after {drained:?}, before the grace period"
+    );
+    assert!(
+        drained < grace + Duration::from_secs(2),
+        "returned after {drained:?}"
     );
     request.abort();
 }

@@ -23,6 +23,10 @@ async fn panics() -> &'static str {
 }
 
 fn app() -> Router {
+    app_with_limit(64)
+}
+
+fn app_with_limit(body_limit: usize) -> Router {
     let router = Router::new()
         .route(
             "/rename",
@@ -40,7 +44,7 @@ fn app() -> Router {
     apply(
         router,
         &HttpConfig {
-            body_limit: 64,
+            body_limit,
             request_timeout: Duration::from_millis(100),
             ..HttpConfig::default()
         },
@@ -125,6 +129,24 @@ async fn a_streamed_oversized_body_is_a_413_problem_too() {
         StatusCode::PAYLOAD_TOO_LARGE,
         "payload_too_large",
     );
+}
+
+#[tokio::test]
+async fn a_configured_limit_above_axums_default_is_the_one_that_counts() {
+    // axum's extractors default to 2 MiB; a 3 MiB limit must admit 2.5 MiB.
+    let name = "x".repeat(2_621_440);
+    let body = format!(r#"{{"name":"{name}"}}"#);
+    let req = Request::post("/rename")
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .expect("request");
+    let res = app_with_limit(3 * 1024 * 1024)
+        .oneshot(req)
+        .await
+        .expect("infallible");
+    assert_eq!(res.status(), StatusCode::OK);
+    let echoed = res.into_body().collect().await.expect("body").to_bytes();
+    assert_eq!(echoed.len(), name.len());
 }
 
 #[tokio::test]

@@ -170,10 +170,12 @@ impl Readiness {
     /// Runs every check concurrently.
     pub async fn run(&self) -> ReadinessReport {
         let mut set = tokio::task::JoinSet::new();
+        let mut names = std::collections::HashMap::new();
         for check in &self.checks {
             let check = Arc::clone(check);
+            let name = check.name().to_owned();
             let timeout = self.timeout;
-            set.spawn(async move {
+            let task = set.spawn(async move {
                 let start = Instant::now();
                 let status = match tokio::time::timeout(timeout, check.check()).await {
                     Ok(Ok(())) => CheckStatus::Up,
@@ -195,6 +197,7 @@ impl Readiness {
                     },
                 )
             });
+            names.insert(task.id(), name);
         }
         let mut checks = BTreeMap::new();
         while let Some(joined) = set.join_next().await {
@@ -203,10 +206,11 @@ impl Readiness {
                     checks.insert(name, result);
                 }
                 Err(error) => {
-                    // A panicking check is a broken dependency check, reported as down.
-                    tracing::error!(%error, "readiness check panicked");
+                    // A check that panics is a broken check: its dependency counts as down.
+                    let name = names.remove(&error.id()).unwrap_or_default();
+                    tracing::error!(check = %name, %error, "readiness check panicked");
                     checks.insert(
-                        "panicked_check".to_owned(),
+                        name,
                         CheckResult {
                             status: CheckStatus::Down,
                             duration_ms: 0,
@@ -295,6 +299,28 @@ mod tests {
                 }
             })
         }
+    }
+
+    struct Panics;
+
+    impl ReadinessCheck for Panics {
+        fn name(&self) -> &str {
+            "flaky"
+        }
+        fn check(&self) -> BoxFuture<'_, Result<(), CheckError>> {
+            Box::pin(async { panic!("bug in a check") })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_check_is_down_under_its_own_name() {
+        let report = Readiness::new()
+            .with_check(Panics)
+            .with_check(Fixed("db", None, true))
+            .run()
+            .await;
+        assert_eq!(report.checks["flaky"].status, CheckStatus::Down);
+        assert_eq!(report.checks["db"].status, CheckStatus::Up);
     }
 
     #[tokio::test]
