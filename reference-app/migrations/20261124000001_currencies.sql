@@ -1,6 +1,6 @@
 -- ISO 4217 currencies the service knows, with their minor units (the number of
--- decimal places an amount in that currency may have). Money amounts are checked
--- against `minor_units`, so this table is the single source of amount scales.
+-- decimal places an amount in that currency may have). This table is the single
+-- source of amount scales: money amounts are to be checked against `minor_units`.
 CREATE TABLE currencies (
     code        text     PRIMARY KEY CHECK (code ~ '^[A-Z]{3}$'),
     name        text     NOT NULL CHECK (length(name) BETWEEN 1 AND 100),

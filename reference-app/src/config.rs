@@ -211,15 +211,16 @@ fn parse_origin(value: &str) -> Result<HeaderValue, String> {
     HeaderValue::from_str(&serialized).map_err(|e| e.to_string())
 }
 
-/// A URL with its password replaced, for logs.
+/// A URL reduced to scheme, host, port and path, for logs.
+///
+/// Credentials can hide in more places than the password (a token as the user
+/// name, `?password=` in the query), so user info and query are left out whole.
 pub fn redacted(url: &SecretString) -> String {
     match url::Url::parse(url.expose_secret()) {
-        Ok(mut parsed) => {
-            if parsed.password().is_some() {
-                // Only fails for URLs that cannot have credentials, which have none.
-                let _ = parsed.set_password(Some("***"));
-            }
-            parsed.to_string()
+        Ok(parsed) => {
+            let host = parsed.host_str().unwrap_or_default();
+            let port = parsed.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!("{}://{host}{port}{}", parsed.scheme(), parsed.path())
         }
         Err(_) => "<unparseable URL>".to_owned(),
     }
@@ -261,9 +262,25 @@ mod tests {
     }
 
     #[test]
-    fn passwords_are_redacted() {
-        let url = SecretString::from("postgres://app:hunter2@db:5432/bff");
-        assert_eq!(redacted(&url), "postgres://app:***@db:5432/bff");
-        assert!(!format!("{url:?}").contains("hunter2"));
+    fn credentials_are_left_out_of_logged_urls() {
+        for (url, logged) in [
+            (
+                "postgres://app:hunter2@db:5432/bff",
+                "postgres://db:5432/bff",
+            ),
+            (
+                "postgres://app@db/bff?password=hunter2&sslmode=require",
+                "postgres://db/bff",
+            ),
+            ("nats://hunter2@nats:4222", "nats://nats:4222"),
+            (
+                "redis://:hunter2@127.0.0.1:6379/0",
+                "redis://127.0.0.1:6379/0",
+            ),
+        ] {
+            let secret = SecretString::from(url);
+            assert_eq!(redacted(&secret), logged);
+            assert!(!format!("{secret:?}").contains("hunter2"));
+        }
     }
 }

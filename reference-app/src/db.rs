@@ -5,7 +5,7 @@ use std::str::FromStr;
 use secrecy::ExposeSecret;
 use sqlx::migrate::{MigrateDatabase, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres};
+use sqlx::{Connection, PgConnection, PgPool, Postgres};
 
 use crate::config::DatabaseArgs;
 
@@ -37,14 +37,21 @@ pub enum DbError {
 
 /// Creates the database named in the URL if it does not exist.
 ///
-/// Safe against a concurrent creator (another instance starting at the same time).
-pub async fn create_if_missing(args: &DatabaseArgs) -> Result<(), DbError> {
-    let url = args.database_url.expose_secret();
-    if Postgres::database_exists(url)
-        .await
-        .map_err(DbError::Connect)?
-    {
-        return Ok(());
+/// It first connects to the database itself, so a role that may open only its
+/// own database works when that database exists; only when Postgres answers that
+/// it does not exist (SQLSTATE 3D000) does it create it, through the server's
+/// maintenance database. A concurrent creator (another instance starting at the
+/// same time) is not an error.
+pub async fn create_if_missing(url: &str) -> Result<(), DbError> {
+    let options = PgConnectOptions::from_str(url).map_err(DbError::InvalidUrl)?;
+    match PgConnection::connect_with(&options).await {
+        Ok(conn) => {
+            // Closing is a courtesy to the server; the pool opens its own connections.
+            let _ = conn.close().await;
+            return Ok(());
+        }
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(INVALID_CATALOG_NAME) => {}
+        Err(error) => return Err(DbError::Connect(error)),
     }
     match Postgres::create_database(url).await {
         Ok(()) => {
@@ -52,23 +59,23 @@ pub async fn create_if_missing(args: &DatabaseArgs) -> Result<(), DbError> {
             Ok(())
         }
         // Lost a race with another instance: the database exists now, which is the goal.
-        Err(_)
-            if Postgres::database_exists(url)
-                .await
-                .map_err(DbError::Connect)? =>
-        {
-            Ok(())
-        }
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(DUPLICATE_DATABASE) => Ok(()),
         Err(error) => Err(DbError::Connect(error)),
     }
 }
 
+/// SQLSTATE of "database does not exist".
+const INVALID_CATALOG_NAME: &str = "3D000";
+/// SQLSTATE of "database already exists".
+const DUPLICATE_DATABASE: &str = "42P04";
+
 /// Connects the pool, creating the database first if it is missing.
 pub async fn connect(args: &DatabaseArgs) -> Result<PgPool, DbError> {
-    let options = PgConnectOptions::from_str(args.database_url.expose_secret())
+    let url = args.database_url.expose_secret();
+    let options = PgConnectOptions::from_str(url)
         .map_err(DbError::InvalidUrl)?
         .application_name("bff");
-    create_if_missing(args).await?;
+    create_if_missing(url).await?;
     PgPoolOptions::new()
         .max_connections(args.database_max_connections)
         .acquire_timeout(args.database_acquire_timeout)

@@ -15,11 +15,10 @@ async fn main() -> ExitCode {
     let result = match command {
         Command::Serve(args) => {
             init_logs(&args.common);
+            // Installed before the slow start-up, so an early SIGTERM stops cleanly.
+            let shutdown = shutdown_signal();
             match Application::build(&args).await {
-                Ok(app) => app
-                    .run_until_stopped(shutdown_signal())
-                    .await
-                    .map_err(Into::into),
+                Ok(app) => app.run_until_stopped(shutdown).await.map_err(Into::into),
                 Err(error) => Err(error.into()),
             }
         }

@@ -69,6 +69,9 @@ pub struct Application {
 /// together (compose), short enough that a wrong URL fails visibly.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long closing the pools may take at shutdown, after the grace period.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Application {
     /// Connects to Postgres, Redis and NATS, prepares the schema as the profile
     /// says, binds the HTTP address and builds the router.
@@ -150,10 +153,21 @@ impl Application {
         let served =
             bff_core::server::serve(self.listener, self.router, shutdown, self.shutdown_timeout)
                 .await;
-        if let Err(error) = self.nats.drain().await {
-            tracing::warn!(%error, "NATS drain failed");
+        // Requests the grace period gave up on may still hold connections; closing
+        // waits for them, so it is bounded too, and the process exits regardless.
+        match tokio::time::timeout(CLOSE_TIMEOUT, self.nats.drain()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "NATS drain failed"),
+            Err(_) => tracing::warn!("NATS drain timed out"),
         }
-        self.db.close().await;
+        if tokio::time::timeout(CLOSE_TIMEOUT, self.db.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "Postgres pool close timed out; connections still in use are dropped at exit"
+            );
+        }
         tracing::info!("stopped");
         served.map_err(StartupError::Serve)
     }

@@ -52,11 +52,16 @@ fn serve_help_lists_every_setting_with_its_variable() {
     );
 }
 
-#[test]
-fn bad_settings_are_refused_before_anything_starts() {
-    let output = bff()
+#[tokio::test]
+async fn bad_settings_are_refused_before_anything_starts() {
+    let mut command = tokio::process::Command::from(bff());
+    command
         .args(["serve", "--cors-origins", "https://x.example/path"])
-        .output()
+        .kill_on_drop(true);
+    // Were the setting accepted, the server would start and never exit: bounded.
+    let output = tokio::time::timeout(std::time::Duration::from_secs(30), command.output())
+        .await
+        .expect("refused at once, not started")
         .expect("runs");
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("origin"));

@@ -17,6 +17,16 @@ async fn metrics_are_labelled_by_route_template() {
     }
     assert_eq!(app.get("/api/v1/currencies/ZZZ").await.status(), 404);
     assert_eq!(app.get("/no/such/route/12345").await.status(), 404);
+    let invented = reqwest::Method::from_bytes(b"BREW").expect("method");
+    assert_eq!(
+        app.client
+            .request(invented, app.url("/api/v1/currencies"))
+            .send()
+            .await
+            .expect("sent")
+            .status(),
+        405
+    );
 
     let response = app.get("/metrics").await;
     assert_eq!(response.status(), 200);
@@ -53,11 +63,17 @@ async fn metrics_are_labelled_by_route_template() {
     );
     assert!(text.contains(r#"http_server_request_duration_seconds_bucket{method="GET",route="/api/v1/currencies/{code}",status="200",le="0.005"}"#), "{text}");
     assert!(text.contains("http_server_requests_in_flight"), "{text}");
+    // Invented methods share one label value, so clients cannot grow the label set.
+    assert!(text.contains(r#"method="_OTHER""#), "{text}");
+    assert!(!text.contains("BREW"), "{text}");
     assert!(
-        !text.contains("/api/v1/currencies/EUR"),
+        !text.contains(r#"route="/api/v1/currencies/EUR""#),
         "raw paths never become labels"
     );
-    assert!(!text.contains("12345"), "raw paths never become labels");
+    assert!(
+        !text.contains(r#"route="/no/such"#),
+        "raw paths never become labels"
+    );
 }
 
 /// Every route the app serves, as OpenAPI paths.
@@ -123,6 +139,22 @@ async fn the_openapi_document_lists_every_route_with_its_responses() {
                 .is_some_and(|r| r.ends_with("/Problem")),
             "{problem}"
         );
+
+        // Every `{name}` in the path is a documented path parameter.
+        for name in path
+            .split('{')
+            .skip(1)
+            .filter_map(|rest| rest.split('}').next())
+        {
+            let documented = operation["parameters"].as_array().is_some_and(|ps| {
+                ps.iter()
+                    .any(|p| p["in"] == "path" && p["name"] == name && p["required"] == true)
+            });
+            assert!(
+                documented,
+                "{method} {path} documents its path parameter {name}: {operation}"
+            );
+        }
     }
     // The Problem schema itself carries the contract's members.
     let problem = &spec["components"]["schemas"]["Problem"]["properties"];
