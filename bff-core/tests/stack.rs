@@ -62,6 +62,21 @@ async fn send(req: Request<Body>) -> (StatusCode, http::HeaderMap, serde_json::V
     )
 }
 
+/// A JSON `POST /rename` with `body`.
+fn rename(body: Body) -> Request<Body> {
+    Request::post("/rename")
+        .header("content-type", "application/json")
+        .body(body)
+        .expect("request")
+}
+
+/// Sends `req` and asserts a problem with `status` and `code`; returns its body.
+async fn expect_problem(req: Request<Body>, status: StatusCode, code: &str) -> serde_json::Value {
+    let (got, headers, body) = send(req).await;
+    assert_problem(got, &headers, &body, status, code);
+    body
+}
+
 fn assert_problem(
     status: StatusCode,
     headers: &http::HeaderMap,
@@ -98,18 +113,8 @@ async fn a_panic_is_a_500_problem_that_leaks_nothing() {
 
 #[tokio::test]
 async fn an_oversized_body_is_a_413_problem() {
-    let req = Request::post("/rename")
-        .header("content-type", "application/json")
-        .body(Body::from(vec![b' '; 65]))
-        .expect("request");
-    let (status, headers, body) = send(req).await;
-    assert_problem(
-        status,
-        &headers,
-        &body,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-    );
+    let req = rename(Body::from(vec![b' '; 65]));
+    expect_problem(req, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
 }
 
 #[tokio::test]
@@ -117,18 +122,8 @@ async fn a_streamed_oversized_body_is_a_413_problem_too() {
     // No Content-Length: the limit is enforced while reading.
     let chunks =
         futures_util::stream::iter([Ok::<_, std::io::Error>(vec![b' '; 40]), Ok(vec![b' '; 40])]);
-    let req = Request::post("/rename")
-        .header("content-type", "application/json")
-        .body(Body::from_stream(chunks))
-        .expect("request");
-    let (status, headers, body) = send(req).await;
-    assert_problem(
-        status,
-        &headers,
-        &body,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-    );
+    let req = rename(Body::from_stream(chunks));
+    expect_problem(req, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
 }
 
 #[tokio::test]
@@ -136,10 +131,7 @@ async fn a_configured_limit_above_axums_default_is_the_one_that_counts() {
     // axum's extractors default to 2 MiB; a 3 MiB limit must admit 2.5 MiB.
     let name = "x".repeat(2_621_440);
     let body = format!(r#"{{"name":"{name}"}}"#);
-    let req = Request::post("/rename")
-        .header("content-type", "application/json")
-        .body(Body::from(body))
-        .expect("request");
+    let req = rename(Body::from(body));
     let res = app_with_limit(3 * 1024 * 1024)
         .oneshot(req)
         .await
@@ -151,43 +143,32 @@ async fn a_configured_limit_above_axums_default_is_the_one_that_counts() {
 
 #[tokio::test]
 async fn unknown_fields_and_bad_json_are_named_problems() {
-    let json = |body: &'static str| {
-        Request::post("/rename")
-            .header("content-type", "application/json")
-            .body(Body::from(body))
-            .expect("request")
-    };
-    let (status, headers, body) = send(json(r#"{"name":"x","role":"admin"}"#)).await;
-    assert_problem(
-        status,
-        &headers,
-        &body,
+    let json = |body: &'static str| rename(Body::from(body));
+    let body = expect_problem(
+        json(r#"{"name":"x","role":"admin"}"#),
         StatusCode::UNPROCESSABLE_ENTITY,
         "validation_failed",
-    );
+    )
+    .await;
     assert_eq!(body["errors"][0]["field"], "role");
 
-    let (status, headers, body) = send(json(r#"{"name":"#)).await;
-    assert_problem(
-        status,
-        &headers,
-        &body,
+    expect_problem(
+        json(r#"{"name":"#),
         StatusCode::BAD_REQUEST,
         "malformed_json",
-    );
+    )
+    .await;
 
     let req = Request::post("/rename")
         .header("content-type", "text/plain")
         .body(Body::from("x"))
         .expect("request");
-    let (status, headers, body) = send(req).await;
-    assert_problem(
-        status,
-        &headers,
-        &body,
+    expect_problem(
+        req,
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "unsupported_media_type",
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
