@@ -1,0 +1,393 @@
+//! [`JwtLayer`]: bearer authentication as a tower layer.
+//!
+//! The layer reads `Authorization: Bearer <token>`, verifies the token with a
+//! [`TokenVerifier`], asks an optional [`SessionCheck`] whether the token's
+//! session is still alive, and puts a [`Principal`] in the request extensions.
+//! A missing, invalid or revoked token is a 401 problem with
+//! `WWW-Authenticate: Bearer`; in [optional](JwtLayer::optional) mode a request
+//! without any `Authorization` header passes through anonymously (an invalid
+//! token is still refused).
+//!
+//! Verified tokens are cached: a bounded in-memory map from the token's SHA-256
+//! to its verified claims, each entry living no longer than the token, so a busy
+//! client's token is verified once instead of on every request. A cache hit still
+//! checks expiry, that the signing key is still published, and the session.
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use bff_auth::keys::{Algorithm, KeySet, SigningKey};
+//! use bff_auth::layer::{JwtLayer, Principal};
+//! use bff_auth::token::{TokenVerifier, ValidationPolicy};
+//! use tower::ServiceBuilder;
+//!
+//! let key = SigningKey::from_pem(SigningKey::generate(Algorithm::EdDsa).unwrap().private_pem()).unwrap();
+//! let keys = KeySet::new(key, Vec::new()).unwrap();
+//! let verifier = TokenVerifier::new(keys.verification_keys(), ValidationPolicy::new("bff", "bff"));
+//!
+//! async fn me(principal: Principal) -> String {
+//!     format!("user {} in session {}", principal.user_id, principal.session_id)
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/me", get(me))
+//!     .layer(ServiceBuilder::new().layer(JwtLayer::new(verifier)));
+//! # let _ = app;
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::response::IntoResponse;
+use bff_core::Problem;
+use http::header::AUTHORIZATION;
+use http::request::Parts;
+use http::{HeaderValue, Request, Response, StatusCode};
+use moka::sync::Cache;
+use sha2::{Digest, Sha256};
+use tower::{Layer, Service};
+
+use crate::token::{Claims, TokenError, TokenVerifier, unix_now};
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The authenticated caller, put in the request extensions by [`JwtLayer`].
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The user id (`sub`).
+    pub user_id: String,
+    /// The session id (`sid`).
+    pub session_id: String,
+    /// The role (`role`).
+    pub role: String,
+    /// Every claim of the token.
+    pub claims: Arc<Claims>,
+}
+
+impl Principal {
+    fn from_claims(claims: Arc<Claims>) -> Self {
+        Self {
+            user_id: claims.sub.clone(),
+            session_id: claims.sid.clone(),
+            role: claims.role.clone(),
+            claims,
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(unauthenticated)
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<Principal>().cloned())
+    }
+}
+
+impl aide::operation::OperationInput for Principal {}
+
+/// Whether a session is still alive: the seam through which logout and
+/// revocation reach tokens that are otherwise valid until they expire.
+pub trait SessionCheck: Send + Sync + 'static {
+    /// `Ok(false)` when the session has ended.
+    fn is_active<'a>(
+        &'a self,
+        principal: &'a Principal,
+    ) -> BoxFuture<'a, Result<bool, SessionCheckError>>;
+}
+
+/// The session store could not answer; the request is refused with 503
+/// (failing open would let revoked tokens in).
+#[derive(Debug, thiserror::Error)]
+#[error("session check failed: {0}")]
+pub struct SessionCheckError(pub Box<dyn std::error::Error + Send + Sync>);
+
+/// Entries of the verified-token cache by default.
+pub const DEFAULT_CACHE_CAPACITY: u64 = 100_000;
+
+/// Layer that applies [`JwtService`]; see the [module docs](self).
+#[derive(Clone)]
+pub struct JwtLayer {
+    verifier: Arc<TokenVerifier>,
+    cache: Option<Cache<[u8; 32], Arc<CachedToken>>>,
+    sessions: Option<Arc<dyn SessionCheck>>,
+    optional: bool,
+}
+
+impl std::fmt::Debug for JwtLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtLayer")
+            .field("cache", &self.cache.as_ref().map(Cache::entry_count))
+            .field("session_check", &self.sessions.is_some())
+            .field("optional", &self.optional)
+            .finish()
+    }
+}
+
+/// A verified token in the cache: its claims and the key that signed it.
+struct CachedToken {
+    claims: Arc<Claims>,
+    kid: String,
+}
+
+struct UntilExpiry;
+
+impl moka::Expiry<[u8; 32], Arc<CachedToken>> for UntilExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &[u8; 32],
+        entry: &Arc<CachedToken>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        let left = entry.claims.exp.saturating_sub(unix_now()).max(0);
+        Some(Duration::from_secs(u64::try_from(left).unwrap_or(0)))
+    }
+}
+
+impl JwtLayer {
+    /// Requires a valid token, with a verified-token cache of
+    /// [`DEFAULT_CACHE_CAPACITY`] entries.
+    pub fn new(verifier: TokenVerifier) -> Self {
+        Self {
+            verifier: Arc::new(verifier),
+            cache: None,
+            sessions: None,
+            optional: false,
+        }
+        .with_cache_capacity(DEFAULT_CACHE_CAPACITY)
+    }
+
+    /// Lets requests without an `Authorization` header through without a
+    /// [`Principal`]; a token that is present must still be valid.
+    pub fn optional(mut self) -> Self {
+        self.optional = true;
+        self
+    }
+
+    /// Bounds the verified-token cache to `capacity` entries; 0 disables it.
+    pub fn with_cache_capacity(mut self, capacity: u64) -> Self {
+        self.cache = (capacity > 0).then(|| {
+            Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(UntilExpiry)
+                .build()
+        });
+        self
+    }
+
+    /// Checks every token's session with `check`.
+    pub fn with_session_check(mut self, check: impl SessionCheck) -> Self {
+        self.sessions = Some(Arc::new(check));
+        self
+    }
+
+    /// Authenticates a bearer token outside a request (for example a gRPC or
+    /// WebSocket handshake): the same checks as the layer, cache included.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
+        let claims = self.verify_cached(token)?;
+        let principal = Principal::from_claims(claims);
+        if let Some(sessions) = &self.sessions {
+            match sessions.is_active(&principal).await {
+                Ok(true) => {}
+                Ok(false) => return Err(AuthError::SessionEnded),
+                Err(error) => return Err(AuthError::SessionCheck(error)),
+            }
+        }
+        Ok(principal)
+    }
+
+    fn verify_cached(&self, token: &str) -> Result<Arc<Claims>, AuthError> {
+        let Some(cache) = &self.cache else {
+            return self
+                .verifier
+                .verify(token)
+                .map(Arc::new)
+                .map_err(AuthError::Token);
+        };
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now = unix_now();
+        if let Some(entry) = cache.get(&key) {
+            let leeway = i64::try_from(self.verifier.policy().leeway.as_secs()).unwrap_or(0);
+            // Expiry is re-checked on every hit (the cache's own clock is coarser),
+            // and so is the key: a retired key's tokens stop working at once.
+            if entry.claims.exp > now.saturating_sub(leeway)
+                && self.verifier.is_published(&entry.kid)
+            {
+                metrics::counter!(VERIFICATIONS, "outcome" => "cached").increment(1);
+                return Ok(Arc::clone(&entry.claims));
+            }
+            cache.invalidate(&key);
+        }
+        match self.verifier.verify_with_kid(token, now) {
+            Ok((claims, kid)) => {
+                metrics::counter!(VERIFICATIONS, "outcome" => "verified").increment(1);
+                let claims = Arc::new(claims);
+                cache.insert(
+                    key,
+                    Arc::new(CachedToken {
+                        claims: Arc::clone(&claims),
+                        kid,
+                    }),
+                );
+                Ok(claims)
+            }
+            Err(error) => {
+                metrics::counter!(VERIFICATIONS, "outcome" => "rejected").increment(1);
+                Err(AuthError::Token(error))
+            }
+        }
+    }
+}
+
+/// Counter of token verifications by outcome (`cached`, `verified`, `rejected`).
+pub const VERIFICATIONS: &str = "auth_token_verifications_total";
+
+/// Why a request was not authenticated.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No `Authorization: Bearer` header.
+    #[error("no bearer token")]
+    Missing,
+    /// The token was refused.
+    #[error(transparent)]
+    Token(TokenError),
+    /// The token's session has ended.
+    #[error("session ended")]
+    SessionEnded,
+    /// The session store could not answer.
+    #[error(transparent)]
+    SessionCheck(SessionCheckError),
+}
+
+impl IntoResponse for AuthError {
+    fn into_response(self) -> axum::response::Response {
+        match self {
+            Self::Missing => unauthenticated().into_response(),
+            Self::SessionCheck(error) => {
+                tracing::error!(%error, "session check failed");
+                Problem::unavailable(
+                    "Authentication is temporarily unavailable; try again shortly.",
+                )
+                .into_response()
+            }
+            Self::Token(_) | Self::SessionEnded => {
+                tracing::debug!(reason = %self, "bearer token refused");
+                Problem::from_status(StatusCode::UNAUTHORIZED)
+                    .with_detail("The access token is invalid, expired or revoked.")
+                    .with_header(
+                        http::header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+                    )
+                    .into_response()
+            }
+        }
+    }
+}
+
+fn unauthenticated() -> Problem {
+    Problem::unauthorized()
+        .with_detail("An access token is required: send `Authorization: Bearer <token>`.")
+}
+
+/// The bearer token of a request: `None` without an `Authorization` header,
+/// `Some(Err)` with one that is not a bearer token.
+fn bearer(req_headers: &http::HeaderMap) -> Option<Result<&str, ()>> {
+    let value = req_headers.get(AUTHORIZATION)?;
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty());
+    Some(token.ok_or(()))
+}
+
+impl<S> Layer<S> for JwtLayer {
+    type Service = JwtService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        JwtService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// Authenticates requests; see the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct JwtService<S> {
+    inner: S,
+    layer: JwtLayer,
+}
+
+impl<S> JwtService<S> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Consumes the layer's service, returning the wrapped one.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for JwtService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    ResBody::Error: Into<axum::BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Response<Body>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        // The clone that was polled ready is the one to call (tower's usual dance).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let layer = self.layer.clone();
+        let token = bearer(req.headers()).map(|t| t.map(str::to_owned));
+        Box::pin(async move {
+            match token {
+                None if layer.optional => {}
+                None => return Ok(AuthError::Missing.into_response()),
+                Some(Err(())) => return Ok(AuthError::Token(TokenError::Malformed).into_response()),
+                Some(Ok(token)) => match layer.authenticate(&token).await {
+                    Ok(principal) => {
+                        req.extensions_mut().insert(principal);
+                    }
+                    Err(error) => return Ok(error.into_response()),
+                },
+            }
+            inner.call(req).await.map(|res| res.map(Body::new))
+        })
+    }
+}

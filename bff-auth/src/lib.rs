@@ -1,0 +1,23 @@
+//! # bff-auth
+//!
+//! Authentication building blocks for BFFs, independent of any one app:
+//!
+//! - [`keys`]: EdDSA (default), ES256 and RS256 signing keys from PEM, verification-only
+//!   keys for rotation, and the JWKS document that publishes only their public parts;
+//! - [`token`]: the access-token issuer and a verifier with an algorithm allow-list;
+//! - [`layer`]: [`JwtLayer`](layer::JwtLayer), bearer authentication as a tower layer
+//!   with a verified-token cache and a session-liveness hook, and the
+//!   [`Principal`](layer::Principal) it hands to handlers;
+//! - [`password`]: argon2id hashing on the blocking pool, with a dummy hash for unknown
+//!   accounts and rehash detection.
+//!
+//! Key rotation: publish the next key as verification-only, wait for JWKS caches to
+//! refresh (`Cache-Control` max-age), switch signing to it and keep the old key
+//! published as verification-only, then drop the old key once the last token it
+//! signed has expired (the access-token lifetime).
+#![deny(missing_docs, unreachable_pub, unsafe_code)]
+
+pub mod keys;
+pub mod layer;
+pub mod password;
+pub mod token;
