@@ -1,0 +1,236 @@
+//! JwtLayer behaviour as a client sees it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use bff_auth::keys::{Algorithm, KeySet, SigningKey};
+use bff_auth::layer::{BoxFuture, JwtLayer, Principal, SessionCheck, SessionCheckError};
+use bff_auth::token::{TokenIssuer, TokenVerifier, ValidationPolicy};
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+fn keys() -> KeySet {
+    let key = SigningKey::from_pem(
+        SigningKey::generate(Algorithm::EdDsa)
+            .expect("gen")
+            .private_pem(),
+    )
+    .expect("load");
+    KeySet::new(key, Vec::new()).expect("keys")
+}
+
+fn issuer(keys: &KeySet) -> TokenIssuer {
+    TokenIssuer::new(keys.clone(), "iss", "aud", Duration::from_secs(900))
+}
+
+fn verifier(keys: &KeySet) -> TokenVerifier {
+    TokenVerifier::new(
+        keys.verification_keys(),
+        ValidationPolicy::new("iss", "aud"),
+    )
+}
+
+async fn whoami(principal: Option<Principal>) -> String {
+    principal.map_or_else(
+        || "anonymous".to_owned(),
+        |p| format!("{}/{}/{}", p.user_id, p.session_id, p.role),
+    )
+}
+
+fn app(layer: JwtLayer) -> Router {
+    Router::new().route("/", get(whoami)).layer(layer)
+}
+
+async fn call(app: &Router, authorization: Option<&str>) -> (StatusCode, http::HeaderMap, String) {
+    let mut req = Request::get("/");
+    if let Some(value) = authorization {
+        req = req.header("authorization", value);
+    }
+    let res = app
+        .clone()
+        .oneshot(req.body(Body::empty()).expect("request"))
+        .await
+        .expect("infallible");
+    let (parts, body) = res.into_parts();
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8_lossy(&body.collect().await.expect("body").to_bytes()).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_valid_token_yields_the_principal() {
+    let keys = keys();
+    let token = issuer(&keys)
+        .issue("user-1", "sess-1", "admin")
+        .expect("issue")
+        .access_token;
+    let app = app(JwtLayer::new(verifier(&keys)));
+    let (status, _, body) = call(&app, Some(&format!("Bearer {token}"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, "user-1/sess-1/admin");
+    // The scheme is case-insensitive.
+    assert_eq!(
+        call(&app, Some(&format!("bearer {token}"))).await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn missing_and_invalid_tokens_are_401_problems_with_www_authenticate() {
+    let keys = keys();
+    let app = app(JwtLayer::new(verifier(&keys)));
+    for authorization in [
+        None,
+        Some("Bearer not.a.token"),
+        Some("Basic dXNlcjpwYXNz"),
+        Some("Bearer "),
+        Some("Bearer"),
+    ] {
+        let (status, headers, body) = call(&app, authorization).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{authorization:?}");
+        assert!(
+            headers["www-authenticate"]
+                .to_str()
+                .is_ok_and(|v| v.starts_with("Bearer")),
+            "{authorization:?}"
+        );
+        assert_eq!(headers["content-type"], "application/problem+json");
+        let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(json["code"], "unauthorized");
+    }
+}
+
+#[tokio::test]
+async fn optional_mode_lets_anonymous_requests_through_but_not_bad_tokens() {
+    let keys = keys();
+    let app = app(JwtLayer::new(verifier(&keys)).optional());
+    let (status, _, body) = call(&app, None).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "anonymous"));
+    assert_eq!(
+        call(&app, Some("Bearer garbage")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let token = issuer(&keys)
+        .issue("u", "s", "customer")
+        .expect("issue")
+        .access_token;
+    assert_eq!(
+        call(&app, Some(&format!("Bearer {token}"))).await.2,
+        "u/s/customer"
+    );
+}
+
+/// A session store stand-in: sessions are alive until `ended` is set.
+#[derive(Clone, Default)]
+struct Sessions {
+    ended: Arc<AtomicBool>,
+    failing: Arc<AtomicBool>,
+    checks: Arc<AtomicUsize>,
+}
+
+impl SessionCheck for Sessions {
+    fn is_active<'a>(
+        &'a self,
+        _principal: &'a Principal,
+    ) -> BoxFuture<'a, Result<bool, SessionCheckError>> {
+        self.checks.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(SessionCheckError("store down".into()));
+            }
+            Ok(!self.ended.load(Ordering::SeqCst))
+        })
+    }
+}
+
+#[tokio::test]
+async fn an_ended_session_is_refused_at_once_even_from_the_cache() {
+    let keys = keys();
+    let sessions = Sessions::default();
+    let app = app(JwtLayer::new(verifier(&keys)).with_session_check(sessions.clone()));
+    let token = issuer(&keys)
+        .issue("u", "s", "customer")
+        .expect("issue")
+        .access_token;
+    let bearer = format!("Bearer {token}");
+    assert_eq!(call(&app, Some(&bearer)).await.0, StatusCode::OK);
+    assert_eq!(
+        call(&app, Some(&bearer)).await.0,
+        StatusCode::OK,
+        "a cache hit"
+    );
+    assert_eq!(
+        sessions.checks.load(Ordering::SeqCst),
+        2,
+        "the session is checked on every request"
+    );
+
+    sessions.ended.store(true, Ordering::SeqCst);
+    let (status, headers, _) = call(&app, Some(&bearer)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .is_ok_and(|v| v.contains("invalid_token"))
+    );
+
+    sessions.failing.store(true, Ordering::SeqCst);
+    assert_eq!(
+        call(&app, Some(&bearer)).await.0,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "fails closed"
+    );
+}
+
+#[tokio::test]
+async fn retiring_a_key_stops_its_cached_tokens() {
+    let old = SigningKey::from_pem(
+        SigningKey::generate(Algorithm::EdDsa)
+            .expect("gen")
+            .private_pem(),
+    )
+    .expect("load");
+    let next = SigningKey::from_pem(
+        SigningKey::generate(Algorithm::Es256)
+            .expect("gen")
+            .private_pem(),
+    )
+    .expect("load");
+    let keys = KeySet::new(old.clone(), vec![next.public_key().clone()]).expect("keys");
+    let published = keys.verification_keys();
+    let app = app(JwtLayer::new(verifier(&keys)));
+    let token = issuer(&keys)
+        .issue("u", "s", "customer")
+        .expect("issue")
+        .access_token;
+    let bearer = format!("Bearer {token}");
+    assert_eq!(call(&app, Some(&bearer)).await.0, StatusCode::OK);
+    assert_eq!(call(&app, Some(&bearer)).await.0, StatusCode::OK);
+
+    published
+        .replace(vec![next.public_key().clone()])
+        .expect("retire the old key");
+    assert_eq!(call(&app, Some(&bearer)).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn authenticate_works_outside_http() {
+    let keys = keys();
+    let layer = JwtLayer::new(verifier(&keys));
+    let token = issuer(&keys)
+        .issue("u", "s", "manager")
+        .expect("issue")
+        .access_token;
+    assert_eq!(
+        layer.authenticate(&token).await.expect("valid").role,
+        "manager"
+    );
+    assert!(layer.authenticate("x.y.z").await.is_err());
+}
