@@ -9,7 +9,10 @@
 //!   with a verified-token cache and a session-liveness hook, and the
 //!   [`Principal`](layer::Principal) it hands to handlers;
 //! - [`password`]: argon2id hashing on the blocking pool, with a dummy hash for unknown
-//!   accounts and rehash detection.
+//!   accounts and rehash detection;
+//! - [`session`]: sessions with rotating refresh tokens and reuse detection, behind
+//!   the [`SessionStore`](session::SessionStore) trait, stored in Redis with the
+//!   `redis` feature.
 //!
 //! Key rotation: publish the next key as verification-only, wait for JWKS caches to
 //! refresh (`Cache-Control` max-age), switch signing to it and keep the old key
@@ -20,4 +23,5 @@
 pub mod keys;
 pub mod layer;
 pub mod password;
+pub mod session;
 pub mod token;

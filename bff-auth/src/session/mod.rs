@@ -1,0 +1,199 @@
+//! Sessions and refresh tokens.
+//!
+//! A session is what a login creates and a logout ends. It is identified by an
+//! id that access tokens carry (`sid`), and renewed with opaque refresh tokens:
+//! 256 random bits, base64url, stored only as their SHA-256. Every refresh
+//! rotates the token. Presenting a token that was already rotated is a sign of
+//! theft and revokes the whole session, except within a short grace window
+//! after its rotation, where a concurrent refresh (two browser tabs) simply gets
+//! a token of its own.
+//!
+//! Sessions end after an idle timeout (no refresh) or an absolute lifetime,
+//! whichever comes first. The [`SessionStore`] trait is the seam; the Redis
+//! implementation ([`RedisSessionStore`], feature `redis`) does each rotation
+//! in one atomic Lua script.
+
+use std::fmt;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+
+use crate::layer::BoxFuture;
+
+#[cfg(feature = "redis")]
+mod redis_store;
+#[cfg(feature = "redis")]
+pub use redis_store::RedisSessionStore;
+
+/// Session lifetimes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionPolicy {
+    /// A session not refreshed for this long ends (default 30 days).
+    pub idle_timeout: Duration,
+    /// A session ends this long after login, however active (default 90 days).
+    pub absolute_lifetime: Duration,
+    /// How long after a rotation the rotated token may still be presented by a
+    /// concurrent refresh without revoking the session (default 10 s).
+    pub reuse_grace: Duration,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(30 * 24 * 3600),
+            absolute_lifetime: Duration::from_secs(90 * 24 * 3600),
+            reuse_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What is recorded about a session when it starts.
+#[derive(Debug, Clone, Default)]
+pub struct NewSession {
+    /// The user.
+    pub user_id: String,
+    /// The client's `User-Agent`, truncated.
+    pub user_agent: Option<String>,
+    /// The client's IP address.
+    pub ip: Option<String>,
+}
+
+/// A live session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Session id (a UUID v7).
+    pub id: String,
+    /// The user.
+    pub user_id: String,
+    /// Login time, milliseconds since the epoch.
+    pub created_at_ms: i64,
+    /// Last refresh (or login), milliseconds since the epoch.
+    pub last_used_at_ms: i64,
+    /// `User-Agent` at login.
+    pub user_agent: Option<String>,
+    /// IP address at the last use.
+    pub ip: Option<String>,
+}
+
+/// An opaque refresh token. Its `Debug` output hides the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RefreshToken(String);
+
+impl RefreshToken {
+    /// A new token: 256 bits from the operating system's CSPRNG, base64url.
+    pub fn generate() -> Result<Self, SessionError> {
+        let mut bytes = [0u8; 32];
+        openssl::rand::rand_bytes(&mut bytes).map_err(|e| SessionError::Store(Box::new(e)))?;
+        Ok(Self(URL_SAFE_NO_PAD.encode(bytes)))
+    }
+
+    /// Wraps a token a client presented.
+    pub fn from_client(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
+    /// The token, to send to the client once.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The stored form: base64url SHA-256. The token has 256 bits of entropy,
+    /// so an unsalted fast hash is enough to make the stored form useless.
+    pub fn hash(&self) -> String {
+        URL_SAFE_NO_PAD.encode(Sha256::digest(self.0.as_bytes()))
+    }
+}
+
+impl fmt::Debug for RefreshToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RefreshToken([REDACTED])")
+    }
+}
+
+/// The result of presenting a refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refresh {
+    /// The token was current (or within the grace window): here is its successor.
+    Rotated {
+        /// The session, with `last_used_at` updated.
+        session: Session,
+        /// The new refresh token.
+        token: RefreshToken,
+    },
+    /// The token had been rotated before the grace window: the session is now revoked.
+    Reused {
+        /// The revoked session's user.
+        user_id: String,
+        /// The revoked session.
+        session_id: String,
+    },
+    /// Unknown, expired, or its session has ended.
+    Invalid,
+}
+
+/// The store failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The backend (Redis) failed or answered something unexpected.
+    #[error("session store error: {0}")]
+    Store(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Where sessions live.
+pub trait SessionStore: Send + Sync + 'static {
+    /// Starts a session and returns its first refresh token.
+    fn create(
+        &self,
+        new: NewSession,
+    ) -> BoxFuture<'_, Result<(Session, RefreshToken), SessionError>>;
+
+    /// Rotates `token`; `ip` is recorded as the session's latest address.
+    fn refresh<'a>(
+        &'a self,
+        token: &'a RefreshToken,
+        ip: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Refresh, SessionError>>;
+
+    /// Whether the session exists and has not ended.
+    fn is_active<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, Result<bool, SessionError>>;
+
+    /// The user's live sessions, newest first.
+    fn list<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<Vec<Session>, SessionError>>;
+
+    /// Ends `session_id` if it belongs to `user_id`; `false` when there is no such session of theirs.
+    fn revoke<'a>(
+        &'a self,
+        user_id: &'a str,
+        session_id: &'a str,
+    ) -> BoxFuture<'a, Result<bool, SessionError>>;
+
+    /// Ends every session of `user_id` except `keep`; returns how many ended.
+    fn revoke_all<'a>(
+        &'a self,
+        user_id: &'a str,
+        keep: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<usize, SessionError>>;
+}
+
+/// Adapts a [`SessionStore`] into the [`SessionCheck`](crate::layer::SessionCheck)
+/// of [`JwtLayer`](crate::layer::JwtLayer): a token is accepted only while its
+/// session lives, so ending a session stops its access tokens on the next request.
+#[derive(Clone)]
+pub struct StoreSessionCheck<S>(pub S);
+
+impl<S: SessionStore + Clone> crate::layer::SessionCheck for StoreSessionCheck<S> {
+    fn is_active<'a>(
+        &'a self,
+        principal: &'a crate::layer::Principal,
+    ) -> BoxFuture<'a, Result<bool, crate::layer::SessionCheckError>> {
+        Box::pin(async move {
+            self.0
+                .is_active(&principal.session_id)
+                .await
+                .map_err(|SessionError::Store(e)| crate::layer::SessionCheckError(e))
+        })
+    }
+}

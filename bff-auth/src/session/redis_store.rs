@@ -1,0 +1,314 @@
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+
+use super::{
+    NewSession, Refresh, RefreshToken, Session, SessionError, SessionPolicy, SessionStore,
+};
+use crate::layer::BoxFuture;
+
+/// Sessions in Redis.
+///
+/// Keys, under a configurable prefix `P`:
+/// - `P s:{sid}`: hash `uid, created, last, ua, ip, abs`; expires after the idle
+///   timeout (renewed by each refresh), never after `abs` (the absolute end);
+/// - `P r:{sha256(token)}`: hash `sid, used` (0 while current, else when it was
+///   rotated); a rotated token's record is kept for a day so that a replay within
+///   that time is recognised as theft;
+/// - `P u:{uid}`: sorted set of the user's session ids by login time.
+///
+/// Ending a session deletes `s:{sid}`; its refresh records then resolve to
+/// nothing and expire on their own. The scripts compute key names from the
+/// prefix, so they need a single Redis node (or a cluster slot per deployment).
+#[derive(Clone)]
+pub struct RedisSessionStore {
+    conn: ConnectionManager,
+    prefix: String,
+    policy: SessionPolicy,
+}
+
+impl std::fmt::Debug for RedisSessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSessionStore")
+            .field("prefix", &self.prefix)
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+/// How long a rotated token's record is kept to detect its replay.
+const REUSE_DETECTION_MS: i64 = 24 * 3600 * 1000;
+
+const CREATE: &str = r"
+local skey, ukey, rkey = KEYS[1], KEYS[2], KEYS[3]
+local sid, uid, now, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+redis.call('HSET', skey, 'uid', uid, 'created', now, 'last', now, 'ua', ARGV[5], 'ip', ARGV[6], 'abs', ARGV[7])
+redis.call('PEXPIRE', skey, ttl)
+redis.call('HSET', rkey, 'sid', sid, 'used', 0)
+redis.call('PEXPIRE', rkey, ttl)
+redis.call('ZADD', ukey, now, sid)
+if redis.call('PTTL', ukey) < ttl then redis.call('PEXPIRE', ukey, ttl) end
+return 1
+";
+
+const REFRESH: &str = r"
+local prefix = ARGV[1]
+local now, grace, idle = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local record = redis.call('HMGET', KEYS[1], 'sid', 'used')
+local sid = record[1]
+if not sid then return {'invalid'} end
+local skey = prefix .. 's:' .. sid
+local session = redis.call('HMGET', skey, 'uid', 'abs')
+local uid = session[1]
+if not uid then return {'invalid'} end
+local used = tonumber(record[2])
+if used > 0 and now - used > grace then
+  redis.call('DEL', skey)
+  redis.call('ZREM', prefix .. 'u:' .. uid, sid)
+  return {'reused', sid, uid}
+end
+local ttl = math.min(idle, tonumber(session[2]) - now)
+if ttl <= 0 then
+  redis.call('DEL', skey)
+  redis.call('ZREM', prefix .. 'u:' .. uid, sid)
+  return {'invalid'}
+end
+if used == 0 then
+  redis.call('HSET', KEYS[1], 'used', now)
+  redis.call('PEXPIRE', KEYS[1], math.min(ttl, tonumber(ARGV[7])))
+end
+local nkey = prefix .. 'r:' .. ARGV[2]
+redis.call('HSET', nkey, 'sid', sid, 'used', 0)
+redis.call('PEXPIRE', nkey, ttl)
+redis.call('HSET', skey, 'last', now)
+if ARGV[6] ~= '' then redis.call('HSET', skey, 'ip', ARGV[6]) end
+redis.call('PEXPIRE', skey, ttl)
+local ukey = prefix .. 'u:' .. uid
+if redis.call('PTTL', ukey) < ttl then redis.call('PEXPIRE', ukey, ttl) end
+local f = redis.call('HMGET', skey, 'created', 'last', 'ua', 'ip')
+return {'rotated', sid, uid, f[1], f[2], f[3] or '', f[4] or ''}
+";
+
+const REVOKE: &str = r"
+if redis.call('HGET', KEYS[1], 'uid') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
+return 1
+";
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn store_error(error: redis::RedisError) -> SessionError {
+    SessionError::Store(Box::new(error))
+}
+
+fn opt(value: String) -> Option<String> {
+    (!value.is_empty()).then_some(value)
+}
+
+impl RedisSessionStore {
+    /// Sessions under `prefix` (for example `bff:auth:`) with `policy`.
+    pub fn new(conn: ConnectionManager, prefix: impl Into<String>, policy: SessionPolicy) -> Self {
+        Self {
+            conn,
+            prefix: prefix.into(),
+            policy,
+        }
+    }
+
+    fn key(&self, kind: &str, id: &str) -> String {
+        format!("{}{kind}:{id}", self.prefix)
+    }
+
+    async fn sessions_of(&self, user_id: &str) -> Result<Vec<String>, SessionError> {
+        let mut conn = self.conn.clone();
+        conn.zrevrange(self.key("u", user_id), 0, -1)
+            .await
+            .map_err(store_error)
+    }
+}
+
+impl SessionStore for RedisSessionStore {
+    fn create(
+        &self,
+        new: NewSession,
+    ) -> BoxFuture<'_, Result<(Session, RefreshToken), SessionError>> {
+        Box::pin(async move {
+            let id = uuid::Uuid::now_v7().to_string();
+            let token = RefreshToken::generate()?;
+            let now = now_ms();
+            let ttl = ms(self.policy.idle_timeout).min(ms(self.policy.absolute_lifetime));
+            let absolute_end = now.saturating_add(ms(self.policy.absolute_lifetime));
+            let mut conn = self.conn.clone();
+            let _: i64 = Script::new(CREATE)
+                .key(self.key("s", &id))
+                .key(self.key("u", &new.user_id))
+                .key(self.key("r", &token.hash()))
+                .arg(&id)
+                .arg(&new.user_id)
+                .arg(now)
+                .arg(ttl)
+                .arg(new.user_agent.as_deref().unwrap_or(""))
+                .arg(new.ip.as_deref().unwrap_or(""))
+                .arg(absolute_end)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(store_error)?;
+            let session = Session {
+                id,
+                user_id: new.user_id,
+                created_at_ms: now,
+                last_used_at_ms: now,
+                user_agent: new.user_agent,
+                ip: new.ip,
+            };
+            Ok((session, token))
+        })
+    }
+
+    fn refresh<'a>(
+        &'a self,
+        token: &'a RefreshToken,
+        ip: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Refresh, SessionError>> {
+        Box::pin(async move {
+            let next = RefreshToken::generate()?;
+            let mut conn = self.conn.clone();
+            let reply: Vec<String> = Script::new(REFRESH)
+                .key(self.key("r", &token.hash()))
+                .arg(&self.prefix)
+                .arg(next.hash())
+                .arg(now_ms())
+                .arg(ms(self.policy.reuse_grace))
+                .arg(ms(self.policy.idle_timeout))
+                .arg(ip.unwrap_or(""))
+                .arg(REUSE_DETECTION_MS)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(store_error)?;
+            let mut fields = reply.into_iter();
+            let outcome = match fields.next().as_deref() {
+                Some("rotated") => {
+                    let mut f = || fields.next().unwrap_or_default();
+                    let (id, user_id, created, last, ua, ip) = (f(), f(), f(), f(), f(), f());
+                    Refresh::Rotated {
+                        session: Session {
+                            id,
+                            user_id,
+                            created_at_ms: created.parse().unwrap_or(0),
+                            last_used_at_ms: last.parse().unwrap_or(0),
+                            user_agent: opt(ua),
+                            ip: opt(ip),
+                        },
+                        token: next,
+                    }
+                }
+                Some("reused") => {
+                    let session_id = fields.next().unwrap_or_default();
+                    let user_id = fields.next().unwrap_or_default();
+                    Refresh::Reused {
+                        user_id,
+                        session_id,
+                    }
+                }
+                _ => Refresh::Invalid,
+            };
+            Ok(outcome)
+        })
+    }
+
+    fn is_active<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, Result<bool, SessionError>> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            conn.exists(self.key("s", session_id))
+                .await
+                .map_err(store_error)
+        })
+    }
+
+    fn list<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<Vec<Session>, SessionError>> {
+        Box::pin(async move {
+            let ids = self.sessions_of(user_id).await?;
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut conn = self.conn.clone();
+            let mut pipe = redis::pipe();
+            for id in &ids {
+                pipe.cmd("HMGET")
+                    .arg(self.key("s", id))
+                    .arg(&["uid", "created", "last", "ua", "ip"]);
+            }
+            let rows: Vec<Vec<Option<String>>> =
+                pipe.query_async(&mut conn).await.map_err(store_error)?;
+            let mut sessions = Vec::new();
+            let mut gone = Vec::new();
+            for (id, row) in ids.into_iter().zip(rows) {
+                let mut row = row.into_iter();
+                let mut f = || row.next().flatten();
+                match (f(), f(), f(), f(), f()) {
+                    (Some(uid), created, last, ua, ip) if uid == user_id => {
+                        sessions.push(Session {
+                            id,
+                            user_id: uid,
+                            created_at_ms: created.and_then(|c| c.parse().ok()).unwrap_or(0),
+                            last_used_at_ms: last.and_then(|c| c.parse().ok()).unwrap_or(0),
+                            user_agent: ua.and_then(opt),
+                            ip: ip.and_then(opt),
+                        })
+                    }
+                    _ => gone.push(id),
+                }
+            }
+            // Sessions that expired on their own are still in the index: tidy it.
+            if !gone.is_empty() {
+                let _: Result<i64, _> = conn.zrem(self.key("u", user_id), gone).await;
+            }
+            Ok(sessions)
+        })
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        user_id: &'a str,
+        session_id: &'a str,
+    ) -> BoxFuture<'a, Result<bool, SessionError>> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let revoked: i64 = Script::new(REVOKE)
+                .key(self.key("s", session_id))
+                .key(self.key("u", user_id))
+                .arg(user_id)
+                .arg(session_id)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(store_error)?;
+            Ok(revoked == 1)
+        })
+    }
+
+    fn revoke_all<'a>(
+        &'a self,
+        user_id: &'a str,
+        keep: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<usize, SessionError>> {
+        Box::pin(async move {
+            let mut count = 0;
+            for id in self.sessions_of(user_id).await? {
+                if Some(id.as_str()) != keep && self.revoke(user_id, &id).await? {
+                    count += 1;
+                }
+            }
+            Ok(count)
+        })
+    }
+}
