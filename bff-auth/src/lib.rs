@@ -23,5 +23,6 @@
 pub mod keys;
 pub mod layer;
 pub mod password;
+pub mod random;
 pub mod session;
 pub mod token;

@@ -2,6 +2,7 @@
 //! each, with defaults that point at the local services.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -23,7 +24,7 @@ pub struct Cli {
 impl Cli {
     /// The command to run, `serve` with the top-level settings when none was named.
     pub fn into_command(self) -> Command {
-        self.command.unwrap_or(Command::Serve(self.serve))
+        self.command.unwrap_or(Command::Serve(Box::new(self.serve)))
     }
 }
 
@@ -31,9 +32,126 @@ impl Cli {
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Run the HTTP API (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create the database if it is missing and apply pending migrations.
     Migrate(MigrateArgs),
+    /// Create the demo accounts (one per role) if they do not exist; dev profile only.
+    Seed(SeedArgs),
+    /// Manage token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `bff keys` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum KeysCommand {
+    /// Write a new key pair: `<kid>.pem` (private, mode 0600) and `<kid>.pub.pem`.
+    Generate(KeysGenerateArgs),
+}
+
+/// Settings of `keys generate`.
+#[derive(Debug, Clone, Args)]
+pub struct KeysGenerateArgs {
+    /// Signature algorithm: `eddsa` (Ed25519), `es256` or `rs256`.
+    #[arg(long, default_value = "eddsa")]
+    pub algorithm: bff_auth::keys::Algorithm,
+    /// Directory to write the files to (created if missing).
+    #[arg(long, default_value = ".")]
+    pub out_dir: PathBuf,
+}
+
+/// Settings of `seed`.
+#[derive(Debug, Clone, Args)]
+pub struct SeedArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub seed: SeedPasswordArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub password: PasswordArgs,
+}
+
+/// The demo accounts' password.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Seed")]
+pub struct SeedPasswordArgs {
+    /// Password of the demo accounts; a random one is generated and logged when unset.
+    #[arg(long, env = "BFF_SEED_PASSWORD", value_parser = parse_secret, hide_env_values = true)]
+    pub seed_password: Option<SecretString>,
+}
+
+/// Password hashing cost (argon2id); OWASP's recommendation by default.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Passwords")]
+pub struct PasswordArgs {
+    /// argon2id memory in KiB.
+    #[arg(long, env = "BFF_PASSWORD_MEMORY_KIB", default_value_t = 19456)]
+    pub password_memory_kib: u32,
+    /// argon2id passes.
+    #[arg(long, env = "BFF_PASSWORD_ITERATIONS", default_value_t = 2)]
+    pub password_iterations: u32,
+    /// argon2id lanes.
+    #[arg(long, env = "BFF_PASSWORD_PARALLELISM", default_value_t = 1)]
+    pub password_parallelism: u32,
+}
+
+impl PasswordArgs {
+    /// The hashing parameters.
+    pub fn params(&self) -> bff_auth::password::HashParams {
+        bff_auth::password::HashParams {
+            memory_kib: self.password_memory_kib,
+            iterations: self.password_iterations,
+            parallelism: self.password_parallelism,
+        }
+    }
+}
+
+/// Token and session settings.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Tokens and sessions")]
+pub struct AuthArgs {
+    /// PEM file of the private key that signs access tokens (PKCS#8 Ed25519, P-256
+    /// or RSA). Without it (and without BFF_JWT_SIGNING_KEY) the dev profile
+    /// creates one under BFF_KEY_DIR and prod refuses to start.
+    #[arg(long, env = "BFF_JWT_SIGNING_KEY_FILE")]
+    pub jwt_signing_key_file: Option<PathBuf>,
+    /// The signing key's PEM itself, for platforms that pass secrets as variables.
+    #[arg(long, env = "BFF_JWT_SIGNING_KEY", value_parser = parse_secret, hide_env_values = true)]
+    pub jwt_signing_key: Option<SecretString>,
+    /// PEM files (public or private) of keys that verify and are published in the
+    /// JWKS but do not sign: the next key before a rotation, the previous after.
+    #[arg(long, env = "BFF_JWT_VERIFICATION_KEY_FILES", value_delimiter = ',')]
+    pub jwt_verification_key_files: Vec<PathBuf>,
+    /// The `iss` of access tokens.
+    #[arg(long, env = "BFF_JWT_ISSUER", default_value = "bff")]
+    pub jwt_issuer: String,
+    /// The `aud` of access tokens.
+    #[arg(long, env = "BFF_JWT_AUDIENCE", default_value = "bff")]
+    pub jwt_audience: String,
+    /// Lifetime of access tokens.
+    #[arg(long, env = "BFF_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub access_token_ttl: Duration,
+    /// `Cache-Control: max-age` of the JWKS document.
+    #[arg(long, env = "BFF_JWKS_MAX_AGE", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub jwks_max_age: Duration,
+    /// A session not refreshed for this long ends.
+    #[arg(long, env = "BFF_SESSION_IDLE_TIMEOUT", default_value = "30days", value_parser = humantime::parse_duration)]
+    pub session_idle_timeout: Duration,
+    /// A session ends this long after login, however active.
+    #[arg(long, env = "BFF_SESSION_LIFETIME", default_value = "90days", value_parser = humantime::parse_duration)]
+    pub session_lifetime: Duration,
+    /// How long a rotated refresh token may still be used by a concurrent refresh.
+    #[arg(long, env = "BFF_REFRESH_REUSE_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub refresh_reuse_grace: Duration,
+    /// Where the dev profile keeps the signing key it creates.
+    #[arg(long, env = "BFF_KEY_DIR", default_value = ".bff")]
+    pub key_dir: PathBuf,
 }
 
 /// Deployment profile.
@@ -94,6 +212,15 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub nats: NatsArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub auth: AuthArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub password: PasswordArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub seed: SeedPasswordArgs,
 }
 
 /// Settings of `migrate`.

@@ -16,6 +16,25 @@ pub enum ApiError {
     /// The database failed.
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// Anything else that is a bug on our side.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A backend (the session store) is down: the client may retry.
+    #[error("backend unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<bff_auth::session::SessionError> for ApiError {
+    fn from(error: bff_auth::session::SessionError) -> Self {
+        Self::Unavailable(Box::new(error))
+    }
+}
+
+impl ApiError {
+    /// Wraps an internal failure (logged with the request id, answered as a bare 500).
+    pub fn internal(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal(Box::new(error))
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -25,18 +44,27 @@ impl IntoResponse for ApiError {
             // An exhausted pool is load or an outage, not a bug: the client may retry.
             Self::Database(
                 error @ (sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)),
-            ) => {
-                tracing::error!(error = %bff_core::problem::ErrorChain(&error), "database unavailable");
-                Problem::unavailable("The service is temporarily unavailable; try again shortly.")
-                    .with_header(
-                        http::header::RETRY_AFTER,
-                        http::HeaderValue::from_static("1"),
-                    )
-                    .into_response()
-            }
+            ) => unavailable(&error),
+            Self::Unavailable(error) => unavailable(error.as_ref()),
             Self::Database(error) => Problem::internal(&error).into_response(),
+            Self::Internal(error) => Problem::internal(error.as_ref()).into_response(),
         }
     }
+}
+
+/// An outage, not a bug: logged, and answered 503 with `Retry-After`.
+fn unavailable(error: &(dyn std::error::Error + 'static)) -> Response {
+    tracing::error!(
+        request_id = bff_core::RequestId::current().as_ref().map(bff_core::RequestId::as_str),
+        error = %bff_core::problem::ErrorChain(error),
+        "backend unavailable"
+    );
+    Problem::unavailable("The service is temporarily unavailable; try again shortly.")
+        .with_header(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static("1"),
+        )
+        .into_response()
 }
 
 impl OperationOutput for ApiError {

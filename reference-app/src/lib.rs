@@ -5,8 +5,12 @@
 //! the HTTP application alone, for tests.
 #![deny(missing_docs, unreachable_pub, unsafe_code)]
 
+pub mod auth;
 pub mod config;
 pub mod currencies;
 pub mod db;
 pub mod error;
+pub mod identity;
+pub mod seed;
 pub mod startup;
+pub mod users;

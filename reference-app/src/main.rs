@@ -2,9 +2,15 @@
 
 use std::process::ExitCode;
 
-use bff_app::config::{Cli, Command, CommonArgs, LogFormat};
+use std::io::Write;
+
+use bff_app::config::{
+    Cli, Command, CommonArgs, KeysCommand, KeysGenerateArgs, LogFormat, Profile, SeedArgs,
+};
 use bff_app::db;
 use bff_app::startup::Application;
+use bff_auth::keys::SigningKey;
+use bff_auth::password::PasswordHasher;
 use bff_core::problem::ErrorChain;
 use bff_core::server::shutdown_signal;
 use clap::Parser;
@@ -26,6 +32,11 @@ async fn main() -> ExitCode {
             init_logs(&args.common);
             migrate(&args.database).await
         }
+        Command::Seed(args) => {
+            init_logs(&args.common);
+            seed(&args).await
+        }
+        Command::Keys(KeysCommand::Generate(args)) => keys_generate(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -41,6 +52,39 @@ async fn migrate(args: &bff_app::config::DatabaseArgs) -> Result<(), Box<dyn std
     db::migrate(&pool).await?;
     tracing::info!("migrations applied");
     pool.close().await;
+    Ok(())
+}
+
+async fn seed(args: &SeedArgs) -> Result<(), Box<dyn std::error::Error>> {
+    if args.common.profile == Profile::Prod {
+        // Demo accounts with known passwords have no place in production.
+        tracing::info!("the prod profile never seeds demo accounts; nothing to do");
+        return Ok(());
+    }
+    let pool = db::connect(&args.database).await?;
+    db::ensure_migrated(&pool).await?;
+    let hasher = PasswordHasher::new(args.password.params())?;
+    bff_app::seed::seed(&pool, &hasher, args.seed.seed_password.as_ref()).await?;
+    pool.close().await;
+    Ok(())
+}
+
+/// Writes `<kid>.pem` (private, 0600) and `<kid>.pub.pem`, and prints their paths.
+fn keys_generate(args: &KeysGenerateArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let generated = SigningKey::generate(args.algorithm)?;
+    let private = args.out_dir.join(format!("{}.pem", generated.kid()));
+    let public = args.out_dir.join(format!("{}.pub.pem", generated.kid()));
+    bff_app::auth::write_private(&private, generated.private_pem())?;
+    std::fs::write(&public, generated.public_pem())?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "algorithm: {}", generated.algorithm())?;
+    writeln!(out, "kid:       {}", generated.kid())?;
+    writeln!(
+        out,
+        "private:   {} (mode 0600; set BFF_JWT_SIGNING_KEY_FILE to it)",
+        private.display()
+    )?;
+    writeln!(out, "public:    {}", public.display())?;
     Ok(())
 }
 

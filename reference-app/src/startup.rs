@@ -1,10 +1,11 @@
 //! Building and running the application: wiring happens here and only here.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aide::axum::ApiRouter;
-use aide::openapi::{Info, OpenApi, Tag};
+use aide::openapi::{Info, OpenApi, SecurityScheme, Tag};
 use axum::Router;
 use bff_core::health::{NatsCheck, PostgresCheck, Readiness, RedisCheck};
 use bff_core::openapi::ApiDocs;
@@ -15,6 +16,7 @@ use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
+use crate::auth::Auth;
 use crate::config::{Profile, ServeArgs, redacted};
 use crate::db::{self, DbError};
 
@@ -23,6 +25,8 @@ use crate::db::{self, DbError};
 pub struct AppState {
     /// The Postgres pool.
     pub db: PgPool,
+    /// Keys, sessions and passwords.
+    pub auth: Arc<Auth>,
 }
 
 /// Why the application could not start.
@@ -47,6 +51,12 @@ pub enum StartupError {
         #[source]
         source: std::io::Error,
     },
+    /// Keys or password hashing could not be set up.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthSetupError),
+    /// The demo accounts could not be created.
+    #[error(transparent)]
+    Seed(#[from] crate::seed::SeedError),
     /// The OpenAPI document could not be built.
     #[error(transparent)]
     Docs(#[from] openapi::PublishError),
@@ -106,6 +116,17 @@ impl Application {
             .await
             .map_err(StartupError::Nats)?;
 
+        let auth = Auth::build(
+            &config.auth,
+            &config.password,
+            profile,
+            redis.clone(),
+            &config.redis.redis_prefix,
+        )?;
+        if profile == Profile::Dev {
+            crate::seed::seed(&db, &auth.hasher, config.seed.seed_password.as_ref()).await?;
+        }
+
         let readiness = Readiness::new()
             .with_timeout(config.http.readiness_timeout)
             .with_check(PostgresCheck::new(db.clone()))
@@ -117,7 +138,14 @@ impl Application {
             cors_origins: config.http.cors_origins.clone(),
             ..HttpConfig::default()
         };
-        let router = app(AppState { db: db.clone() }, readiness, &http)?;
+        let router = app(
+            AppState {
+                db: db.clone(),
+                auth: Arc::new(auth),
+            },
+            readiness,
+            &http,
+        )?;
 
         let addr = config.http.http_addr;
         let listener = TcpListener::bind(addr)
@@ -206,13 +234,18 @@ pub fn app(
             ..Info::default()
         },
         tags: vec![
+            Tag { name: "auth".to_owned(), description: Some("Login, sessions and tokens.".to_owned()), ..Tag::default() },
+            Tag { name: "users".to_owned(), description: Some("Profiles.".to_owned()), ..Tag::default() },
             Tag { name: "currencies".to_owned(), description: Some("ISO 4217 reference data.".to_owned()), ..Tag::default() },
             Tag { name: "operations".to_owned(), description: Some("Health, metrics and documentation.".to_owned()), ..Tag::default() },
         ],
         ..OpenApi::default()
     };
+    let jwt = state.auth.jwt.clone();
     let router = ApiRouter::new()
         .nest("/api/v1", crate::currencies::routes())
+        .merge(crate::auth::public_routes())
+        .merge(crate::auth::protected_routes().layer(jwt))
         .merge(bff_core::health::routes(readiness))
         .merge(metrics::routes(metrics::install_recorder()))
         .merge(openapi::routes(docs.clone()))
@@ -223,6 +256,15 @@ pub fn app(
             api.default_response_with::<Problem, _>(|r| {
                 r.description("An error, as RFC 9457 problem details.")
             })
+            .security_scheme(
+                "bearer",
+                SecurityScheme::Http {
+                    scheme: "bearer".to_owned(),
+                    bearer_format: Some("JWT".to_owned()),
+                    description: Some("An access token from login or refresh.".to_owned()),
+                    extensions: Default::default(),
+                },
+            )
         })
         .with_state(state);
     docs.publish(&api)?;

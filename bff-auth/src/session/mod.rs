@@ -84,9 +84,9 @@ pub struct RefreshToken(String);
 impl RefreshToken {
     /// A new token: 256 bits from the operating system's CSPRNG, base64url.
     pub fn generate() -> Result<Self, SessionError> {
-        let mut bytes = [0u8; 32];
-        openssl::rand::rand_bytes(&mut bytes).map_err(|e| SessionError::Store(Box::new(e)))?;
-        Ok(Self(URL_SAFE_NO_PAD.encode(bytes)))
+        crate::random::base64url(32)
+            .map(Self)
+            .map_err(|e| SessionError::Store(Box::new(e)))
     }
 
     /// Wraps a token a client presented.

@@ -103,6 +103,10 @@ async fn prod_refuses_a_schema_that_is_behind_unless_asked_to_migrate() {
     config.database.database_url = database.url.clone();
     config.http.http_addr = "127.0.0.1:0".parse().expect("addr");
     config.common.profile = bff_app::config::Profile::Prod;
+    let key =
+        bff_auth::keys::SigningKey::generate(bff_auth::keys::Algorithm::EdDsa).expect("keygen");
+    let pem = String::from_utf8(key.private_pem().to_vec()).expect("PEM");
+    config.auth.jwt_signing_key = Some(secrecy::SecretString::from(pem));
 
     let error = Application::build(&config)
         .await

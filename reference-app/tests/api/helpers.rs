@@ -1,11 +1,12 @@
 //! `TestApp`: the whole application on port 0 with its own database, Redis key
 //! prefix and NATS prefix, so tests run in parallel against the shared services.
 
-use std::sync::Once;
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use bff_app::config::{Cli, Command, ServeArgs};
 use bff_app::startup::Application;
+use bff_auth::keys::{Algorithm, SigningKey};
 use clap::Parser;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::PgConnectOptions;
@@ -30,8 +31,8 @@ fn init_tracing() {
 /// The default settings, as `bff` would read them from this environment.
 pub(crate) fn default_config() -> ServeArgs {
     match Cli::parse_from(["bff"]).into_command() {
-        Command::Serve(args) => args,
-        Command::Migrate(_) => unreachable!("no subcommand means serve"),
+        Command::Serve(args) => *args,
+        _ => unreachable!("no subcommand means serve"),
     }
 }
 
@@ -92,11 +93,18 @@ pub(crate) struct TestApp {
     pub(crate) address: String,
     pub(crate) client: reqwest::Client,
     pub(crate) db: PgPool,
+    /// The settings it runs with (a sibling instance reuses them).
+    pub(crate) config: ServeArgs,
+    /// The PEM of the key that signs its tokens.
+    pub(crate) signing_key_pem: String,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<Result<(), bff_app::startup::StartupError>>>,
-    // Declared last: dropped after the pool above is closed.
-    _database: TestDatabase,
+    // Declared last: dropped after the pool above is closed; shared with siblings.
+    _database: Arc<TestDatabase>,
 }
+
+/// The demo accounts' password in tests.
+pub(crate) const SEED_PASSWORD: &str = "demo password for tests";
 
 impl TestApp {
     pub(crate) async fn spawn() -> Self {
@@ -113,8 +121,34 @@ impl TestApp {
         let run = uuid::Uuid::now_v7().simple().to_string();
         config.redis.redis_prefix = format!("test:{run}:");
         config.nats.nats_prefix = format!("TEST_{run}_");
+        let generated = SigningKey::generate(Algorithm::EdDsa).expect("keygen");
+        let signing_key_pem =
+            String::from_utf8(generated.private_pem().to_vec()).expect("PEM is text");
+        config.auth.jwt_signing_key = Some(SecretString::from(signing_key_pem.clone()));
+        config.seed.seed_password = Some(SecretString::from(SEED_PASSWORD));
+        // Cheap hashing keeps the suite fast; the production parameters have their own test.
+        config.password.password_memory_kib = 1024;
+        config.password.password_iterations = 1;
         configure(&mut config);
+        Self::start(config, signing_key_pem, Arc::new(database)).await
+    }
 
+    /// A second instance sharing this one's database, Redis prefix and keys, as
+    /// two replicas behind a load balancer do.
+    pub(crate) async fn spawn_sibling(&self) -> Self {
+        Self::start(
+            self.config.clone(),
+            self.signing_key_pem.clone(),
+            Arc::clone(&self._database),
+        )
+        .await
+    }
+
+    async fn start(
+        config: ServeArgs,
+        signing_key_pem: String,
+        database: Arc<TestDatabase>,
+    ) -> Self {
         let app = Application::build(&config).await.expect("the app builds");
         let address = format!("http://{}", app.local_addr().expect("bound"));
         let (tx, rx) = oneshot::channel::<()>();
@@ -132,6 +166,8 @@ impl TestApp {
             address,
             client,
             db,
+            config,
+            signing_key_pem,
             shutdown: Some(tx),
             server: Some(server),
             _database: database,
@@ -140,6 +176,53 @@ impl TestApp {
 
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    pub(crate) async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// A request with `Authorization: Bearer <token>`.
+    pub(crate) fn authed(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+    }
+
+    /// Logs in and returns the token response, asserting success.
+    pub(crate) async fn login(&self, identifier: &str, password: &str) -> serde_json::Value {
+        let response = self
+            .post_json(
+                "/api/v1/auth/login",
+                &serde_json::json!({"identifier": identifier, "password": password}),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "login as {identifier}");
+        response.json().await.expect("token response")
+    }
+
+    /// Status of `GET /api/v1/me` with `token`.
+    pub(crate) async fn me_status(&self, token: &str) -> u16 {
+        self.authed(reqwest::Method::GET, "/api/v1/me", token)
+            .send()
+            .await
+            .expect("sent")
+            .status()
+            .as_u16()
     }
 
     pub(crate) async fn get(&self, path: &str) -> reqwest::Response {

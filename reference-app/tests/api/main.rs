@@ -1,6 +1,7 @@
 //! Integration tests of the reference app against real Postgres, Redis and NATS.
 //! One test binary (rather than one per file) keeps link time down.
 
+mod auth;
 mod cli;
 mod currencies;
 mod errors;

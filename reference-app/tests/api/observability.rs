@@ -78,6 +78,16 @@ async fn metrics_are_labelled_by_route_template() {
 
 /// Every route the app serves, as OpenAPI paths.
 const ROUTES: &[(&str, &str)] = &[
+    ("get", "/.well-known/jwks.json"),
+    ("post", "/api/v1/auth/login"),
+    ("post", "/api/v1/auth/refresh"),
+    ("post", "/api/v1/auth/logout"),
+    ("post", "/api/v1/auth/logout-all"),
+    ("get", "/api/v1/auth/sessions"),
+    ("delete", "/api/v1/auth/sessions/{id}"),
+    ("post", "/api/v1/auth/update-password"),
+    ("get", "/api/v1/me"),
+    ("patch", "/api/v1/me"),
     ("get", "/api/v1/currencies"),
     ("get", "/api/v1/currencies/{code}"),
     ("get", "/healthz/live"),

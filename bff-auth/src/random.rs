@@ -1,0 +1,16 @@
+//! Secrets from the operating system's CSPRNG.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// The operating system's random generator failed.
+#[derive(Debug, thiserror::Error)]
+#[error("the system random generator failed")]
+pub struct RandomError(#[source] openssl::error::ErrorStack);
+
+/// `bytes` random bytes, base64url without padding.
+pub fn base64url(bytes: usize) -> Result<String, RandomError> {
+    let mut buffer = vec![0u8; bytes];
+    openssl::rand::rand_bytes(&mut buffer).map_err(RandomError)?;
+    Ok(URL_SAFE_NO_PAD.encode(buffer))
+}

@@ -1,0 +1,194 @@
+//! Authentication in the reference app: keys, sessions, passwords, and the
+//! auth endpoints of the contract, built on `bff-auth`.
+
+mod routes;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bff_auth::keys::{Algorithm, KeyError, KeySet, PublicKey, SigningKey};
+use bff_auth::layer::JwtLayer;
+use bff_auth::password::{PasswordError, PasswordHasher};
+use bff_auth::session::{RedisSessionStore, SessionPolicy, StoreSessionCheck};
+use bff_auth::token::{TokenIssuer, TokenVerifier, ValidationPolicy};
+use redis::aio::ConnectionManager;
+use secrecy::ExposeSecret;
+
+pub use self::routes::{protected_routes, public_routes};
+use crate::config::{AuthArgs, PasswordArgs, Profile};
+
+/// File name of the key the dev profile creates under BFF_KEY_DIR.
+pub const DEV_KEY_FILE: &str = "jwt-signing-key.pem";
+
+/// Everything the auth endpoints need.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    /// Signs access tokens.
+    pub issuer: TokenIssuer,
+    /// Sessions and refresh tokens.
+    pub sessions: RedisSessionStore,
+    /// Hashes passwords.
+    pub hasher: PasswordHasher,
+    /// Authenticates bearer tokens (shared by every protected route).
+    pub jwt: JwtLayer,
+    /// `Cache-Control: max-age` of the JWKS.
+    pub jwks_max_age: Duration,
+}
+
+/// Why auth could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthSetupError {
+    /// The prod profile needs a configured signing key.
+    #[error(
+        "the prod profile needs a signing key: set BFF_JWT_SIGNING_KEY_FILE or BFF_JWT_SIGNING_KEY (see `bff keys generate`)"
+    )]
+    NoSigningKey,
+    /// A key file could not be read or written.
+    #[error("cannot use key file {path}")]
+    KeyFile {
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A key is not usable.
+    #[error("invalid key {what}")]
+    Key {
+        /// Which key.
+        what: String,
+        /// The cause.
+        #[source]
+        source: KeyError,
+    },
+    /// The hashing parameters are invalid.
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+}
+
+impl Auth {
+    /// Loads the keys and builds the issuer, verifier, session store and hasher.
+    pub fn build(
+        args: &AuthArgs,
+        password: &PasswordArgs,
+        profile: Profile,
+        redis: ConnectionManager,
+        redis_prefix: &str,
+    ) -> Result<Self, AuthSetupError> {
+        let keys = load_keys(args, profile)?;
+        tracing::info!(kid = keys.signing_key().kid(), algorithm = %keys.signing_key().algorithm(), published = keys.verification_keys().len(), "token signing key loaded");
+        let issuer = TokenIssuer::new(
+            keys.clone(),
+            &args.jwt_issuer,
+            &args.jwt_audience,
+            args.access_token_ttl,
+        );
+        let sessions = RedisSessionStore::new(
+            redis,
+            format!("{redis_prefix}auth:"),
+            SessionPolicy {
+                idle_timeout: args.session_idle_timeout,
+                absolute_lifetime: args.session_lifetime,
+                reuse_grace: args.refresh_reuse_grace,
+            },
+        );
+        let verifier = TokenVerifier::new(
+            keys.verification_keys(),
+            ValidationPolicy::new(&args.jwt_issuer, &args.jwt_audience),
+        );
+        let jwt = JwtLayer::new(verifier).with_session_check(StoreSessionCheck(sessions.clone()));
+        let hasher = PasswordHasher::new(password.params())?;
+        Ok(Self {
+            issuer,
+            sessions,
+            hasher,
+            jwt,
+            jwks_max_age: args.jwks_max_age,
+        })
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, AuthSetupError> {
+    std::fs::read(path).map_err(|source| AuthSetupError::KeyFile {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn load_keys(args: &AuthArgs, profile: Profile) -> Result<KeySet, AuthSetupError> {
+    let signing = if let Some(pem) = &args.jwt_signing_key {
+        SigningKey::from_pem(pem.expose_secret().as_bytes()).map_err(|source| {
+            AuthSetupError::Key {
+                what: "BFF_JWT_SIGNING_KEY".into(),
+                source,
+            }
+        })?
+    } else if let Some(path) = &args.jwt_signing_key_file {
+        SigningKey::from_pem(&read(path)?).map_err(|source| AuthSetupError::Key {
+            what: path.display().to_string(),
+            source,
+        })?
+    } else if profile == Profile::Dev {
+        dev_key(&args.key_dir)?
+    } else {
+        return Err(AuthSetupError::NoSigningKey);
+    };
+    let mut verification = Vec::new();
+    for path in &args.jwt_verification_key_files {
+        let key = PublicKey::from_pem(&read(path)?).map_err(|source| AuthSetupError::Key {
+            what: path.display().to_string(),
+            source,
+        })?;
+        // The signing key may also be listed among the verification keys mid-rotation.
+        if key.kid() != signing.kid() {
+            verification.push(key);
+        }
+    }
+    KeySet::new(signing, verification).map_err(|source| AuthSetupError::Key {
+        what: "set".into(),
+        source,
+    })
+}
+
+/// The dev profile's key: loaded from `dir`, created there on first start.
+fn dev_key(dir: &Path) -> Result<SigningKey, AuthSetupError> {
+    let path = dir.join(DEV_KEY_FILE);
+    if !path.exists() {
+        let generated =
+            SigningKey::generate(Algorithm::EdDsa).map_err(|source| AuthSetupError::Key {
+                what: "generated".into(),
+                source,
+            })?;
+        write_private(&path, generated.private_pem())?;
+        tracing::warn!(path = %path.display(), kid = generated.kid(), "created a development signing key; configure BFF_JWT_SIGNING_KEY_FILE in production");
+    }
+    SigningKey::from_pem(&read(&path)?).map_err(|source| AuthSetupError::Key {
+        what: path.display().to_string(),
+        source,
+    })
+}
+
+/// Writes a private key readable by its owner only, never over an existing file.
+pub fn write_private(path: &Path, pem: &[u8]) -> Result<(), AuthSetupError> {
+    use std::io::Write;
+    let error = |source| AuthSetupError::KeyFile {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(error)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(error)?;
+    file.write_all(pem)
+        .and_then(|()| file.sync_all())
+        .map_err(error)
+}
+
+/// Shared handle.
+pub type SharedAuth = Arc<Auth>;

@@ -1,0 +1,88 @@
+//! `bff seed`: the demo accounts of the contract, one per role.
+
+use bff_auth::password::{PasswordError, PasswordHasher};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::PgPool;
+
+use crate::identity::{NewPassword, Role};
+use crate::users::{self, NewUser};
+
+/// The demo accounts: email, name, role.
+pub const DEMO_ACCOUNTS: [(&str, &str, Role); 3] = [
+    ("admin@example.com", "Demo Admin", Role::Admin),
+    ("manager@example.com", "Demo Manager", Role::Manager),
+    ("customer@example.com", "Demo Customer", Role::Customer),
+];
+
+/// Why seeding failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SeedError {
+    /// BFF_SEED_PASSWORD does not meet the password policy.
+    #[error("BFF_SEED_PASSWORD {0}")]
+    WeakPassword(crate::identity::WeakPassword),
+    /// Hashing failed.
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    /// The database failed.
+    #[error("cannot write the demo accounts")]
+    Database(#[from] sqlx::Error),
+    /// No random password could be made.
+    #[error(transparent)]
+    Random(bff_auth::random::RandomError),
+}
+
+/// Creates the demo accounts that do not exist yet, and returns the emails it
+/// created. Existing accounts are left as they are (their passwords included),
+/// so seeding twice is harmless.
+///
+/// Without `password`, a random one is generated and logged, once, when any
+/// account is created: it is the only way to learn it.
+pub async fn seed(
+    db: &PgPool,
+    hasher: &PasswordHasher,
+    password: Option<&SecretString>,
+) -> Result<Vec<String>, SeedError> {
+    let (password, generated) = match password {
+        Some(p) => (
+            NewPassword::parse(p.expose_secret()).map_err(SeedError::WeakPassword)?,
+            false,
+        ),
+        None => (
+            NewPassword::parse(&random_password()?).map_err(SeedError::WeakPassword)?,
+            true,
+        ),
+    };
+    let hash = hasher.hash(password.clone().into_secret()).await?;
+    let mut created = Vec::new();
+    for (email, name, role) in DEMO_ACCOUNTS {
+        let user = NewUser {
+            email: Some(email.to_owned()),
+            phone: None,
+            name: name.to_owned(),
+            role,
+            password_hash: hash.clone(),
+            verified: true,
+        };
+        if users::insert_if_absent(db, &user).await?.is_some() {
+            created.push(email.to_owned());
+        }
+    }
+    if created.is_empty() {
+        tracing::info!("demo accounts already exist");
+    } else if generated {
+        tracing::warn!(
+            accounts = ?created,
+            password = %password.into_secret().expose_secret(),
+            "created demo accounts with a generated password (set BFF_SEED_PASSWORD to choose it)"
+        );
+    } else {
+        tracing::info!(accounts = ?created, "created demo accounts with BFF_SEED_PASSWORD");
+    }
+    Ok(created)
+}
+
+fn random_password() -> Result<String, SeedError> {
+    // 18 bytes: 144 bits, 24 characters.
+    bff_auth::random::base64url(18).map_err(SeedError::Random)
+}

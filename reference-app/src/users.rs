@@ -1,0 +1,186 @@
+//! Accounts: the `users` table and the user object of the contract.
+
+use schemars::JsonSchema;
+use serde::Serialize;
+use sqlx::PgExecutor;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::identity::{Identifier, Role};
+
+/// A live (not soft-deleted) account as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRecord {
+    /// Id.
+    pub id: Uuid,
+    /// Email, lower-cased.
+    pub email: Option<String>,
+    /// Phone, E.164.
+    pub phone: Option<String>,
+    /// Display name.
+    pub name: String,
+    /// Role, as stored.
+    pub role: String,
+    /// PHC string.
+    pub password_hash: String,
+    /// When the email was verified.
+    pub email_verified_at: Option<OffsetDateTime>,
+    /// When the phone was verified.
+    pub phone_verified_at: Option<OffsetDateTime>,
+    /// When the account was blocked, if it is.
+    pub blocked_at: Option<OffsetDateTime>,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+}
+
+impl UserRecord {
+    /// The role; an unknown stored value (impossible under the table's check)
+    /// falls back to the least privileged.
+    pub fn role(&self) -> Role {
+        Role::parse(&self.role).unwrap_or(Role::Customer)
+    }
+
+    /// The contract's user object.
+    pub fn view(&self) -> UserView {
+        UserView {
+            id: self.id,
+            email: self.email.clone(),
+            phone: self.phone.clone(),
+            name: self.name.clone(),
+            role: self.role(),
+            email_verified_at: self.email_verified_at,
+            phone_verified_at: self.phone_verified_at,
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// The user object: `{"id", "email", "phone", "name", "role", "email_verified_at",
+/// "phone_verified_at", "created_at"}`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct UserView {
+    /// Id (UUID v7).
+    pub id: Uuid,
+    /// Email address, if the account has one.
+    pub email: Option<String>,
+    /// Phone number (E.164), if the account has one.
+    pub phone: Option<String>,
+    /// Display name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// When the email was verified (RFC 3339).
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>")]
+    pub email_verified_at: Option<OffsetDateTime>,
+    /// When the phone was verified (RFC 3339).
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>")]
+    pub phone_verified_at: Option<OffsetDateTime>,
+    /// Creation time (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub created_at: OffsetDateTime,
+}
+
+const COLUMNS: &str = "id, email, phone, name, role, password_hash, email_verified_at, phone_verified_at, blocked_at, created_at";
+
+/// The live account with this identifier.
+pub async fn find_by_identifier(
+    db: impl PgExecutor<'_>,
+    identifier: &Identifier,
+) -> Result<Option<UserRecord>, sqlx::Error> {
+    let (column, value) = match identifier {
+        Identifier::Email(email) => ("email", email.as_str()),
+        Identifier::Phone(phone) => ("phone", phone.as_str()),
+    };
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE {column} = $1 AND deleted_at IS NULL");
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(value)
+        .fetch_optional(db)
+        .await
+}
+
+/// The live account with this id.
+pub async fn find_by_id(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+) -> Result<Option<UserRecord>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1 AND deleted_at IS NULL");
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+/// Replaces the password hash.
+pub async fn set_password_hash(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    hash: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1 AND deleted_at IS NULL")
+        .bind(id)
+        .bind(hash)
+        .execute(db)
+        .await
+        .map(drop)
+}
+
+/// Renames the account; `None` when it no longer exists.
+pub async fn set_name(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    name: &str,
+) -> Result<Option<UserRecord>, sqlx::Error> {
+    let sql = format!(
+        "UPDATE users SET name = $2, updated_at = now() WHERE id = $1 AND deleted_at IS NULL RETURNING {COLUMNS}"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(name)
+        .fetch_optional(db)
+        .await
+}
+
+/// An account to create.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Email, already normalised.
+    pub email: Option<String>,
+    /// Phone, already normalised.
+    pub phone: Option<String>,
+    /// Display name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// PHC string.
+    pub password_hash: String,
+    /// Whether the identifier it was created with is verified.
+    pub verified: bool,
+}
+
+/// Creates the account unless a live one has its email or phone; returns it if created.
+pub async fn insert_if_absent(
+    db: impl PgExecutor<'_>,
+    user: &NewUser,
+) -> Result<Option<UserRecord>, sqlx::Error> {
+    let sql = format!(
+        "INSERT INTO users (id, email, phone, name, role, password_hash, email_verified_at, phone_verified_at)
+         VALUES ($1, $2, $3, $4, $5, $6,
+                 CASE WHEN $7 AND $2::text IS NOT NULL THEN now() END,
+                 CASE WHEN $7 AND $3::text IS NOT NULL THEN now() END)
+         ON CONFLICT DO NOTHING
+         RETURNING {COLUMNS}"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(Uuid::now_v7())
+        .bind(&user.email)
+        .bind(&user.phone)
+        .bind(&user.name)
+        .bind(user.role.as_str())
+        .bind(&user.password_hash)
+        .bind(user.verified)
+        .fetch_optional(db)
+        .await
+}
