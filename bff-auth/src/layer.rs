@@ -131,6 +131,8 @@ pub struct JwtLayer {
     cache: Option<Cache<[u8; 32], Arc<CachedToken>>>,
     sessions: Option<Arc<dyn SessionCheck>>,
     optional: bool,
+    #[cfg(feature = "client")]
+    jwks: Option<crate::jwks::JwksClient>,
 }
 
 impl std::fmt::Debug for JwtLayer {
@@ -172,6 +174,8 @@ impl JwtLayer {
             cache: None,
             sessions: None,
             optional: false,
+            #[cfg(feature = "client")]
+            jwks: None,
         }
         .with_cache_capacity(DEFAULT_CACHE_CAPACITY)
     }
@@ -200,10 +204,28 @@ impl JwtLayer {
         self
     }
 
+    /// Refreshes keys through `jwks` before verifying a token it has not cached
+    /// (feature `client`), for services that verify another issuer's tokens: the
+    /// verifier must read `jwks.verification_keys()`.
+    #[cfg(feature = "client")]
+    pub fn with_jwks(mut self, jwks: crate::jwks::JwksClient) -> Self {
+        self.jwks = Some(jwks);
+        self
+    }
+
     /// Authenticates a bearer token outside a request (for example a gRPC or
     /// WebSocket handshake): the same checks as the layer, cache included.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
-        let claims = self.verify_cached(token)?;
+        let claims = match self.cached(token) {
+            Some(claims) => claims,
+            None => {
+                #[cfg(feature = "client")]
+                if let Some(jwks) = &self.jwks {
+                    jwks.prepare(token).await;
+                }
+                self.verify_and_cache(token)?
+            }
+        };
         let principal = Principal::from_claims(claims);
         if let Some(sessions) = &self.sessions {
             match sessions.is_active(&principal).await {
@@ -215,39 +237,39 @@ impl JwtLayer {
         Ok(principal)
     }
 
-    fn verify_cached(&self, token: &str) -> Result<Arc<Claims>, AuthError> {
-        let Some(cache) = &self.cache else {
-            return self
-                .verifier
-                .verify(token)
-                .map(Arc::new)
-                .map_err(AuthError::Token);
-        };
-        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let now = unix_now();
-        if let Some(entry) = cache.get(&key) {
-            let leeway = i64::try_from(self.verifier.policy().leeway.as_secs()).unwrap_or(0);
-            // Expiry is re-checked on every hit (the cache's own clock is coarser),
-            // and so is the key: a retired key's tokens stop working at once.
-            if entry.claims.exp > now.saturating_sub(leeway)
-                && self.verifier.is_published(&entry.kid)
-            {
-                metrics::counter!(VERIFICATIONS, "outcome" => "cached").increment(1);
-                return Ok(Arc::clone(&entry.claims));
-            }
-            cache.invalidate(&key);
+    /// The claims of `token` if the cache holds it, still valid and still signed
+    /// by a published key.
+    fn cached(&self, token: &str) -> Option<Arc<Claims>> {
+        let cache = self.cache.as_ref()?;
+        let key = cache_key(token);
+        let entry = cache.get(&key)?;
+        let leeway = i64::try_from(self.verifier.policy().leeway.as_secs()).unwrap_or(0);
+        // Expiry is re-checked on every hit (the cache's own clock is coarser),
+        // and so is the key: a retired key's tokens stop working at once.
+        if entry.claims.exp > unix_now().saturating_sub(leeway)
+            && self.verifier.is_published(&entry.kid)
+        {
+            metrics::counter!(VERIFICATIONS, "outcome" => "cached").increment(1);
+            return Some(Arc::clone(&entry.claims));
         }
-        match self.verifier.verify_with_kid(token, now) {
+        cache.invalidate(&key);
+        None
+    }
+
+    fn verify_and_cache(&self, token: &str) -> Result<Arc<Claims>, AuthError> {
+        match self.verifier.verify_with_kid(token, unix_now()) {
             Ok((claims, kid)) => {
                 metrics::counter!(VERIFICATIONS, "outcome" => "verified").increment(1);
                 let claims = Arc::new(claims);
-                cache.insert(
-                    key,
-                    Arc::new(CachedToken {
-                        claims: Arc::clone(&claims),
-                        kid,
-                    }),
-                );
+                if let Some(cache) = &self.cache {
+                    cache.insert(
+                        cache_key(token),
+                        Arc::new(CachedToken {
+                            claims: Arc::clone(&claims),
+                            kid,
+                        }),
+                    );
+                }
                 Ok(claims)
             }
             Err(error) => {
@@ -256,6 +278,10 @@ impl JwtLayer {
             }
         }
     }
+}
+
+fn cache_key(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 /// Counter of token verifications by outcome (`cached`, `verified`, `rejected`).

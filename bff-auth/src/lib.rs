@@ -12,7 +12,9 @@
 //!   accounts and rehash detection;
 //! - [`session`]: sessions with rotating refresh tokens and reuse detection, behind
 //!   the [`SessionStore`](session::SessionStore) trait, stored in Redis with the
-//!   `redis` feature.
+//!   `redis` feature;
+//! - [`jwks`] (feature `client`): [`JwksClient`](jwks::JwksClient), for services that
+//!   verify this issuer's tokens with its public JWKS alone.
 //!
 //! Key rotation: publish the next key as verification-only, wait for JWKS caches to
 //! refresh (`Cache-Control` max-age), switch signing to it and keep the old key
@@ -20,6 +22,8 @@
 //! signed has expired (the access-token lifetime).
 #![deny(missing_docs, unreachable_pub, unsafe_code)]
 
+#[cfg(feature = "client")]
+pub mod jwks;
 pub mod keys;
 pub mod layer;
 pub mod password;

@@ -568,3 +568,43 @@ async fn prod_refuses_to_start_without_a_signing_key() {
         "{error:?}"
     );
 }
+
+#[tokio::test]
+async fn another_service_authenticates_with_the_running_apps_jwks_alone() {
+    use bff_auth::jwks::JwksClient;
+    use bff_auth::layer::JwtLayer;
+    use bff_auth::token::{TokenVerifier, ValidationPolicy};
+
+    let app = TestApp::spawn().await;
+    let jwks = JwksClient::connect(&app.url("/.well-known/jwks.json"))
+        .await
+        .expect("the app's JWKS");
+    let verifier = TokenVerifier::new(
+        jwks.verification_keys(),
+        ValidationPolicy::new("bff", "bff"),
+    );
+    let layer = JwtLayer::new(verifier).with_jwks(jwks);
+
+    let tokens = app.login(MANAGER, SEED_PASSWORD).await;
+    let principal = layer
+        .authenticate(access(&tokens))
+        .await
+        .expect("verified with public keys only");
+    assert_eq!(principal.role, "manager");
+    assert_eq!(
+        principal.user_id,
+        tokens["user"]["id"].as_str().expect("id")
+    );
+    let stranger = SigningKey::from_pem(
+        SigningKey::generate(Algorithm::EdDsa)
+            .expect("gen")
+            .private_pem(),
+    )
+    .expect("load");
+    let forged = forge(
+        &stranger,
+        &json!({"alg": "EdDSA", "kid": stranger.kid()}),
+        &json!({}),
+    );
+    assert!(layer.authenticate(&forged).await.is_err());
+}

@@ -130,3 +130,98 @@ async fn prod_refuses_a_schema_that_is_behind_unless_asked_to_migrate() {
         .expect("starts on a current schema");
     drop(app);
 }
+
+#[test]
+fn keys_generate_writes_a_private_key_only_its_owner_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("bff-keys-{}", uuid::Uuid::now_v7().simple()));
+    for algorithm in ["eddsa", "es256", "rs256"] {
+        let output = bff()
+            .args(["keys", "generate", "--algorithm", algorithm, "--out-dir"])
+            .arg(&dir)
+            .output()
+            .expect("runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let kid = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("kid:"))
+            .map(str::trim)
+            .expect("prints the kid")
+            .to_owned();
+        let private = dir.join(format!("{kid}.pem"));
+        let mode = std::fs::metadata(&private)
+            .expect("private key written")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{algorithm}");
+        let key = bff_auth::keys::SigningKey::from_pem(&std::fs::read(&private).expect("read"))
+            .expect("loads");
+        assert_eq!(key.kid(), kid);
+        let public = bff_auth::keys::PublicKey::from_pem(
+            &std::fs::read(dir.join(format!("{kid}.pub.pem"))).expect("read"),
+        )
+        .expect("loads");
+        assert_eq!(public.kid(), kid);
+    }
+    let refused = bff()
+        .args(["keys", "generate", "--algorithm", "hs256"])
+        .output()
+        .expect("runs");
+    assert!(!refused.status.success(), "HMAC is not an option");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn seed_creates_the_demo_accounts_once() {
+    let database = TestDatabase::new(&default_config());
+    let run = |args: &[&str]| {
+        let mut command = bff();
+        command
+            .args(args)
+            .args(["--database-url", database.url.expose_secret()]);
+        command
+            .env("BFF_SEED_PASSWORD", "a demo password")
+            .env("BFF_PASSWORD_MEMORY_KIB", "1024")
+            .env("BFF_PASSWORD_ITERATIONS", "1");
+        tokio::process::Command::from(command).output()
+    };
+    let output = run(&["migrate"]).await.expect("runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for _ in 0..2 {
+        let output = run(&["seed"]).await.expect("runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let pool = sqlx::PgPool::connect(database.url.expose_secret())
+        .await
+        .expect("connect");
+    let roles: Vec<(String, String)> =
+        sqlx::query_as("SELECT email, role FROM users ORDER BY email")
+            .fetch_all(&pool)
+            .await
+            .expect("query");
+    assert_eq!(
+        roles,
+        vec![
+            ("admin@example.com".to_owned(), "admin".to_owned()),
+            ("customer@example.com".to_owned(), "customer".to_owned()),
+            ("manager@example.com".to_owned(), "manager".to_owned()),
+        ]
+    );
+    let output = run(&["seed", "--profile", "prod"]).await.expect("runs");
+    assert!(output.status.success());
+    pool.close().await;
+}

@@ -1,0 +1,227 @@
+//! [`JwksClient`]: verifies another issuer's tokens from its JWKS URL alone.
+//!
+//! The client fetches the JWKS, keeps its keys in a [`VerificationKeys`] handle
+//! that a [`TokenVerifier`] reads, and refetches when the document's
+//! `Cache-Control: max-age` has passed, or when a token names a `kid` it does not
+//! know (the issuer may have rotated). Refetches are rate-limited, so a stream of
+//! garbage tokens with random `kid`s costs the issuer at most one request per
+//! interval. A failed refetch keeps the keys it had.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use bff_auth::jwks::JwksClient;
+//! use bff_auth::token::{TokenVerifier, ValidationPolicy};
+//!
+//! let jwks = JwksClient::connect("http://127.0.0.1:8080/.well-known/jwks.json").await?;
+//! let verifier = TokenVerifier::new(jwks.verification_keys(), ValidationPolicy::new("bff", "bff"));
+//! let claims = jwks.verify(&verifier, "eyJ...").await?;
+//! # let _ = claims;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tokio::sync::Mutex;
+
+use crate::keys::{KeyError, PublicKey, VerificationKeys};
+use crate::token::{Claims, TokenError, TokenVerifier};
+
+/// Why the JWKS could not be fetched.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwksError {
+    /// The request failed or the issuer answered an error status.
+    #[error("cannot fetch the JWKS")]
+    Fetch(#[from] reqwest::Error),
+    /// The document is not a JWKS.
+    #[error("the JWKS document is malformed")]
+    Malformed,
+    /// It holds no key this crate can use.
+    #[error("the JWKS has no usable signing key")]
+    NoUsableKey,
+    /// A key in it is invalid.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+#[derive(Debug)]
+struct FetchState {
+    fetched_at: Instant,
+    max_age: Duration,
+    last_attempt: Instant,
+}
+
+/// A cached, self-refreshing JWKS of one issuer. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct JwksClient {
+    url: Arc<str>,
+    http: reqwest::Client,
+    keys: VerificationKeys,
+    state: Arc<Mutex<FetchState>>,
+    min_refetch_interval: Duration,
+}
+
+/// Used when the issuer sends no `max-age`.
+const DEFAULT_MAX_AGE: Duration = Duration::from_secs(300);
+/// Longest time keys are trusted without a refetch, whatever `max-age` says.
+const MAX_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
+impl JwksClient {
+    /// Fetches the JWKS at `url` once and returns a client holding its keys.
+    pub async fn connect(url: &str) -> Result<Self, JwksError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()?;
+        Self::with_client(url, http, Duration::from_secs(30)).await
+    }
+
+    /// Like [`connect`](Self::connect) with a given HTTP client, refetching for an
+    /// unknown `kid` at most once per `min_refetch_interval`.
+    pub async fn with_client(
+        url: &str,
+        http: reqwest::Client,
+        min_refetch_interval: Duration,
+    ) -> Result<Self, JwksError> {
+        let now = Instant::now();
+        let client = Self {
+            url: url.into(),
+            http,
+            keys: VerificationKeys::default(),
+            state: Arc::new(Mutex::new(FetchState {
+                fetched_at: now,
+                max_age: Duration::ZERO,
+                last_attempt: now,
+            })),
+            min_refetch_interval,
+        };
+        let mut state = client.state.lock().await;
+        client.fetch(&mut state).await?;
+        drop(state);
+        Ok(client)
+    }
+
+    /// The keys, for a [`TokenVerifier`]; they change as the client refetches.
+    pub fn verification_keys(&self) -> VerificationKeys {
+        self.keys.clone()
+    }
+
+    /// Verifies `token` with `verifier` (which must read
+    /// [`verification_keys`](Self::verification_keys)), refetching first when the
+    /// keys are stale or the token names an unknown `kid`.
+    pub async fn verify(
+        &self,
+        verifier: &TokenVerifier,
+        token: &str,
+    ) -> Result<Claims, TokenError> {
+        self.prepare(token).await;
+        verifier.verify(token)
+    }
+
+    /// Makes sure the keys are fresh enough to verify `token`: refetches when
+    /// `max-age` has passed, or (rate-limited) when the token's `kid` is unknown.
+    /// Fetch failures are logged; the old keys stay.
+    pub async fn prepare(&self, token: &str) {
+        let unknown_kid = kid_of(token).is_some_and(|kid| self.keys.get(&kid).is_none());
+        let mut state = self.state.lock().await;
+        let stale = state.fetched_at.elapsed() >= state.max_age;
+        let may_retry = state.last_attempt.elapsed() >= self.min_refetch_interval;
+        if (stale || unknown_kid)
+            && may_retry
+            && let Err(error) = self.fetch(&mut state).await
+        {
+            tracing::warn!(url = %self.url, %error, "JWKS refetch failed; keeping the keys we have");
+        }
+    }
+
+    async fn fetch(&self, state: &mut FetchState) -> Result<(), JwksError> {
+        state.last_attempt = Instant::now();
+        let response = self.http.get(&*self.url).send().await?.error_for_status()?;
+        let max_age = response
+            .headers()
+            .get(http::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .and_then(max_age)
+            .unwrap_or(DEFAULT_MAX_AGE)
+            .min(MAX_MAX_AGE);
+        let document: serde_json::Value = response.json().await?;
+        let entries = document
+            .get("keys")
+            .and_then(|k| k.as_array())
+            .ok_or(JwksError::Malformed)?;
+        let mut keys = Vec::new();
+        for entry in entries {
+            // Keys for other uses or algorithms may share a JWKS; they are skipped.
+            if entry.get("use").is_some_and(|u| u != "sig") {
+                continue;
+            }
+            let parsed = josekit::jwk::Jwk::from_bytes(entry.to_string())
+                .ok()
+                .and_then(|jwk| PublicKey::from_jwk(&jwk).ok());
+            match parsed {
+                Some(key) => keys.push(key),
+                None => tracing::debug!(url = %self.url, "skipping an unusable JWKS entry"),
+            }
+        }
+        if keys.is_empty() {
+            return Err(JwksError::NoUsableKey);
+        }
+        self.keys.replace(keys)?;
+        state.fetched_at = Instant::now();
+        state.max_age = max_age;
+        Ok(())
+    }
+}
+
+/// The `kid` of a compact JWS header, if it has one.
+fn kid_of(token: &str) -> Option<String> {
+    let header = token.split('.').next()?;
+    if header.len() > 1024 {
+        return None;
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(header).ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    value.get("kid")?.as_str().map(str::to_owned)
+}
+
+/// `max-age` of a `Cache-Control` value; `no-store`/`no-cache` mean zero.
+fn max_age(value: &str) -> Option<Duration> {
+    let mut age = None;
+    for directive in value.split(',').map(str::trim) {
+        if directive.eq_ignore_ascii_case("no-store") || directive.eq_ignore_ascii_case("no-cache")
+        {
+            return Some(Duration::ZERO);
+        }
+        if let Some(seconds) = directive
+            .strip_prefix("max-age=")
+            .or_else(|| directive.strip_prefix("s-maxage="))
+        {
+            age = seconds
+                .trim_matches('"')
+                .parse()
+                .ok()
+                .map(Duration::from_secs)
+                .or(age);
+        }
+    }
+    age
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_control_max_age() {
+        assert_eq!(
+            max_age("public, max-age=300"),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(max_age("no-store"), Some(Duration::ZERO));
+        assert_eq!(max_age("public"), None);
+        assert_eq!(max_age("max-age=abc"), None);
+    }
+}
