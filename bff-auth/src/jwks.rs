@@ -125,7 +125,7 @@ impl JwksClient {
     /// `max-age` has passed, or (rate-limited) when the token's `kid` is unknown.
     /// Fetch failures are logged; the old keys stay.
     pub async fn prepare(&self, token: &str) {
-        let unknown_kid = kid_of(token).is_some_and(|kid| self.keys.get(&kid).is_none());
+        let unknown_kid = kid_of(token).is_some_and(|kid| !self.keys.contains(&kid));
         let mut state = self.state.lock().await;
         let stale = state.fetched_at.elapsed() >= state.max_age;
         let may_retry = state.last_attempt.elapsed() >= self.min_refetch_interval;

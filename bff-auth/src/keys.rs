@@ -420,7 +420,7 @@ pub struct VerificationKeys {
 
 #[derive(Debug, Default)]
 struct KeyMap {
-    by_kid: HashMap<String, PublicKey>,
+    by_kid: HashMap<String, Arc<PublicKey>>,
     order: Vec<String>,
 }
 
@@ -440,7 +440,7 @@ impl VerificationKeys {
                 return Err(KeyError::DuplicateKid(key.kid));
             }
             map.order.push(key.kid.clone());
-            map.by_kid.insert(key.kid.clone(), key);
+            map.by_kid.insert(key.kid.clone(), Arc::new(key));
         }
         let map = Arc::new(map);
         match self.inner.write() {
@@ -459,8 +459,13 @@ impl VerificationKeys {
     }
 
     /// The key with this `kid`.
-    pub fn get(&self, kid: &str) -> Option<PublicKey> {
+    pub fn get(&self, kid: &str) -> Option<Arc<PublicKey>> {
         self.snapshot().by_kid.get(kid).cloned()
+    }
+
+    /// Whether a key with this `kid` is published.
+    pub fn contains(&self, kid: &str) -> bool {
+        self.snapshot().by_kid.contains_key(kid)
     }
 
     /// How many keys there are.

@@ -110,7 +110,9 @@ impl PasswordHasher {
         .map_err(|e| PasswordError::Params(e.to_string()))?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
         // The dummy's password is random and discarded: nothing can ever match it.
-        let dummy = hash_with(&argon2, uuid::Uuid::new_v4().as_bytes())?;
+        let secret =
+            crate::random::base64url(32).map_err(|e| PasswordError::Hash(e.to_string()))?;
+        let dummy = hash_with(&argon2, secret.as_bytes())?;
         Ok(Self {
             argon2,
             params,

@@ -251,7 +251,7 @@ impl TokenVerifier {
     /// Whether the key `kid` is still published (a retired key's tokens stop
     /// verifying, cached or not).
     pub(crate) fn is_published(&self, kid: &str) -> bool {
-        self.keys.get(kid).is_some()
+        self.keys.contains(kid)
     }
 
     /// Verifies `token`, also returning the `kid` of the key that signed it.

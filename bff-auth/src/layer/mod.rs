@@ -9,7 +9,7 @@
 //! token is still refused).
 //!
 //! Verified tokens are cached: a bounded in-memory map from the token's SHA-256
-//! to its verified claims, each entry living no longer than the token, so a busy
+//! to its verified claims, never served past the token's `exp`, so a busy
 //! client's token is verified once instead of on every request. A cache hit still
 //! checks expiry, that the signing key is still published, and the session.
 //!
@@ -38,7 +38,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
@@ -47,11 +46,13 @@ use bff_core::Problem;
 use http::header::AUTHORIZATION;
 use http::request::Parts;
 use http::{HeaderValue, Request, Response, StatusCode};
-use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 use tower::{Layer, Service};
 
+use self::cache::TokenCache;
 use crate::token::{Claims, TokenError, TokenVerifier, unix_now};
+
+mod cache;
 
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -128,7 +129,7 @@ pub const DEFAULT_CACHE_CAPACITY: u64 = 100_000;
 #[derive(Clone)]
 pub struct JwtLayer {
     verifier: Arc<TokenVerifier>,
-    cache: Option<Cache<[u8; 32], Arc<CachedToken>>>,
+    cache: Option<Arc<TokenCache>>,
     sessions: Option<Arc<dyn SessionCheck>>,
     optional: bool,
     #[cfg(feature = "client")]
@@ -138,30 +139,10 @@ pub struct JwtLayer {
 impl std::fmt::Debug for JwtLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtLayer")
-            .field("cache", &self.cache.as_ref().map(Cache::entry_count))
+            .field("cache", &self.cache.as_ref().map(|c| c.len()))
             .field("session_check", &self.sessions.is_some())
             .field("optional", &self.optional)
             .finish()
-    }
-}
-
-/// A verified token in the cache: its claims and the key that signed it.
-struct CachedToken {
-    claims: Arc<Claims>,
-    kid: String,
-}
-
-struct UntilExpiry;
-
-impl moka::Expiry<[u8; 32], Arc<CachedToken>> for UntilExpiry {
-    fn expire_after_create(
-        &self,
-        _key: &[u8; 32],
-        entry: &Arc<CachedToken>,
-        _created_at: Instant,
-    ) -> Option<Duration> {
-        let left = entry.claims.exp.saturating_sub(unix_now()).max(0);
-        Some(Duration::from_secs(u64::try_from(left).unwrap_or(0)))
     }
 }
 
@@ -189,12 +170,7 @@ impl JwtLayer {
 
     /// Bounds the verified-token cache to `capacity` entries; 0 disables it.
     pub fn with_cache_capacity(mut self, capacity: u64) -> Self {
-        self.cache = (capacity > 0).then(|| {
-            Cache::builder()
-                .max_capacity(capacity)
-                .expire_after(UntilExpiry)
-                .build()
-        });
+        self.cache = (capacity > 0).then(|| Arc::new(TokenCache::new(capacity)));
         self
     }
 
@@ -241,19 +217,16 @@ impl JwtLayer {
     /// by a published key.
     fn cached(&self, token: &str) -> Option<Arc<Claims>> {
         let cache = self.cache.as_ref()?;
-        let key = cache_key(token);
-        let entry = cache.get(&key)?;
         let leeway = i64::try_from(self.verifier.policy().leeway.as_secs()).unwrap_or(0);
-        // Expiry is re-checked on every hit (the cache's own clock is coarser),
-        // and so is the key: a retired key's tokens stop working at once.
-        if entry.claims.exp > unix_now().saturating_sub(leeway)
-            && self.verifier.is_published(&entry.kid)
-        {
-            metrics::counter!(VERIFICATIONS, "outcome" => "cached").increment(1);
-            return Some(Arc::clone(&entry.claims));
-        }
-        cache.invalidate(&key);
-        None
+        // Expiry is checked on every hit, and so is the key: a retired key's
+        // tokens stop working at once, cached or not.
+        let claims = cache.get(
+            &cache_key(token),
+            unix_now().saturating_sub(leeway),
+            |kid| self.verifier.is_published(kid),
+        )?;
+        metrics::counter!(VERIFICATIONS, "outcome" => "cached").increment(1);
+        Some(claims)
     }
 
     fn verify_and_cache(&self, token: &str) -> Result<Arc<Claims>, AuthError> {
@@ -262,13 +235,7 @@ impl JwtLayer {
                 metrics::counter!(VERIFICATIONS, "outcome" => "verified").increment(1);
                 let claims = Arc::new(claims);
                 if let Some(cache) = &self.cache {
-                    cache.insert(
-                        cache_key(token),
-                        Arc::new(CachedToken {
-                            claims: Arc::clone(&claims),
-                            kid,
-                        }),
-                    );
+                    cache.insert(cache_key(token), Arc::clone(&claims), kid);
                 }
                 Ok(claims)
             }
