@@ -148,10 +148,13 @@ impl PasswordHasher {
                     needs_rehash: false,
                 };
             };
-            let matches = known
-                && argon2
-                    .verify_password(password.expose_secret().as_bytes(), &parsed)
-                    .is_ok();
+            // The hash is always checked, then the account's existence: with `known`
+            // first, `&&` would skip the work for unknown accounts and time would
+            // tell them apart.
+            let verified = argon2
+                .verify_password(password.expose_secret().as_bytes(), &parsed)
+                .is_ok();
+            let matches = verified && known;
             let needs_rehash = matches && !same_params(&parsed, &params);
             Verification {
                 matches,
@@ -272,6 +275,52 @@ mod tests {
                 matches: true,
                 needs_rehash: true
             }
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_account_costs_as_much_as_a_wrong_password() {
+        // Equal work, not a speed target: the dummy path must run argon2 too. A
+        // cost high enough to dwarf scheduling noise, medians of several runs,
+        // and a generous bound keep this stable on a loaded machine.
+        let hasher = PasswordHasher::with_concurrency(
+            HashParams {
+                memory_kib: 8 * 1024,
+                iterations: 3,
+                parallelism: 1,
+            },
+            1,
+        )
+        .expect("params");
+        let phc = hasher.hash("the real password".into()).await.expect("hash");
+        let mut known = Vec::new();
+        let mut unknown = Vec::new();
+        for _ in 0..7 {
+            let start = std::time::Instant::now();
+            assert!(
+                !hasher
+                    .verify("wrong".into(), Some(phc.clone()))
+                    .await
+                    .expect("verify")
+                    .matches
+            );
+            known.push(start.elapsed());
+            let start = std::time::Instant::now();
+            assert!(
+                !hasher
+                    .verify("wrong".into(), None)
+                    .await
+                    .expect("verify")
+                    .matches
+            );
+            unknown.push(start.elapsed());
+        }
+        known.sort();
+        unknown.sort();
+        let (known, unknown) = (known[3], unknown[3]);
+        assert!(
+            unknown * 2 >= known,
+            "unknown account {unknown:?} vs wrong password {known:?}"
         );
     }
 
