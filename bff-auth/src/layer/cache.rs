@@ -18,7 +18,12 @@ struct Entry {
     kid: Arc<str>,
 }
 
-type Shard = HashMap<[u8; 32], Entry>;
+#[derive(Default)]
+struct Shard {
+    entries: HashMap<[u8; 32], Entry>,
+    /// When expired entries were last swept (seconds since the epoch).
+    swept_at: i64,
+}
 
 pub(super) struct TokenCache {
     shards: Box<[Mutex<Shard>]>,
@@ -32,7 +37,7 @@ impl TokenCache {
             .div_ceil(SHARDS)
             .max(1);
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             per_shard,
         }
     }
@@ -54,26 +59,31 @@ impl TokenCache {
         published: impl Fn(&str) -> bool,
     ) -> Option<Arc<Claims>> {
         let mut shard = self.shard(key);
-        let entry = shard.get(key)?;
+        let entry = shard.entries.get(key)?;
         if entry.claims.exp > not_expired_at && published(&entry.kid) {
             return Some(Arc::clone(&entry.claims));
         }
-        shard.remove(key);
+        shard.entries.remove(key);
         None
     }
 
     pub(super) fn insert(&self, key: [u8; 32], claims: Arc<Claims>, kid: String) {
         let now = crate::token::unix_now();
         let mut shard = self.shard(&key);
-        if shard.len() >= self.per_shard {
-            shard.retain(|_, entry| entry.claims.exp > now);
-            if shard.len() >= self.per_shard
-                && let Some(victim) = shard.keys().next().copied()
+        if shard.entries.len() >= self.per_shard {
+            // Sweeping scans the shard, so a full shard sweeps at most once a
+            // second; in between, an arbitrary entry makes room.
+            if shard.swept_at < now {
+                shard.swept_at = now;
+                shard.entries.retain(|_, entry| entry.claims.exp > now);
+            }
+            if shard.entries.len() >= self.per_shard
+                && let Some(victim) = shard.entries.keys().next().copied()
             {
-                shard.remove(&victim);
+                shard.entries.remove(&victim);
             }
         }
-        shard.insert(
+        shard.entries.insert(
             key,
             Entry {
                 claims,
@@ -85,7 +95,12 @@ impl TokenCache {
     pub(super) fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
+            .map(|s| {
+                s.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .entries
+                    .len()
+            })
             .sum()
     }
 }
