@@ -13,8 +13,8 @@
 //! - [`session`]: sessions with rotating refresh tokens and reuse detection, behind
 //!   the [`SessionStore`](session::SessionStore) trait, stored in Redis with the
 //!   `redis` feature;
-//! - [`jwks`] (feature `client`): [`JwksClient`](jwks::JwksClient), for services that
-//!   verify this issuer's tokens with its public JWKS alone.
+//! - `jwks` (feature `client`): `JwksClient`, for services that verify this
+//!   issuer's tokens with its public JWKS alone.
 //!
 //! Key rotation: publish the next key as verification-only, wait for JWKS caches to
 //! refresh (`Cache-Control` max-age), switch signing to it and keep the old key

@@ -10,7 +10,7 @@
 //!
 //! Sessions end after an idle timeout (no refresh) or an absolute lifetime,
 //! whichever comes first. The [`SessionStore`] trait is the seam; the Redis
-//! implementation ([`RedisSessionStore`], feature `redis`) does each rotation
+//! implementation (`RedisSessionStore`, feature `redis`) does each rotation
 //! in one atomic Lua script.
 
 use std::fmt;

@@ -1,3 +1,4 @@
+use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use redis::aio::ConnectionManager;
@@ -97,6 +98,12 @@ redis.call('ZREM', KEYS[2], ARGV[2])
 return 1
 ";
 
+// Compiled once: a script's SHA-1 is computed when it is built, and EVALSHA
+// then sends only that, loading the script on the server the first time.
+static CREATE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(CREATE));
+static REFRESH_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(REFRESH));
+static REVOKE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(REVOKE));
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -149,7 +156,7 @@ impl SessionStore for RedisSessionStore {
             let ttl = ms(self.policy.idle_timeout).min(ms(self.policy.absolute_lifetime));
             let absolute_end = now.saturating_add(ms(self.policy.absolute_lifetime));
             let mut conn = self.conn.clone();
-            let _: i64 = Script::new(CREATE)
+            let _: i64 = CREATE_SCRIPT
                 .key(self.key("s", &id))
                 .key(self.key("u", &new.user_id))
                 .key(self.key("r", &token.hash()))
@@ -183,7 +190,7 @@ impl SessionStore for RedisSessionStore {
         Box::pin(async move {
             let next = RefreshToken::generate()?;
             let mut conn = self.conn.clone();
-            let reply: Vec<String> = Script::new(REFRESH)
+            let reply: Vec<String> = REFRESH_SCRIPT
                 .key(self.key("r", &token.hash()))
                 .arg(&self.prefix)
                 .arg(next.hash())
@@ -284,7 +291,7 @@ impl SessionStore for RedisSessionStore {
     ) -> BoxFuture<'a, Result<bool, SessionError>> {
         Box::pin(async move {
             let mut conn = self.conn.clone();
-            let revoked: i64 = Script::new(REVOKE)
+            let revoked: i64 = REVOKE_SCRIPT
                 .key(self.key("s", session_id))
                 .key(self.key("u", user_id))
                 .arg(user_id)

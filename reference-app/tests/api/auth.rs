@@ -53,14 +53,7 @@ async fn login_answers_the_contract_token_response() {
     }
     assert!(user["email_verified_at"].is_string());
 
-    let me: Value = app
-        .authed(Method::GET, "/api/v1/me", access(&tokens))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let me: Value = app.get_json_authed("/api/v1/me", access(&tokens)).await;
     assert_eq!(&me, user);
 }
 
@@ -253,13 +246,8 @@ async fn sessions_are_listed_and_ended_by_their_owner_only() {
     let theirs = app.login(MANAGER, SEED_PASSWORD).await;
 
     let list: Value = app
-        .authed(Method::GET, "/api/v1/auth/sessions", access(&mine))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+        .get_json_authed("/api/v1/auth/sessions", access(&mine))
+        .await;
     let items = list["items"].as_array().expect("items");
     assert_eq!(items.len(), 2);
     assert_eq!(items.iter().filter(|s| s["current"] == true).count(), 1);
@@ -281,13 +269,8 @@ async fn sessions_are_listed_and_ended_by_their_owner_only() {
         .expect("other session");
 
     let their_list: Value = app
-        .authed(Method::GET, "/api/v1/auth/sessions", access(&theirs))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+        .get_json_authed("/api/v1/auth/sessions", access(&theirs))
+        .await;
     let their_id = their_list["items"][0]["id"].as_str().expect("id");
     let response = app
         .authed(
@@ -411,14 +394,7 @@ async fn patch_me_renames_with_validation() {
     ] {
         assert_problem(patch(bad).await.expect("sent"), 422, "validation_failed").await;
     }
-    let me: Value = app
-        .authed(Method::GET, "/api/v1/me", access(&tokens))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let me: Value = app.get_json_authed("/api/v1/me", access(&tokens)).await;
     assert_eq!(me["name"], "Ada Lovelace");
     assert_eq!(me["role"], "customer");
 }

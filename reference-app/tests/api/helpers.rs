@@ -203,6 +203,16 @@ impl TestApp {
             .bearer_auth(token)
     }
 
+    /// `GET path` with a bearer token, as JSON.
+    pub(crate) async fn get_json_authed(&self, path: &str, token: &str) -> serde_json::Value {
+        let response = self
+            .authed(reqwest::Method::GET, path, token)
+            .send()
+            .await
+            .expect("sent");
+        response.json().await.expect("a JSON body")
+    }
+
     /// Logs in and returns the token response, asserting success.
     pub(crate) async fn login(&self, identifier: &str, password: &str) -> serde_json::Value {
         let response = self
