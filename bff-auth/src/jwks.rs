@@ -126,7 +126,11 @@ impl JwksClient {
     /// Fetch failures are logged; the old keys stay.
     pub async fn prepare(&self, token: &str) {
         let unknown_kid = kid_of(token).is_some_and(|kid| !self.keys.contains(&kid));
-        let mut state = self.state.lock().await;
+        // A fetch already under way serves everyone: callers do not queue behind it
+        // (they verify with the keys at hand), so garbage tokens cannot pile up here.
+        let Ok(mut state) = self.state.try_lock() else {
+            return;
+        };
         let stale = state.fetched_at.elapsed() >= state.max_age;
         let may_retry = state.last_attempt.elapsed() >= self.min_refetch_interval;
         if (stale || unknown_kid)

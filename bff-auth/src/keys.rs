@@ -259,7 +259,7 @@ impl PublicKey {
                 Arc::new(ES256.verifier_from_jwk(&public).map_err(KeyError::crypto)?)
             }
             Algorithm::Rs256 => {
-                if jwk_bytes(&public, "n")?.len() < 256 {
+                if modulus_bits(&jwk_bytes(&public, "n")?) < 2048 {
                     return Err(KeyError::WeakRsaKey);
                 }
                 Arc::new(RS256.verifier_from_jwk(&public).map_err(KeyError::crypto)?)
@@ -522,6 +522,18 @@ fn jwk_bytes(jwk: &Jwk, name: &str) -> Result<Vec<u8>, KeyError> {
         .map_err(|_| KeyError::MalformedJwk(format!("{name} is not base64url")))
 }
 
+/// The bit length of a big-endian unsigned integer (an RSA modulus).
+fn modulus_bits(bytes: &[u8]) -> usize {
+    let significant = bytes
+        .iter()
+        .position(|b| *b != 0)
+        .map_or(&[][..], |i| &bytes[i..]);
+    match significant.first() {
+        Some(first) => (significant.len() - 1) * 8 + (8 - first.leading_zeros() as usize),
+        None => 0,
+    }
+}
+
 /// The RFC 7638 thumbprint: SHA-256 over the required members in lexical order.
 fn thumbprint(jwk: &Jwk) -> Result<String, KeyError> {
     let canonical = match jwk.key_type() {
@@ -606,6 +618,18 @@ mod tests {
             thumbprint(&jwk).expect("thumbprint"),
             "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
         );
+    }
+
+    #[test]
+    fn modulus_bits_count_from_the_first_set_bit() {
+        assert_eq!(modulus_bits(&[0x00, 0x80, 0x00]), 16);
+        assert_eq!(modulus_bits(&[0x01]), 1);
+        assert_eq!(
+            modulus_bits(&[0x7f; 256]),
+            2047,
+            "256 bytes are not always 2048 bits"
+        );
+        assert_eq!(modulus_bits(&[]), 0);
     }
 
     #[test]

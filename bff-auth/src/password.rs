@@ -139,14 +139,24 @@ impl PasswordHasher {
         let params = self.params.clone();
         let known = phc.is_some();
         let phc = phc.unwrap_or_else(|| self.dummy.to_string());
+        let dummy = Arc::clone(&self.dummy);
         self.run(move || {
-            let Ok(parsed) = PasswordHash::new(&phc) else {
-                // A corrupt stored hash must not make an account easier to enter.
-                tracing::error!("stored password hash is not a PHC string");
-                return Verification {
-                    matches: false,
-                    needs_rehash: false,
-                };
+            let (parsed, known) = match PasswordHash::new(&phc) {
+                Ok(parsed) => (parsed, known),
+                Err(_) => {
+                    // A corrupt stored hash must neither let anyone in nor answer
+                    // faster than a real check: verify against the dummy instead.
+                    tracing::error!("stored password hash is not a PHC string");
+                    match PasswordHash::new(&dummy) {
+                        Ok(parsed) => (parsed, false),
+                        Err(_) => {
+                            return Verification {
+                                matches: false,
+                                needs_rehash: false,
+                            };
+                        }
+                    }
+                }
             };
             // The hash is always checked, then the account's existence: with `known`
             // first, `&&` would skip the work for unknown accounts and time would

@@ -72,8 +72,8 @@ impl Audience {
     }
 }
 
-/// An issued access token.
-#[derive(Debug, Clone)]
+/// An issued access token. Its `Debug` output hides the token.
+#[derive(Clone)]
 pub struct IssuedToken {
     /// The compact JWS.
     pub access_token: String,
@@ -81,6 +81,16 @@ pub struct IssuedToken {
     pub expires_in: u64,
     /// Its claims.
     pub claims: Claims,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("access_token", &"[REDACTED]")
+            .field("expires_in", &self.expires_in)
+            .field("claims", &self.claims)
+            .finish()
+    }
 }
 
 /// Signs access tokens with the active key of a [`KeySet`].

@@ -57,7 +57,16 @@ async fn refresh_rotates_and_the_old_token_is_spent() {
     assert_ne!(first, second);
     let third = rotate(&store, &second).await;
     assert!(store.is_active(&session.id).await.expect("store"));
-    drop(third);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The first token was spent two rotations ago: presenting it now is theft.
+    assert!(matches!(
+        store.refresh(&first, None).await.expect("store"),
+        Refresh::Reused { .. }
+    ));
+    assert_eq!(
+        store.refresh(&third, None).await.expect("store"),
+        Refresh::Invalid
+    );
 }
 
 #[tokio::test]
@@ -203,4 +212,20 @@ async fn sessions_end_after_the_idle_timeout_and_the_absolute_lifetime() {
         absolute.refresh(&token, None).await.expect("store"),
         Refresh::Invalid
     );
+}
+
+#[tokio::test]
+async fn the_grace_window_admits_a_few_concurrent_refreshes_not_a_stream_of_replays() {
+    let store = store(SessionPolicy::default()).await;
+    let (session, token) = store.create(new("heidi")).await.expect("create");
+    // The first rotation and two concurrent ones inside the grace window succeed...
+    for _ in 0..3 {
+        rotate(&store, &token).await;
+    }
+    // ...a fourth presentation of the same token is a replay, and ends the session.
+    assert!(matches!(
+        store.refresh(&token, None).await.expect("store"),
+        Refresh::Reused { .. }
+    ));
+    assert!(!store.is_active(&session.id).await.expect("store"));
 }

@@ -8,8 +8,9 @@ use uuid::Uuid;
 
 use crate::identity::{Identifier, Role};
 
-/// A live (not soft-deleted) account as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A live (not soft-deleted) account as stored. Its `Debug` output leaves the
+/// password hash out.
+#[derive(Clone, sqlx::FromRow)]
 pub struct UserRecord {
     /// Id.
     pub id: Uuid,
@@ -31,6 +32,16 @@ pub struct UserRecord {
     pub blocked_at: Option<OffsetDateTime>,
     /// Creation time.
     pub created_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("id", &self.id)
+            .field("role", &self.role)
+            .field("blocked", &self.blocked_at.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl UserRecord {

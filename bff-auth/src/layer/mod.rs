@@ -9,7 +9,8 @@
 //! token is still refused).
 //!
 //! Verified tokens are cached: a bounded in-memory map from the token's SHA-256
-//! to its verified claims, never served past the token's `exp`, so a busy
+//! to its verified claims, never served past the token's `exp` (plus the
+//! verifier's clock-skew leeway), so a busy
 //! client's token is verified once instead of on every request. A cache hit still
 //! checks expiry, that the signing key is still published, and the session.
 //!
@@ -281,6 +282,7 @@ impl IntoResponse for AuthError {
                 Problem::unavailable(
                     "Authentication is temporarily unavailable; try again shortly.",
                 )
+                .with_header(http::header::RETRY_AFTER, HeaderValue::from_static("1"))
                 .into_response()
             }
             Self::Token(_) | Self::SessionEnded => {

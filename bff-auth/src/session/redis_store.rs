@@ -1,5 +1,4 @@
 use std::sync::LazyLock;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
@@ -41,22 +40,32 @@ impl std::fmt::Debug for RedisSessionStore {
 /// How long a rotated token's record is kept to detect its replay.
 const REUSE_DETECTION_MS: i64 = 24 * 3600 * 1000;
 
+/// How many times a rotated token may be presented again within the grace
+/// window (concurrent refreshes from several tabs); one more is treated as theft.
+const GRACE_ROTATIONS: i64 = 2;
+
+// Every script reads the clock from Redis (`TIME`), so instances whose clocks
+// disagree still agree on grace windows and lifetimes.
 const CREATE: &str = r"
 local skey, ukey, rkey = KEYS[1], KEYS[2], KEYS[3]
-local sid, uid, now, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-redis.call('HSET', skey, 'uid', uid, 'created', now, 'last', now, 'ua', ARGV[5], 'ip', ARGV[6], 'abs', ARGV[7])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local sid, uid, ttl, lifetime = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[6])
+redis.call('HSET', skey, 'uid', uid, 'created', now, 'last', now, 'ua', ARGV[4], 'ip', ARGV[5], 'abs', now + lifetime)
 redis.call('PEXPIRE', skey, ttl)
 redis.call('HSET', rkey, 'sid', sid, 'used', 0)
 redis.call('PEXPIRE', rkey, ttl)
 redis.call('ZADD', ukey, now, sid)
 if redis.call('PTTL', ukey) < ttl then redis.call('PEXPIRE', ukey, ttl) end
-return 1
+return now
 ";
 
 const REFRESH: &str = r"
 local prefix = ARGV[1]
-local now, grace, idle = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local record = redis.call('HMGET', KEYS[1], 'sid', 'used')
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local grace, idle, max_grace = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[7])
+local record = redis.call('HMGET', KEYS[1], 'sid', 'used', 'grace')
 local sid = record[1]
 if not sid then return {'invalid'} end
 local skey = prefix .. 's:' .. sid
@@ -64,7 +73,8 @@ local session = redis.call('HMGET', skey, 'uid', 'abs')
 local uid = session[1]
 if not uid then return {'invalid'} end
 local used = tonumber(record[2])
-if used > 0 and now - used > grace then
+local replays = tonumber(record[3] or '0')
+if used > 0 and (now - used > grace or replays >= max_grace) then
   redis.call('DEL', skey)
   redis.call('ZREM', prefix .. 'u:' .. uid, sid)
   return {'reused', sid, uid}
@@ -77,13 +87,15 @@ if ttl <= 0 then
 end
 if used == 0 then
   redis.call('HSET', KEYS[1], 'used', now)
-  redis.call('PEXPIRE', KEYS[1], math.min(ttl, tonumber(ARGV[7])))
+  redis.call('PEXPIRE', KEYS[1], math.min(ttl, tonumber(ARGV[6])))
+else
+  redis.call('HINCRBY', KEYS[1], 'grace', 1)
 end
 local nkey = prefix .. 'r:' .. ARGV[2]
 redis.call('HSET', nkey, 'sid', sid, 'used', 0)
 redis.call('PEXPIRE', nkey, ttl)
 redis.call('HSET', skey, 'last', now)
-if ARGV[6] ~= '' then redis.call('HSET', skey, 'ip', ARGV[6]) end
+if ARGV[5] ~= '' then redis.call('HSET', skey, 'ip', ARGV[5]) end
 redis.call('PEXPIRE', skey, ttl)
 local ukey = prefix .. 'u:' .. uid
 if redis.call('PTTL', ukey) < ttl then redis.call('PEXPIRE', ukey, ttl) end
@@ -103,12 +115,6 @@ return 1
 static CREATE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(CREATE));
 static REFRESH_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(REFRESH));
 static REVOKE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(REVOKE));
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
 
 fn ms(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -152,21 +158,18 @@ impl SessionStore for RedisSessionStore {
         Box::pin(async move {
             let id = uuid::Uuid::now_v7().to_string();
             let token = RefreshToken::generate()?;
-            let now = now_ms();
             let ttl = ms(self.policy.idle_timeout).min(ms(self.policy.absolute_lifetime));
-            let absolute_end = now.saturating_add(ms(self.policy.absolute_lifetime));
             let mut conn = self.conn.clone();
-            let _: i64 = CREATE_SCRIPT
+            let now: i64 = CREATE_SCRIPT
                 .key(self.key("s", &id))
                 .key(self.key("u", &new.user_id))
                 .key(self.key("r", &token.hash()))
                 .arg(&id)
                 .arg(&new.user_id)
-                .arg(now)
                 .arg(ttl)
                 .arg(new.user_agent.as_deref().unwrap_or(""))
                 .arg(new.ip.as_deref().unwrap_or(""))
-                .arg(absolute_end)
+                .arg(ms(self.policy.absolute_lifetime))
                 .invoke_async(&mut conn)
                 .await
                 .map_err(store_error)?;
@@ -194,11 +197,11 @@ impl SessionStore for RedisSessionStore {
                 .key(self.key("r", &token.hash()))
                 .arg(&self.prefix)
                 .arg(next.hash())
-                .arg(now_ms())
                 .arg(ms(self.policy.reuse_grace))
                 .arg(ms(self.policy.idle_timeout))
                 .arg(ip.unwrap_or(""))
                 .arg(REUSE_DETECTION_MS)
+                .arg(GRACE_ROTATIONS)
                 .invoke_async(&mut conn)
                 .await
                 .map_err(store_error)?;

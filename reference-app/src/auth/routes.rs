@@ -145,7 +145,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
 impl aide::operation::OperationInput for ClientMeta {}
 
 /// `POST /auth/login` body.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginRequest {
     /// Email address or phone number (E.164).
@@ -155,7 +155,7 @@ struct LoginRequest {
 }
 
 /// `POST /auth/refresh` body.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RefreshRequest {
     /// The refresh token of the last token response.
@@ -163,7 +163,7 @@ struct RefreshRequest {
 }
 
 /// A token response.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Serialize, JsonSchema)]
 struct TokenResponse {
     /// The access token (a JWT), for `Authorization: Bearer`.
     access_token: String,
@@ -249,8 +249,7 @@ async fn login(
             user_agent: meta.user_agent,
             ip: meta.ip,
         })
-        .await
-        .map_err(ApiError::internal)?;
+        .await?;
     tracing::info!(user_id = %user.id, session_id = %session.id, "login");
     Ok(Json(token_response(&state, &user, &session.id, &refresh)?))
 }
@@ -419,8 +418,8 @@ async fn end_session(
     principal: Principal,
     Path(path): Path<SessionPath>,
 ) -> ApiResult<NoContent> {
-    let id =
-        Uuid::parse_str(&path.id).map_err(|_| Problem::invalid_field("id", "must be a UUID"))?;
+    // A malformed id names no session, the caller's or anyone's.
+    let id = Uuid::parse_str(&path.id).map_err(|_| Problem::not_found())?;
     if state
         .auth
         .sessions
@@ -434,7 +433,7 @@ async fn end_session(
 }
 
 /// `POST /auth/update-password` body.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdatePasswordRequest {
     /// Must be the caller's id.
@@ -469,6 +468,13 @@ async fn update_password(
             .with_detail("The old password is wrong.")
             .into());
     }
+    // Other sessions end first: if the store is down the password stays as it
+    // was (and the client may retry), rather than changing with them still alive.
+    let ended = state
+        .auth
+        .sessions
+        .revoke_all(&principal.user_id, Some(&principal.session_id))
+        .await?;
     let hash = state
         .auth
         .hasher
@@ -476,11 +482,6 @@ async fn update_password(
         .await
         .map_err(ApiError::internal)?;
     users::set_password_hash(&state.db, user.id, &hash).await?;
-    let ended = state
-        .auth
-        .sessions
-        .revoke_all(&principal.user_id, Some(&principal.session_id))
-        .await?;
     tracing::info!(user_id = %user.id, ended, "password changed; other sessions ended");
     Ok(NoContent)
 }

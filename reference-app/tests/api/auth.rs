@@ -293,7 +293,7 @@ async fn sessions_are_listed_and_ended_by_their_owner_only() {
         .send()
         .await
         .expect("sent");
-    assert_problem(response, 422, "validation_failed").await;
+    assert_problem(response, 404, "not_found").await;
 
     let response = app
         .authed(
@@ -583,4 +583,57 @@ async fn another_service_authenticates_with_the_running_apps_jwks_alone() {
         &json!({}),
     );
     assert!(layer.authenticate(&forged).await.is_err());
+}
+
+#[tokio::test]
+async fn a_blocked_account_can_neither_log_in_nor_refresh() {
+    let app = TestApp::spawn().await;
+    let tokens = app.login(CUSTOMER, SEED_PASSWORD).await;
+    sqlx::query("UPDATE users SET blocked_at = now() WHERE email = $1")
+        .bind(CUSTOMER)
+        .execute(&app.db)
+        .await
+        .expect("block");
+
+    let response = app
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({"identifier": CUSTOMER, "password": SEED_PASSWORD}),
+        )
+        .await;
+    assert_problem(response, 403, "account_blocked").await;
+    // A wrong password still answers like any other: blocking reveals nothing to guessers.
+    let response = app
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({"identifier": CUSTOMER, "password": "a wrong password"}),
+        )
+        .await;
+    assert_problem(response, 401, "invalid_credentials").await;
+    assert_problem(
+        refresh(&app, refresh_token(&tokens)).await,
+        401,
+        "unauthorized",
+    )
+    .await;
+    assert_eq!(
+        app.me_status(access(&tokens)).await,
+        401,
+        "the refused refresh ended the session"
+    );
+}
+
+#[tokio::test]
+async fn a_redis_outage_at_login_is_a_503_not_a_500() {
+    let mut redis = crate::helpers::PrivateRedis::start();
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let app = TestApp::spawn_with(|c| c.redis.redis_url = url.into()).await;
+    redis.stop();
+    let response = app
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({"identifier": CUSTOMER, "password": SEED_PASSWORD}),
+        )
+        .await;
+    assert_problem(response, 503, "unavailable").await;
 }

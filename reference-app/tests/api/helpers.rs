@@ -2,7 +2,7 @@
 //! prefix and NATS prefix, so tests run in parallel against the shared services.
 
 use std::sync::{Arc, Once};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bff_app::config::{Cli, Command, ServeArgs};
 use bff_app::startup::Application;
@@ -294,4 +294,63 @@ pub(crate) async fn assert_problem(
     assert!(body["title"].is_string(), "{body}");
     assert_eq!(body["request_id"], request_id, "{body}");
     body
+}
+
+/// A Redis server of this test's own, so it can be stopped without disturbing
+/// the tests that share the machine's Redis.
+pub(crate) struct PrivateRedis {
+    pub(crate) port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateRedis {
+    pub(crate) fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mut redis = Self { port, child: None };
+        redis.restart();
+        redis
+    }
+
+    pub(crate) fn restart(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed on every development and CI machine");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "private redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub(crate) fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
