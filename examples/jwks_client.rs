@@ -24,7 +24,7 @@ fn say(line: &str) {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let first = SigningKey::from_pem(SigningKey::generate(Algorithm::EdDsa)?.private_pem())?;
+    let first = SigningKey::generate(Algorithm::EdDsa)?.signing_key()?;
     let keys = Arc::new(RwLock::new(KeySet::new(first.clone(), Vec::new())?));
 
     // The issuer: only public keys leave it.
@@ -62,7 +62,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ));
 
     // Rotation: a new key signs, the old one stays published.
-    let next = SigningKey::from_pem(SigningKey::generate(Algorithm::EdDsa)?.private_pem())?;
+    let next = SigningKey::generate(Algorithm::EdDsa)?.signing_key()?;
     let rotated = KeySet::new(next.clone(), vec![first.public_key().clone()])?;
     *keys.write().map_err(|_| "lock")? = rotated.clone();
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -76,7 +76,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ));
 
     let stranger = KeySet::new(
-        SigningKey::from_pem(SigningKey::generate(Algorithm::EdDsa)?.private_pem())?,
+        SigningKey::generate(Algorithm::EdDsa)?.signing_key()?,
         Vec::new(),
     )?;
     let refused = jwks

@@ -29,7 +29,7 @@ async fn hello(principal: Principal) -> String {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let key = SigningKey::from_pem(SigningKey::generate(Algorithm::EdDsa)?.private_pem())?;
+    let key = SigningKey::generate(Algorithm::EdDsa)?.signing_key()?;
     let keys = KeySet::new(key, Vec::new())?;
     let issuer = TokenIssuer::new(keys.clone(), "example", "example", Duration::from_secs(900));
     let verifier = TokenVerifier::new(

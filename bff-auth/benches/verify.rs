@@ -19,12 +19,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 const COLD_TOKENS: usize = 5_000;
 
 fn setup(algorithm: Algorithm) -> (KeySet, TokenIssuer, TokenVerifier) {
-    let key = SigningKey::from_pem(
-        SigningKey::generate(algorithm)
-            .expect("keygen")
-            .private_pem(),
-    )
-    .expect("load");
+    let key = SigningKey::generate(algorithm)
+        .expect("keygen")
+        .signing_key()
+        .expect("load");
     let keys = KeySet::new(key, Vec::new()).expect("keys");
     let issuer = TokenIssuer::new(keys.clone(), "bench", "bench", Duration::from_secs(3600));
     let verifier = TokenVerifier::new(

@@ -144,6 +144,11 @@ impl GeneratedKey {
     pub fn public_pem(&self) -> &[u8] {
         &self.public_pem
     }
+
+    /// The key, ready to sign (for keys that never touch a file: tests, examples).
+    pub fn signing_key(&self) -> Result<SigningKey, KeyError> {
+        SigningKey::from_pem(&self.private_pem)
+    }
 }
 
 impl fmt::Debug for GeneratedKey {
@@ -585,12 +590,10 @@ mod tests {
 
     #[test]
     fn the_jwks_has_no_private_members() {
-        let signing = SigningKey::from_pem(
-            SigningKey::generate(Algorithm::Rs256)
-                .expect("gen")
-                .private_pem(),
-        )
-        .expect("load");
+        let signing = SigningKey::generate(Algorithm::Rs256)
+            .expect("gen")
+            .signing_key()
+            .expect("load");
         let next = PublicKey::from_pem(
             SigningKey::generate(Algorithm::EdDsa)
                 .expect("gen")

@@ -11,7 +11,7 @@
 //! use bff_auth::keys::{Algorithm, KeySet, SigningKey};
 //! use bff_auth::token::{TokenIssuer, TokenVerifier, ValidationPolicy};
 //!
-//! let key = SigningKey::from_pem(SigningKey::generate(Algorithm::EdDsa).unwrap().private_pem()).unwrap();
+//! let key = SigningKey::generate(Algorithm::EdDsa).unwrap().signing_key().unwrap();
 //! let keys = KeySet::new(key, Vec::new()).unwrap();
 //! let issuer = TokenIssuer::new(keys.clone(), "https://bff.example", "bff", Duration::from_secs(900));
 //! let token = issuer.issue("user-1", "session-1", "customer").unwrap();

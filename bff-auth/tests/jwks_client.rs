@@ -11,7 +11,10 @@ use bff_auth::keys::{Algorithm, KeySet, SigningKey};
 use bff_auth::token::{TokenError, TokenIssuer, TokenVerifier, ValidationPolicy};
 
 fn key(algorithm: Algorithm) -> SigningKey {
-    SigningKey::from_pem(SigningKey::generate(algorithm).expect("gen").private_pem()).expect("load")
+    SigningKey::generate(algorithm)
+        .expect("gen")
+        .signing_key()
+        .expect("load")
 }
 
 /// An issuer whose JWKS can be swapped, counting how often it is fetched.

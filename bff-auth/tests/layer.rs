@@ -15,12 +15,10 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 fn keys() -> KeySet {
-    let key = SigningKey::from_pem(
-        SigningKey::generate(Algorithm::EdDsa)
-            .expect("gen")
-            .private_pem(),
-    )
-    .expect("load");
+    let key = SigningKey::generate(Algorithm::EdDsa)
+        .expect("gen")
+        .signing_key()
+        .expect("load");
     KeySet::new(key, Vec::new()).expect("keys")
 }
 
@@ -191,18 +189,14 @@ async fn an_ended_session_is_refused_at_once_even_from_the_cache() {
 
 #[tokio::test]
 async fn retiring_a_key_stops_its_cached_tokens() {
-    let old = SigningKey::from_pem(
-        SigningKey::generate(Algorithm::EdDsa)
-            .expect("gen")
-            .private_pem(),
-    )
-    .expect("load");
-    let next = SigningKey::from_pem(
-        SigningKey::generate(Algorithm::Es256)
-            .expect("gen")
-            .private_pem(),
-    )
-    .expect("load");
+    let old = SigningKey::generate(Algorithm::EdDsa)
+        .expect("gen")
+        .signing_key()
+        .expect("load");
+    let next = SigningKey::generate(Algorithm::Es256)
+        .expect("gen")
+        .signing_key()
+        .expect("load");
     let keys = KeySet::new(old.clone(), vec![next.public_key().clone()]).expect("keys");
     let published = keys.verification_keys();
     let app = app(JwtLayer::new(verifier(&keys)));

@@ -12,12 +12,10 @@ const ISS: &str = "https://bff.test";
 const AUD: &str = "bff";
 
 fn key(algorithm: Algorithm) -> SigningKey {
-    SigningKey::from_pem(
-        SigningKey::generate(algorithm)
-            .expect("generate")
-            .private_pem(),
-    )
-    .expect("load")
+    SigningKey::generate(algorithm)
+        .expect("generate")
+        .signing_key()
+        .expect("load")
 }
 
 fn setup(algorithm: Algorithm) -> (TokenIssuer, TokenVerifier) {

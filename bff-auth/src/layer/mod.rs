@@ -21,7 +21,7 @@
 //! use bff_auth::token::{TokenVerifier, ValidationPolicy};
 //! use tower::ServiceBuilder;
 //!
-//! let key = SigningKey::from_pem(SigningKey::generate(Algorithm::EdDsa).unwrap().private_pem()).unwrap();
+//! let key = SigningKey::generate(Algorithm::EdDsa).unwrap().signing_key().unwrap();
 //! let keys = KeySet::new(key, Vec::new()).unwrap();
 //! let verifier = TokenVerifier::new(keys.verification_keys(), ValidationPolicy::new("bff", "bff"));
 //!

@@ -4,7 +4,6 @@
 mod routes;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bff_auth::keys::{Algorithm, KeyError, KeySet, PublicKey, SigningKey};
@@ -189,6 +188,3 @@ pub fn write_private(path: &Path, pem: &[u8]) -> Result<(), AuthSetupError> {
         .and_then(|()| file.sync_all())
         .map_err(error)
 }
-
-/// Shared handle.
-pub type SharedAuth = Arc<Auth>;

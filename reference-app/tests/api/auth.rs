@@ -419,12 +419,10 @@ async fn hostile_tokens_are_all_401() {
     let header = decode(parts.next().expect("header"));
     let claims = decode(parts.next().expect("claims"));
     let key = SigningKey::from_pem(app.signing_key_pem.as_bytes()).expect("the app's key");
-    let stranger = SigningKey::from_pem(
-        SigningKey::generate(Algorithm::EdDsa)
-            .expect("gen")
-            .private_pem(),
-    )
-    .expect("load");
+    let stranger = SigningKey::generate(Algorithm::EdDsa)
+        .expect("gen")
+        .signing_key()
+        .expect("load");
 
     let mut expired = claims.clone();
     expired["exp"] = json!(claims["iat"].as_i64().expect("iat") - 3600);
@@ -571,12 +569,10 @@ async fn another_service_authenticates_with_the_running_apps_jwks_alone() {
         principal.user_id,
         tokens["user"]["id"].as_str().expect("id")
     );
-    let stranger = SigningKey::from_pem(
-        SigningKey::generate(Algorithm::EdDsa)
-            .expect("gen")
-            .private_pem(),
-    )
-    .expect("load");
+    let stranger = SigningKey::generate(Algorithm::EdDsa)
+        .expect("gen")
+        .signing_key()
+        .expect("load");
     let forged = forge(
         &stranger,
         &json!({"alg": "EdDSA", "kid": stranger.kid()}),
