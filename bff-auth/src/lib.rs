@@ -13,6 +13,11 @@
 //! - [`session`]: sessions with rotating refresh tokens and reuse detection, behind
 //!   the [`SessionStore`](session::SessionStore) trait, stored in Redis with the
 //!   `redis` feature;
+//! - [`code`]: one-time 6-digit codes stored only as keyed hashes, with attempt
+//!   limits and throttling shared by every instance, behind the
+//!   [`CodeStore`](code::CodeStore) trait, in Redis with the `redis` feature;
+//! - `identity` (feature `identity`): email addresses and phone numbers parsed and
+//!   normalised (E.164, with libphonenumber's rules) at the edge;
 //! - `jwks` (feature `client`): `JwksClient`, for services that verify this
 //!   issuer's tokens with its public JWKS alone.
 //!
@@ -22,6 +27,9 @@
 //! signed has expired (the access-token lifetime).
 #![deny(missing_docs, unreachable_pub, unsafe_code)]
 
+pub mod code;
+#[cfg(feature = "identity")]
+pub mod identity;
 #[cfg(feature = "client")]
 pub mod jwks;
 pub mod keys;

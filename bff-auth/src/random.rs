@@ -8,9 +8,14 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 #[error("the system random generator failed")]
 pub struct RandomError(#[source] openssl::error::ErrorStack);
 
+/// Fills `buffer` with random bytes.
+pub fn fill(buffer: &mut [u8]) -> Result<(), RandomError> {
+    openssl::rand::rand_bytes(buffer).map_err(RandomError)
+}
+
 /// `bytes` random bytes, base64url without padding.
 pub fn base64url(bytes: usize) -> Result<String, RandomError> {
     let mut buffer = vec![0u8; bytes];
-    openssl::rand::rand_bytes(&mut buffer).map_err(RandomError)?;
+    fill(&mut buffer)?;
     Ok(URL_SAFE_NO_PAD.encode(buffer))
 }

@@ -1,0 +1,333 @@
+//! The Redis code store against the real Redis on 127.0.0.1:6379; every test
+//! uses a key prefix of its own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bff_auth::code::{
+    CodeCheck, CodePolicy, CodeSecret, CodeStore, Limit, MAX_ATTEMPTS, OtpCode, RedisCodeStore,
+    Throttle,
+};
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+
+async fn connect() -> ConnectionManager {
+    let url =
+        std::env::var("BFF_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let client = redis::Client::open(url).expect("redis url");
+    ConnectionManager::new(client)
+        .await
+        .expect("redis is running")
+}
+
+fn prefix() -> String {
+    format!("test:{}:codes:", uuid::Uuid::now_v7().simple())
+}
+
+async fn store(policy: CodePolicy) -> RedisCodeStore {
+    RedisCodeStore::new(
+        connect().await,
+        prefix(),
+        CodeSecret::new(vec![42; 32]).expect("secret"),
+        policy,
+    )
+    .expect("valid policy")
+}
+
+/// A code that differs from `code`.
+fn wrong(code: &OtpCode) -> OtpCode {
+    let digit = (code.as_str().as_bytes()[0] - b'0' + 1) % 10;
+    OtpCode::parse(&format!("{digit}{}", &code.as_str()[1..])).expect("six digits")
+}
+
+const ALICE: &str = "alice@example.com";
+
+#[tokio::test]
+async fn a_code_is_single_use() {
+    let store = store(CodePolicy::default()).await;
+    let code = store.issue("register", ALICE).await.expect("issued");
+    assert_eq!(
+        store.check("register", ALICE, &code).await.expect("store"),
+        CodeCheck::Valid
+    );
+    assert_eq!(
+        store.check("register", ALICE, &code).await.expect("store"),
+        CodeCheck::Invalid,
+        "used up"
+    );
+}
+
+#[tokio::test]
+async fn a_code_is_bound_to_its_purpose_and_identifier() {
+    let store = store(CodePolicy::default()).await;
+    let code = store.issue("register", ALICE).await.expect("issued");
+    assert_eq!(
+        store
+            .check("reset_password", ALICE, &code)
+            .await
+            .expect("store"),
+        CodeCheck::Invalid
+    );
+    assert_eq!(
+        store
+            .check("register", "bob@example.com", &code)
+            .await
+            .expect("store"),
+        CodeCheck::Invalid
+    );
+    assert_eq!(
+        store.check("register", ALICE, &code).await.expect("store"),
+        CodeCheck::Valid
+    );
+}
+
+#[tokio::test]
+async fn the_fifth_wrong_check_burns_the_code() {
+    let store = store(CodePolicy::default()).await;
+    let code = store.issue("register", ALICE).await.expect("issued");
+    for _ in 0..MAX_ATTEMPTS - 1 {
+        assert_eq!(
+            store
+                .check("register", ALICE, &wrong(&code))
+                .await
+                .expect("store"),
+            CodeCheck::Invalid
+        );
+    }
+    // One check left: the right code still works.
+    let fresh = store.issue("register", ALICE).await.expect("issued");
+    for _ in 0..MAX_ATTEMPTS {
+        let _ = store.check("register", ALICE, &wrong(&fresh)).await;
+    }
+    assert_eq!(
+        store.check("register", ALICE, &fresh).await.expect("store"),
+        CodeCheck::Invalid,
+        "burnt after five wrong checks"
+    );
+
+    let last = store.issue("register", ALICE).await.expect("issued");
+    for _ in 0..MAX_ATTEMPTS - 1 {
+        let _ = store.check("register", ALICE, &wrong(&last)).await;
+    }
+    assert_eq!(
+        store.check("register", ALICE, &last).await.expect("store"),
+        CodeCheck::Valid,
+        "the fifth check may be the right one"
+    );
+}
+
+#[tokio::test]
+async fn a_new_code_replaces_the_previous_one() {
+    let store = store(CodePolicy::default()).await;
+    let first = store.issue("register", ALICE).await.expect("issued");
+    let mut second = store.issue("register", ALICE).await.expect("issued");
+    // One in a million: the same digits again; draw until they differ.
+    while second == first {
+        second = store.issue("register", ALICE).await.expect("issued");
+    }
+    assert_eq!(
+        store.check("register", ALICE, &first).await.expect("store"),
+        CodeCheck::Invalid
+    );
+    assert_eq!(
+        store
+            .check("register", ALICE, &second)
+            .await
+            .expect("store"),
+        CodeCheck::Valid
+    );
+}
+
+#[tokio::test]
+async fn a_code_expires() {
+    let store = store(CodePolicy {
+        ttl: Duration::from_millis(300),
+        ..CodePolicy::default()
+    })
+    .await;
+    let code = store.issue("register", ALICE).await.expect("issued");
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert_eq!(
+        store.check("register", ALICE, &code).await.expect("store"),
+        CodeCheck::Invalid
+    );
+}
+
+#[tokio::test]
+async fn concurrent_correct_checks_succeed_once() {
+    let store = Arc::new(store(CodePolicy::default()).await);
+    let code = store.issue("register", ALICE).await.expect("issued");
+    let checks: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, code) = (Arc::clone(&store), code.clone());
+            tokio::spawn(async move { store.check("register", ALICE, &code).await })
+        })
+        .collect();
+    let mut valid = 0;
+    for check in checks {
+        if check.await.expect("joins").expect("store") == CodeCheck::Valid {
+            valid += 1;
+        }
+    }
+    assert_eq!(valid, 1);
+}
+
+#[tokio::test]
+async fn the_store_holds_no_codes_or_addresses() {
+    let prefix = prefix();
+    let store = RedisCodeStore::new(
+        connect().await,
+        prefix.clone(),
+        CodeSecret::new(vec![42; 32]).expect("secret"),
+        CodePolicy::default(),
+    )
+    .expect("valid policy");
+    assert_eq!(
+        store
+            .throttle("register", ALICE, Some("127.0.0.1"))
+            .await
+            .expect("store"),
+        Throttle::Allowed
+    );
+    let code = store.issue("register", ALICE).await.expect("issued");
+    let mut conn = connect().await;
+    let keys: Vec<String> = conn.keys(format!("{prefix}*")).await.expect("keys");
+    assert_eq!(keys.len(), 4, "{keys:?}");
+    for key in keys {
+        assert!(
+            !key.contains("alice") && !key.contains("127.0.0.1"),
+            "{key}"
+        );
+        let dump: Vec<(String, String)> = if key.contains(":c:") {
+            conn.hgetall(&key).await.expect("hash")
+        } else {
+            Vec::new()
+        };
+        for (_, value) in dump {
+            assert!(!value.contains(code.as_str()), "{key}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_cooldown_refuses_a_second_request_with_the_time_left() {
+    let store = store(CodePolicy {
+        cooldown: Duration::from_secs(60),
+        ..CodePolicy::default()
+    })
+    .await;
+    assert_eq!(
+        store
+            .throttle("register", ALICE, None)
+            .await
+            .expect("store"),
+        Throttle::Allowed
+    );
+    match store
+        .throttle("register", ALICE, None)
+        .await
+        .expect("store")
+    {
+        Throttle::Limited {
+            limit: Limit::Cooldown,
+            retry_after,
+        } => assert!(
+            retry_after > Duration::from_secs(58) && retry_after <= Duration::from_secs(60),
+            "{retry_after:?}"
+        ),
+        other => panic!("expected the cooldown, got {other:?}"),
+    }
+    // The cooldown is per purpose.
+    assert_eq!(
+        store
+            .throttle("reset_password", ALICE, None)
+            .await
+            .expect("store"),
+        Throttle::Allowed
+    );
+}
+
+#[tokio::test]
+async fn hourly_caps_hold_per_identifier_and_per_client() {
+    let store = store(CodePolicy {
+        cooldown: Duration::from_secs(1),
+        hourly_per_identifier: 3,
+        hourly_per_client: 5,
+        ..CodePolicy::default()
+    })
+    .await;
+    // Different purposes dodge the cooldown but share the identifier's cap.
+    for purpose in ["a", "b", "c"] {
+        assert_eq!(
+            store
+                .throttle(purpose, ALICE, Some("ip1"))
+                .await
+                .expect("store"),
+            Throttle::Allowed
+        );
+    }
+    match store
+        .throttle("d", ALICE, Some("ip1"))
+        .await
+        .expect("store")
+    {
+        Throttle::Limited {
+            limit: Limit::HourlyPerIdentifier,
+            retry_after,
+        } => assert!(retry_after > Duration::from_secs(3590), "{retry_after:?}"),
+        other => panic!("expected the identifier's cap, got {other:?}"),
+    }
+    // The refused request was not counted against the client: two more pass.
+    for who in ["b@example.com", "c@example.com"] {
+        assert_eq!(
+            store.throttle("a", who, Some("ip1")).await.expect("store"),
+            Throttle::Allowed
+        );
+    }
+    assert!(matches!(
+        store
+            .throttle("a", "d@example.com", Some("ip1"))
+            .await
+            .expect("store"),
+        Throttle::Limited {
+            limit: Limit::HourlyPerClient,
+            ..
+        }
+    ));
+    assert_eq!(
+        store
+            .throttle("a", "d@example.com", Some("ip2"))
+            .await
+            .expect("store"),
+        Throttle::Allowed,
+        "another client is not affected"
+    );
+}
+
+#[tokio::test]
+async fn two_stores_on_one_redis_share_the_limits() {
+    let prefix = prefix();
+    let make = || async {
+        RedisCodeStore::new(
+            connect().await,
+            prefix.clone(),
+            CodeSecret::new(vec![42; 32]).expect("secret"),
+            CodePolicy::default(),
+        )
+        .expect("valid policy")
+    };
+    let (one, two) = (make().await, make().await);
+    assert_eq!(
+        one.throttle("register", ALICE, None).await.expect("store"),
+        Throttle::Allowed
+    );
+    assert!(matches!(
+        two.throttle("register", ALICE, None).await.expect("store"),
+        Throttle::Limited { .. }
+    ));
+    let code = one.issue("register", ALICE).await.expect("issued");
+    assert_eq!(
+        two.check("register", ALICE, &code).await.expect("store"),
+        CodeCheck::Valid
+    );
+}
