@@ -221,6 +221,165 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub seed: SeedPasswordArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub codes: CodeArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub outbox: OutboxArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub notifier: NotifierArgs,
+}
+
+/// Verification codes (sign-up and password reset).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Verification codes")]
+pub struct CodeArgs {
+    /// Secret (at least 32 bytes) that keys the stored hashes of codes; every
+    /// instance needs the same one. Without it the dev profile creates one under
+    /// BFF_KEY_DIR and prod refuses to start.
+    #[arg(long, env = "BFF_CODE_SECRET", value_parser = parse_secret, hide_env_values = true)]
+    pub code_secret: Option<SecretString>,
+    /// How long a code is valid; at most 10 minutes.
+    #[arg(long, env = "BFF_CODE_TTL", default_value = "10m", value_parser = parse_code_ttl)]
+    pub code_ttl: Duration,
+    /// Least time between two codes for one identifier and purpose.
+    #[arg(long, env = "BFF_CODE_COOLDOWN", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub code_cooldown: Duration,
+    /// Codes one identifier may be sent per hour.
+    #[arg(long, env = "BFF_CODE_HOURLY_LIMIT_PER_IDENTIFIER", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub code_hourly_limit_per_identifier: u32,
+    /// Codes one client IP address may request per hour.
+    #[arg(long, env = "BFF_CODE_HOURLY_LIMIT_PER_IP", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub code_hourly_limit_per_ip: u32,
+}
+
+impl CodeArgs {
+    /// The code policy.
+    pub fn policy(&self) -> bff_auth::code::CodePolicy {
+        bff_auth::code::CodePolicy {
+            ttl: self.code_ttl,
+            cooldown: self.code_cooldown,
+            hourly_per_identifier: self.code_hourly_limit_per_identifier,
+            hourly_per_client: self.code_hourly_limit_per_ip,
+        }
+    }
+}
+
+fn parse_code_ttl(value: &str) -> Result<Duration, String> {
+    let ttl = humantime::parse_duration(value).map_err(|e| e.to_string())?;
+    if ttl.is_zero() || ttl > bff_auth::code::MAX_TTL {
+        return Err("codes live more than 0 s and at most 10 minutes".to_owned());
+    }
+    Ok(ttl)
+}
+
+/// The transactional outbox and its relay to NATS JetStream.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Outbox and streams")]
+pub struct OutboxArgs {
+    /// Run the relay that publishes the outbox in this process. Several
+    /// instances may relay at once.
+    #[arg(long, env = "BFF_OUTBOX_RELAY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub outbox_relay: bool,
+    /// How often the relay looks for due messages that no local write announced
+    /// (retries, other instances' rows).
+    #[arg(long, env = "BFF_OUTBOX_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub outbox_poll_interval: Duration,
+    /// Messages published per batch.
+    #[arg(long, env = "BFF_OUTBOX_BATCH_SIZE", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub outbox_batch_size: u32,
+    /// How long published rows are kept before they are deleted.
+    #[arg(long, env = "BFF_OUTBOX_RETENTION", default_value = "1day", value_parser = humantime::parse_duration)]
+    pub outbox_retention: Duration,
+    /// Replicas of the JetStream streams (1 on a single server, 3 in a cluster).
+    #[arg(long, env = "BFF_NATS_STREAM_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub nats_stream_replicas: u8,
+}
+
+/// How notifications are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EmailSenderKind {
+    /// Write them to the log, codes included (dev profile only).
+    Log,
+    /// Send them through an SMTP relay (BFF_SMTP_*).
+    Smtp,
+}
+
+/// How text messages are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SmsSenderKind {
+    /// Write them to the log, codes included (dev profile only).
+    Log,
+    /// POST them to an SMS gateway's webhook (BFF_SMS_WEBHOOK_*).
+    Webhook,
+}
+
+/// TLS towards the SMTP relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SmtpTls {
+    /// Implicit TLS (port 465).
+    Tls,
+    /// STARTTLS, required (port 587).
+    Starttls,
+    /// Plain text; only for a relay on the same host or network.
+    None,
+}
+
+/// The notifier: the consumer of NOTIFICATIONS that delivers messages.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Notifier")]
+pub struct NotifierArgs {
+    /// Run the notifier in this process; switch it off to run it elsewhere.
+    #[arg(long, env = "BFF_NOTIFIER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub notifier: bool,
+    /// Deliveries of a message before it moves to the dead-letter subject.
+    #[arg(long, env = "BFF_NOTIFIER_MAX_DELIVERIES", default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub notifier_max_deliveries: u16,
+    /// Messages sent at once.
+    #[arg(long, env = "BFF_NOTIFIER_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub notifier_concurrency: u16,
+    /// First redelivery delay after a failed send; it doubles with each failure,
+    /// up to 10 minutes.
+    #[arg(long, env = "BFF_NOTIFIER_RETRY_DELAY", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub notifier_retry_delay: Duration,
+    /// How emails are sent: `log` by default in dev; prod must choose `smtp`.
+    #[arg(long, env = "BFF_EMAIL_SENDER", value_enum)]
+    pub email_sender: Option<EmailSenderKind>,
+    /// How text messages are sent: `log` by default in dev; prod must choose `webhook`.
+    #[arg(long, env = "BFF_SMS_SENDER", value_enum)]
+    pub sms_sender: Option<SmsSenderKind>,
+    /// SMTP relay host.
+    #[arg(long, env = "BFF_SMTP_HOST")]
+    pub smtp_host: Option<String>,
+    /// SMTP relay port; by default 465 with `tls`, 587 with `starttls`, 25 with `none`.
+    #[arg(long, env = "BFF_SMTP_PORT")]
+    pub smtp_port: Option<u16>,
+    /// TLS towards the relay.
+    #[arg(long, env = "BFF_SMTP_TLS", value_enum, default_value_t = SmtpTls::Starttls)]
+    pub smtp_tls: SmtpTls,
+    /// SMTP user name (with BFF_SMTP_PASSWORD); none sends without authentication.
+    #[arg(long, env = "BFF_SMTP_USERNAME")]
+    pub smtp_username: Option<String>,
+    /// SMTP password.
+    #[arg(long, env = "BFF_SMTP_PASSWORD", value_parser = parse_secret, hide_env_values = true)]
+    pub smtp_password: Option<SecretString>,
+    /// The From of emails, e.g. `Example <no-reply@example.com>`.
+    #[arg(long, env = "BFF_SMTP_FROM")]
+    pub smtp_from: Option<String>,
+    /// Longest an SMTP conversation may take.
+    #[arg(long, env = "BFF_SMTP_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub smtp_timeout: Duration,
+    /// URL the SMS webhook POSTs to.
+    #[arg(long, env = "BFF_SMS_WEBHOOK_URL")]
+    pub sms_webhook_url: Option<url::Url>,
+    /// Bearer token sent to the webhook in `Authorization`.
+    #[arg(long, env = "BFF_SMS_WEBHOOK_TOKEN", value_parser = parse_secret, hide_env_values = true)]
+    pub sms_webhook_token: Option<SecretString>,
+    /// Longest a webhook call may take.
+    #[arg(long, env = "BFF_SMS_WEBHOOK_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub sms_webhook_timeout: Duration,
 }
 
 /// Settings of `migrate`.
@@ -368,6 +527,15 @@ mod tests {
         assert_eq!(serve.common.profile, Profile::Dev);
         assert!(serve.database.migrate_on_start(Profile::Dev));
         assert!(!serve.database.migrate_on_start(Profile::Prod));
+        assert_eq!(serve.codes.code_ttl, Duration::from_secs(600));
+        assert!(serve.notifier.notifier && serve.outbox.outbox_relay);
+    }
+
+    #[test]
+    fn a_code_ttl_above_ten_minutes_is_refused() {
+        assert!(Cli::try_parse_from(["bff", "--code-ttl", "11m"]).is_err());
+        assert!(Cli::try_parse_from(["bff", "--code-ttl", "0s"]).is_err());
+        assert!(Cli::try_parse_from(["bff", "--code-ttl", "5m"]).is_ok());
     }
 
     #[test]

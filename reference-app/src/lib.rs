@@ -11,6 +11,7 @@ pub mod currencies;
 pub mod db;
 pub mod error;
 pub mod identity;
+pub mod messaging;
 pub mod seed;
 pub mod startup;
 pub mod users;
