@@ -16,9 +16,19 @@ use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
+use bff_auth::code::{CodeStore, RedisCodeStore};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
 use crate::auth::Auth;
-use crate::config::{Profile, ServeArgs, redacted};
+use crate::config::{
+    EmailSenderKind, NotifierArgs, Profile, ServeArgs, SmsSenderKind, SmtpTls, redacted,
+};
 use crate::db::{self, DbError};
+use crate::messaging::Topology;
+use crate::messaging::notifier::{Notifier, NotifierConfig, Senders};
+use crate::messaging::outbox::{OutboxSignal, Relay, RelayConfig};
+use crate::messaging::senders::{LogSender, Sender, SmtpConfig, SmtpSender, WebhookSender};
 
 /// State shared by the handlers.
 #[derive(Debug, Clone)]
@@ -27,6 +37,10 @@ pub struct AppState {
     pub db: PgPool,
     /// Keys, sessions and passwords.
     pub auth: Arc<Auth>,
+    /// Verification codes and their throttle.
+    pub codes: Arc<dyn CodeStore>,
+    /// Wakes the outbox relay after a write.
+    pub outbox: OutboxSignal,
 }
 
 /// Why the application could not start.
@@ -60,6 +74,12 @@ pub enum StartupError {
     /// The OpenAPI document could not be built.
     #[error(transparent)]
     Docs(#[from] openapi::PublishError),
+    /// The JetStream streams could not be created or updated.
+    #[error("cannot set up the JetStream streams")]
+    Streams(#[source] async_nats::jetstream::context::CreateStreamError),
+    /// The notifier's senders are not configured properly.
+    #[error("notifier: {0}")]
+    Senders(String),
     /// Serving failed.
     #[error("the HTTP server failed")]
     Serve(#[source] std::io::Error),
@@ -73,6 +93,9 @@ pub struct Application {
     db: PgPool,
     nats: async_nats::Client,
     shutdown_timeout: Duration,
+    /// Background workers (the outbox relay, the notifier) and their stop switch.
+    workers: Vec<JoinHandle<()>>,
+    stop_workers: watch::Sender<bool>,
 }
 
 /// Connection attempts at start: generous enough for services that start
@@ -123,6 +146,57 @@ impl Application {
             redis.clone(),
             &config.redis.redis_prefix,
         )?;
+        let code_secret = crate::auth::load_code_secret(
+            config.codes.code_secret.as_ref(),
+            &config.auth.key_dir,
+            profile,
+        )?;
+        let codes = RedisCodeStore::new(
+            redis.clone(),
+            format!("{}codes:", config.redis.redis_prefix),
+            code_secret,
+            config.codes.policy(),
+        )
+        .map_err(|e| StartupError::Auth(crate::auth::AuthSetupError::Codes(e)))?;
+
+        let topology = Topology::new(config.nats.nats_prefix.clone());
+        let js = async_nats::jetstream::new(nats.clone());
+        topology
+            .ensure_streams(&js, usize::from(config.outbox.nats_stream_replicas))
+            .await
+            .map_err(StartupError::Streams)?;
+        let signal = OutboxSignal::default();
+        let (stop_workers, stopped) = watch::channel(false);
+        let mut workers = Vec::new();
+        if config.outbox.outbox_relay {
+            let relay = Relay::new(
+                db.clone(),
+                js.clone(),
+                topology.clone(),
+                signal.clone(),
+                RelayConfig {
+                    poll_interval: config.outbox.outbox_poll_interval,
+                    batch_size: config.outbox.outbox_batch_size,
+                    retention: config.outbox.outbox_retention,
+                },
+            );
+            workers.push(tokio::spawn(relay.run(stopped.clone())));
+        }
+        if config.notifier.notifier {
+            let senders = build_senders(&config.notifier, profile)?;
+            let notifier = Notifier::new(
+                js.clone(),
+                topology.clone(),
+                senders,
+                NotifierConfig {
+                    max_deliveries: config.notifier.notifier_max_deliveries,
+                    concurrency: config.notifier.notifier_concurrency,
+                    retry_delay: config.notifier.notifier_retry_delay,
+                    code_ttl: config.codes.code_ttl,
+                },
+            );
+            workers.push(tokio::spawn(notifier.run(stopped)));
+        }
         if profile == Profile::Dev {
             crate::seed::seed(&db, &auth.hasher, config.seed.seed_password.as_ref()).await?;
         }
@@ -142,6 +216,8 @@ impl Application {
             AppState {
                 db: db.clone(),
                 auth: Arc::new(auth),
+                codes: Arc::new(codes),
+                outbox: signal,
             },
             readiness,
             &http,
@@ -162,6 +238,8 @@ impl Application {
             db,
             nats,
             shutdown_timeout: config.http.shutdown_timeout,
+            workers,
+            stop_workers,
         })
     }
 
@@ -181,6 +259,13 @@ impl Application {
         let served =
             bff_core::server::serve(self.listener, self.router, shutdown, self.shutdown_timeout)
                 .await;
+        // Workers finish what they hold (a batch being published, sends under
+        // way); what they leave stays in the outbox or the stream for next time.
+        let _ = self.stop_workers.send(true);
+        let workers = futures_util::future::join_all(self.workers);
+        if tokio::time::timeout(CLOSE_TIMEOUT, workers).await.is_err() {
+            tracing::warn!("background workers did not stop in time");
+        }
         // Requests the grace period gave up on may still hold connections; closing
         // waits for them, so it is bounded too, and the process exits regardless.
         match tokio::time::timeout(CLOSE_TIMEOUT, self.nats.drain()).await {
@@ -199,6 +284,84 @@ impl Application {
         tracing::info!("stopped");
         served.map_err(StartupError::Serve)
     }
+}
+
+/// The notifier's senders as configured; the log sender only in the dev profile.
+fn build_senders(args: &NotifierArgs, profile: Profile) -> Result<Senders, StartupError> {
+    let missing = |what: &str| StartupError::Senders(what.to_owned());
+    fn dev_default<T>(chosen: Option<T>, log: T, profile: Profile) -> Option<T> {
+        chosen.or((profile == Profile::Dev).then_some(log))
+    }
+    let email: Arc<dyn Sender> = match dev_default(args.email_sender, EmailSenderKind::Log, profile)
+    {
+        Some(EmailSenderKind::Log) if profile == Profile::Dev => Arc::new(LogSender),
+        Some(EmailSenderKind::Smtp) => {
+            let host = args
+                .smtp_host
+                .clone()
+                .ok_or_else(|| missing("BFF_EMAIL_SENDER=smtp needs BFF_SMTP_HOST"))?;
+            let from = args
+                .smtp_from
+                .clone()
+                .ok_or_else(|| missing("BFF_EMAIL_SENDER=smtp needs BFF_SMTP_FROM"))?;
+            let port = args.smtp_port.unwrap_or(match args.smtp_tls {
+                SmtpTls::Tls => 465,
+                SmtpTls::Starttls => 587,
+                SmtpTls::None => 25,
+            });
+            let credentials = match (&args.smtp_username, &args.smtp_password) {
+                (Some(user), Some(password)) => Some((user.clone(), password.clone())),
+                (None, None) => None,
+                _ => {
+                    return Err(missing(
+                        "BFF_SMTP_USERNAME and BFF_SMTP_PASSWORD go together",
+                    ));
+                }
+            };
+            Arc::new(
+                SmtpSender::new(&SmtpConfig {
+                    host,
+                    port,
+                    tls: args.smtp_tls,
+                    credentials,
+                    from,
+                    timeout: args.smtp_timeout,
+                })
+                .map_err(|e| {
+                    StartupError::Senders(bff_core::problem::ErrorChain(&e).to_string())
+                })?,
+            )
+        }
+        _ => {
+            return Err(missing(
+                "the prod profile needs BFF_EMAIL_SENDER=smtp (the log sender is for development only), or BFF_NOTIFIER=false to deliver elsewhere",
+            ));
+        }
+    };
+    let sms: Arc<dyn Sender> = match dev_default(args.sms_sender, SmsSenderKind::Log, profile) {
+        Some(SmsSenderKind::Log) if profile == Profile::Dev => Arc::new(LogSender),
+        Some(SmsSenderKind::Webhook) => {
+            let url = args
+                .sms_webhook_url
+                .clone()
+                .ok_or_else(|| missing("BFF_SMS_SENDER=webhook needs BFF_SMS_WEBHOOK_URL"))?;
+            let token = args
+                .sms_webhook_token
+                .clone()
+                .ok_or_else(|| missing("BFF_SMS_SENDER=webhook needs BFF_SMS_WEBHOOK_TOKEN"))?;
+            Arc::new(
+                WebhookSender::new(url, token, args.sms_webhook_timeout).map_err(|e| {
+                    StartupError::Senders(bff_core::problem::ErrorChain(&e).to_string())
+                })?,
+            )
+        }
+        _ => {
+            return Err(missing(
+                "the prod profile needs BFF_SMS_SENDER=webhook (the log sender is for development only), or BFF_NOTIFIER=false to deliver elsewhere",
+            ));
+        }
+    };
+    Ok(Senders { email, sms })
 }
 
 async fn connect_redis(config: &ServeArgs) -> Result<ConnectionManager, StartupError> {
@@ -245,6 +408,7 @@ pub fn app(
     let router = ApiRouter::new()
         .nest("/api/v1", crate::currencies::routes())
         .merge(crate::auth::public_routes())
+        .merge(crate::auth::code_routes())
         .merge(crate::auth::protected_routes().layer(jwt))
         .merge(bff_core::health::routes(readiness))
         .merge(metrics::routes(metrics::install_recorder()))

@@ -265,7 +265,7 @@ pub enum CodeError {
 /// `purpose` names what a code is for (`"register"`, `"reset_password"`);
 /// `identifier` is the normalised address it goes to; `client` identifies the
 /// requester for the per-client cap (an IP address, say).
-pub trait CodeStore: Send + Sync {
+pub trait CodeStore: Send + Sync + fmt::Debug {
     /// Counts a request to send a code, or refuses it. Call it before deciding
     /// what to send, so unknown and known identifiers are throttled alike.
     fn throttle<'a>(

@@ -1,11 +1,13 @@
 //! Authentication in the reference app: keys, sessions, passwords, and the
 //! auth endpoints of the contract, built on `bff-auth`.
 
+mod codes;
 mod routes;
 
 use std::path::Path;
 use std::time::Duration;
 
+use bff_auth::code::CodeSecret;
 use bff_auth::keys::{Algorithm, KeyError, KeySet, PublicKey, SigningKey};
 use bff_auth::layer::JwtLayer;
 use bff_auth::password::{PasswordError, PasswordHasher};
@@ -14,11 +16,15 @@ use bff_auth::token::{TokenIssuer, TokenVerifier, ValidationPolicy};
 use redis::aio::ConnectionManager;
 use secrecy::ExposeSecret;
 
+pub use self::codes::routes as code_routes;
 pub use self::routes::{protected_routes, public_routes};
 use crate::config::{AuthArgs, PasswordArgs, Profile};
 
 /// File name of the key the dev profile creates under BFF_KEY_DIR.
 pub const DEV_KEY_FILE: &str = "jwt-signing-key.pem";
+
+/// File name of the code secret the dev profile creates under BFF_KEY_DIR.
+pub const DEV_CODE_SECRET_FILE: &str = "code-secret";
 
 /// Everything the auth endpoints need.
 #[derive(Debug, Clone)]
@@ -65,6 +71,39 @@ pub enum AuthSetupError {
     /// The hashing parameters are invalid.
     #[error(transparent)]
     Password(#[from] PasswordError),
+    /// The prod profile needs a configured code secret.
+    #[error(
+        "the prod profile needs BFF_CODE_SECRET (at least 32 bytes, e.g. `openssl rand -base64 48`)"
+    )]
+    NoCodeSecret,
+    /// The code secret or policy is not usable.
+    #[error("invalid verification-code settings")]
+    Codes(#[source] bff_auth::code::CodeError),
+}
+
+/// The secret that keys stored code hashes: configured, or in the dev profile
+/// loaded from (and on first start created under) `key_dir`.
+pub fn load_code_secret(
+    configured: Option<&secrecy::SecretString>,
+    key_dir: &Path,
+    profile: Profile,
+) -> Result<CodeSecret, AuthSetupError> {
+    let bytes = match configured {
+        Some(secret) => secret.expose_secret().as_bytes().to_vec(),
+        None if profile == Profile::Dev => {
+            let path = key_dir.join(DEV_CODE_SECRET_FILE);
+            if !path.exists() {
+                let secret =
+                    bff_auth::random::base64url(48).map_err(|e| AuthSetupError::Codes(e.into()))?;
+                write_private(&path, secret.as_bytes())?;
+                tracing::warn!(path = %path.display(), "created a development code secret; configure BFF_CODE_SECRET in production");
+            }
+            let text = read(&path)?;
+            String::from_utf8_lossy(&text).trim().as_bytes().to_vec()
+        }
+        None => return Err(AuthSetupError::NoCodeSecret),
+    };
+    CodeSecret::new(bytes).map_err(AuthSetupError::Codes)
 }
 
 impl Auth {

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::codes::{RequestLocale, password_changed};
 use crate::error::{ApiError, ApiResult};
 use crate::identity::{Identifier, NewPassword};
 use crate::startup::AppState;
@@ -119,10 +120,10 @@ fn bearer(op: TransformOperation<'_>) -> TransformOperation<'_> {
         })
 }
 
-/// Where a request comes from, for session metadata.
-struct ClientMeta {
-    ip: Option<String>,
-    user_agent: Option<String>,
+/// Where a request comes from, for session metadata and per-client limits.
+pub(crate) struct ClientMeta {
+    pub(crate) ip: Option<String>,
+    pub(crate) user_agent: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
@@ -164,7 +165,7 @@ struct RefreshRequest {
 
 /// A token response.
 #[derive(Serialize, JsonSchema)]
-struct TokenResponse {
+pub(crate) struct TokenResponse {
     /// The access token (a JWT), for `Authorization: Bearer`.
     access_token: String,
     /// The refresh token: opaque, single use.
@@ -186,7 +187,7 @@ fn invalid_credentials() -> Problem {
     .with_detail("The identifier or the password is wrong.")
 }
 
-fn token_response(
+pub(crate) fn token_response(
     state: &AppState,
     user: &UserRecord,
     session_id: &str,
@@ -447,6 +448,7 @@ struct UpdatePasswordRequest {
 async fn update_password(
     State(state): State<AppState>,
     principal: Principal,
+    RequestLocale(locale): RequestLocale,
     Json(body): Json<UpdatePasswordRequest>,
 ) -> ApiResult<NoContent> {
     if body.user_id.to_string() != principal.user_id {
@@ -481,8 +483,12 @@ async fn update_password(
         .hash(new_password.into_secret())
         .await
         .map_err(ApiError::internal)?;
-    users::set_password_hash(&state.db, user.id, &hash).await?;
-    tracing::info!(user_id = %user.id, ended, "password changed; other sessions ended");
+    let mut tx = state.db.begin().await?;
+    users::set_password_hash(&mut *tx, user.id, &hash).await?;
+    password_changed(&mut tx, &user, None, "change", locale).await?;
+    tx.commit().await?;
+    state.outbox.wake();
+    tracing::info!(target: "audit", action = "password_changed", user_id = %user.id, ended, "password changed; other sessions ended");
     Ok(NoContent)
 }
 
