@@ -86,17 +86,29 @@ pub enum StartupError {
 }
 
 /// A built application, bound to its port and ready to run.
-#[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
     router: Router,
     db: PgPool,
     nats: async_nats::Client,
     shutdown_timeout: Duration,
-    /// Background workers (the outbox relay, the notifier) and their stop switch.
-    workers: Vec<JoinHandle<()>>,
+    /// Background workers (the outbox relay, the notifier), started by
+    /// `run_until_stopped`, and their stop switch.
+    workers: Vec<Worker>,
     stop_workers: watch::Sender<bool>,
 }
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("listener", &self.listener)
+            .field("workers", &self.workers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A background worker, not yet started.
+type Worker = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Connection attempts at start: generous enough for services that start
 /// together (compose), short enough that a wrong URL fails visibly.
@@ -180,7 +192,7 @@ impl Application {
                     retention: config.outbox.outbox_retention,
                 },
             );
-            workers.push(tokio::spawn(relay.run(stopped.clone())));
+            workers.push(Box::pin(relay.run(stopped.clone())) as Worker);
         }
         if config.notifier.notifier {
             let senders = build_senders(&config.notifier, profile)?;
@@ -195,7 +207,7 @@ impl Application {
                     code_ttl: config.codes.code_ttl,
                 },
             );
-            workers.push(tokio::spawn(notifier.run(stopped)));
+            workers.push(Box::pin(notifier.run(stopped)));
         }
         if profile == Profile::Dev {
             crate::seed::seed(&db, &auth.hasher, config.seed.seed_password.as_ref()).await?;
@@ -253,6 +265,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartupError> {
+        let workers: Vec<JoinHandle<()>> = self.workers.into_iter().map(tokio::spawn).collect();
         if let Ok(addr) = self.listener.local_addr() {
             tracing::info!(%addr, "listening");
         }
@@ -262,7 +275,7 @@ impl Application {
         // Workers finish what they hold (a batch being published, sends under
         // way); what they leave stays in the outbox or the stream for next time.
         let _ = self.stop_workers.send(true);
-        let workers = futures_util::future::join_all(self.workers);
+        let workers = futures_util::future::join_all(workers);
         if tokio::time::timeout(CLOSE_TIMEOUT, workers).await.is_err() {
             tracing::warn!("background workers did not stop in time");
         }

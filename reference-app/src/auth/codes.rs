@@ -38,6 +38,7 @@ pub fn routes() -> ApiRouter<AppState> {
             post_with(verify_code, |op| {
                 op.tag("auth")
                     .summary("Send a verification code")
+                    .response::<202, axum::Json<CodeSent>>()
                     .description("Sends a 6-digit code for `register` or `reset_password`. The answer is the same whether or not an account exists; an existing account is sent a notice instead of a sign-up code.")
                     .response_with::<429, Problem, _>(|r| r.description("`rate_limited`: inside the cooldown, or over an hourly cap. `Retry-After` says when to try again."))
                     .response_with::<422, Problem, _>(|r| r.description("Malformed identifier or unknown purpose."))
@@ -48,6 +49,7 @@ pub fn routes() -> ApiRouter<AppState> {
             post_with(register, |op| {
                 op.tag("auth")
                     .summary("Register with a code")
+                    .response::<201, axum::Json<TokenResponse>>()
                     .description("Checks the `register` code and creates the account, its identifier verified.")
                     .response_with::<400, Problem, _>(|r| r.description("`code_invalid`: wrong, expired, used or burnt (after 5 wrong tries)."))
                     .response_with::<409, Problem, _>(|r| r.description("The identifier already has an account."))
@@ -59,6 +61,7 @@ pub fn routes() -> ApiRouter<AppState> {
             post_with(reset_password, |op| {
                 op.tag("auth")
                     .summary("Ask for a password reset code")
+                    .response::<202, axum::Json<CodeSent>>()
                     .description("Sends a `reset_password` code if the account exists; the answer is the same if it does not.")
                     .response_with::<429, Problem, _>(|r| r.description("`rate_limited`, as for verify-code."))
                     .response_with::<422, Problem, _>(|r| r.description("Invalid fields, named in `errors`."))

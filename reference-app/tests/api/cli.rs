@@ -116,6 +116,10 @@ async fn prod_refuses_a_schema_that_is_behind_unless_asked_to_migrate() {
         bff_auth::keys::SigningKey::generate(bff_auth::keys::Algorithm::EdDsa).expect("keygen");
     let pem = String::from_utf8(key.private_pem().to_vec()).expect("PEM");
     config.auth.jwt_signing_key = Some(secrecy::SecretString::from(pem));
+    let run = uuid::Uuid::now_v7().simple().to_string();
+    config.redis.redis_prefix = format!("test:{run}:");
+    config.nats.nats_prefix = format!("TEST_{run}_");
+    let _streams = crate::helpers::TestStreams::new(&config);
 
     let error = Application::build(&config)
         .await
@@ -129,6 +133,31 @@ async fn prod_refuses_a_schema_that_is_behind_unless_asked_to_migrate() {
     );
 
     config.database.migrate_on_start = Some(true);
+    let error = Application::build(&config)
+        .await
+        .expect_err("no code secret");
+    assert!(
+        matches!(
+            error,
+            StartupError::Auth(bff_app::auth::AuthSetupError::NoCodeSecret)
+        ),
+        "{error:?}"
+    );
+    config.codes.code_secret = Some(secrecy::SecretString::from(
+        "a production code secret of 32+ bytes",
+    ));
+    let error = Application::build(&config)
+        .await
+        .expect_err("no senders for the notifier");
+    assert!(matches!(error, StartupError::Senders(_)), "{error:?}");
+    config.notifier.email_sender = Some(bff_app::config::EmailSenderKind::Log);
+    config.notifier.sms_sender = Some(bff_app::config::SmsSenderKind::Log);
+    let error = Application::build(&config)
+        .await
+        .expect_err("the log sender is refused in prod");
+    assert!(matches!(error, StartupError::Senders(_)), "{error:?}");
+    // Delivery elsewhere: this instance runs no notifier and needs no senders.
+    config.notifier.notifier = false;
     let app = Application::build(&config)
         .await
         .expect("migrates when asked");

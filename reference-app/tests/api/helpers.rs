@@ -5,6 +5,7 @@ use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
 use bff_app::config::{Cli, Command, ServeArgs};
+use bff_app::messaging::Topology;
 use bff_app::startup::Application;
 use bff_auth::keys::{Algorithm, SigningKey};
 use clap::Parser;
@@ -89,6 +90,55 @@ impl Drop for TestDatabase {
     }
 }
 
+/// The JetStream streams of one test run (its NATS prefix), deleted when the
+/// value is dropped so runs leave nothing behind on the shared server.
+pub(crate) struct TestStreams {
+    url: String,
+    topology: Topology,
+}
+
+impl TestStreams {
+    /// The streams `config` names.
+    pub(crate) fn new(config: &ServeArgs) -> Self {
+        Self {
+            url: config.nats.nats_url.expose_secret().to_owned(),
+            topology: Topology::new(config.nats.nats_prefix.clone()),
+        }
+    }
+}
+
+impl Drop for TestStreams {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        let names = [
+            self.topology.notifications(),
+            self.topology.events(),
+            self.topology.dead_letters(),
+        ];
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let connect = async_nats::ConnectOptions::new()
+                    .connection_timeout(Duration::from_secs(2))
+                    .connect(url);
+                // A test that stopped its own server leaves nothing to delete.
+                let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(3), connect).await
+                else {
+                    return;
+                };
+                let js = async_nats::jetstream::new(client);
+                for name in names {
+                    let _ = js.delete_stream(name).await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
 pub(crate) struct TestApp {
     pub(crate) address: String,
     pub(crate) client: reqwest::Client,
@@ -99,7 +149,10 @@ pub(crate) struct TestApp {
     pub(crate) signing_key_pem: String,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<Result<(), bff_app::startup::StartupError>>>,
+    /// Stream and subject names of this run.
+    pub(crate) topology: Topology,
     // Declared last: dropped after the pool above is closed; shared with siblings.
+    _streams: Arc<TestStreams>,
     _database: Arc<TestDatabase>,
 }
 
@@ -129,8 +182,19 @@ impl TestApp {
         // Cheap hashing keeps the suite fast; the production parameters have their own test.
         config.password.password_memory_kib = 1024;
         config.password.password_iterations = 1;
+        config.codes.code_secret = Some(SecretString::from(format!("test code secret {run}")));
+        // Tests read notifications off the stream as a consumer would; the ones
+        // about delivery switch the notifier on.
+        config.notifier.notifier = false;
         configure(&mut config);
-        Self::start(config, signing_key_pem, Arc::new(database)).await
+        let streams = TestStreams::new(&config);
+        Self::start(
+            config,
+            signing_key_pem,
+            Arc::new(database),
+            Arc::new(streams),
+        )
+        .await
     }
 
     /// A second instance sharing this one's database, Redis prefix and keys, as
@@ -140,6 +204,7 @@ impl TestApp {
             self.config.clone(),
             self.signing_key_pem.clone(),
             Arc::clone(&self._database),
+            Arc::clone(&self._streams),
         )
         .await
     }
@@ -148,6 +213,7 @@ impl TestApp {
         config: ServeArgs,
         signing_key_pem: String,
         database: Arc<TestDatabase>,
+        streams: Arc<TestStreams>,
     ) -> Self {
         let app = Application::build(&config).await.expect("the app builds");
         let address = format!("http://{}", app.local_addr().expect("bound"));
@@ -170,6 +236,8 @@ impl TestApp {
             signing_key_pem,
             shutdown: Some(tx),
             server: Some(server),
+            topology: streams.topology.clone(),
+            _streams: streams,
             _database: database,
         }
     }
@@ -352,5 +420,95 @@ impl PrivateRedis {
 impl Drop for PrivateRedis {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A message read off a stream.
+#[derive(Debug)]
+pub(crate) struct Received {
+    pub(crate) subject: String,
+    pub(crate) msg_id: Option<String>,
+    pub(crate) request_id: Option<String>,
+    pub(crate) payload: serde_json::Value,
+}
+
+/// A durable pull consumer of the test's own, reading a stream the way the
+/// notifier (or any other service) would.
+pub(crate) struct StreamReader {
+    messages: async_nats::jetstream::consumer::pull::Stream,
+}
+
+impl StreamReader {
+    /// Reads `stream` through the NATS server at `url`.
+    pub(crate) async fn open(url: &str, stream: &str) -> Self {
+        let client = async_nats::connect(url).await.expect("NATS is running");
+        let js = async_nats::jetstream::new(client);
+        let stream = js
+            .get_stream(stream)
+            .await
+            .expect("the app created the stream");
+        let consumer: async_nats::jetstream::consumer::PullConsumer = stream
+            .get_or_create_consumer(
+                "test-reader",
+                async_nats::jetstream::consumer::pull::Config {
+                    durable_name: Some("test-reader".to_owned()),
+                    ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("consumer");
+        let messages = consumer.messages().await.expect("messages");
+        Self { messages }
+    }
+
+    /// The next message (acked), or `None` after `wait`.
+    pub(crate) async fn next_within(&mut self, wait: Duration) -> Option<Received> {
+        use futures_util::StreamExt;
+        let message = tokio::time::timeout(wait, self.messages.next())
+            .await
+            .ok()??
+            .expect("a message");
+        message.ack().await.expect("acked");
+        let header = |name: &str| {
+            message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(name))
+                .map(|v| v.as_str().to_owned())
+        };
+        Some(Received {
+            subject: message.subject.to_string(),
+            msg_id: header("Nats-Msg-Id"),
+            request_id: header("X-Request-Id"),
+            payload: serde_json::from_slice(&message.payload).expect("JSON payload"),
+        })
+    }
+
+    /// The next message, which must come within 10 seconds.
+    pub(crate) async fn next(&mut self) -> Received {
+        self.next_within(Duration::from_secs(10))
+            .await
+            .expect("a message within 10 s")
+    }
+}
+
+impl TestApp {
+    /// Reads this app's NOTIFICATIONS stream.
+    pub(crate) async fn notifications(&self) -> StreamReader {
+        StreamReader::open(
+            self.config.nats.nats_url.expose_secret(),
+            &self.topology.notifications(),
+        )
+        .await
+    }
+
+    /// Reads this app's EVENTS stream.
+    pub(crate) async fn events(&self) -> StreamReader {
+        StreamReader::open(
+            self.config.nats.nats_url.expose_secret(),
+            &self.topology.events(),
+        )
+        .await
     }
 }

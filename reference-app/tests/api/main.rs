@@ -3,6 +3,7 @@
 
 mod auth;
 mod cli;
+mod codes;
 mod currencies;
 mod errors;
 mod health;

@@ -1,0 +1,588 @@
+//! Sign-up and password reset with codes, read off the NOTIFICATIONS stream the
+//! way a consumer would.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Received, SEED_PASSWORD, StreamReader, TestApp, assert_problem};
+
+const NEW_PASSWORD: &str = "a brand new passphrase";
+
+async fn verify_code(app: &TestApp, identifier: &str, purpose: &str) -> reqwest::Response {
+    app.post_json(
+        "/api/v1/auth/verify-code",
+        &json!({"identifier": identifier, "purpose": purpose}),
+    )
+    .await
+}
+
+/// Asks for a code and reads it off the stream.
+async fn code_for(
+    app: &TestApp,
+    inbox: &mut StreamReader,
+    identifier: &str,
+    purpose: &str,
+) -> String {
+    let response = verify_code(app, identifier, purpose).await;
+    assert_eq!(response.status(), 202);
+    let message = inbox.next().await;
+    message.payload["code"]
+        .as_str()
+        .expect("a code in the message")
+        .to_owned()
+}
+
+async fn register(app: &TestApp, identifier: &str, code: &str) -> reqwest::Response {
+    app.post_json(
+        "/api/v1/auth/register",
+        &json!({"identifier": identifier, "code": code, "password": NEW_PASSWORD, "name": "New User"}),
+    )
+    .await
+}
+
+fn assert_code_message(message: &Received, app: &TestApp, channel: &str, to: &str) {
+    assert_eq!(
+        message.subject,
+        app.topology.subject(&format!("notifications.{channel}"))
+    );
+    let payload = &message.payload;
+    assert_eq!(payload["channel"], channel);
+    assert_eq!(payload["to"], to);
+    assert_eq!(payload["template"], "verify_code");
+    let code = payload["code"].as_str().expect("code");
+    assert!(code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()));
+    assert_eq!(
+        message.msg_id.as_deref(),
+        payload["id"].as_str(),
+        "Nats-Msg-Id is the message id"
+    );
+    assert!(
+        payload["created_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
+}
+
+#[tokio::test]
+async fn register_by_email_end_to_end() {
+    let app = TestApp::spawn().await;
+    let mut inbox = app.notifications().await;
+    let mut events = app.events().await;
+
+    let response = app
+        .client
+        .post(app.url("/api/v1/auth/verify-code"))
+        .header("Accept-Language", "ru-RU,ru;q=0.9,en;q=0.8")
+        .json(&json!({"identifier": "  New.User@Example.COM ", "purpose": "register"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 202);
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body, json!({"resend_after": 60, "expires_in": 600}));
+
+    let message = inbox.next().await;
+    assert_code_message(&message, &app, "email", "new.user@example.com");
+    assert_eq!(message.payload["locale"], "ru");
+    assert_eq!(message.request_id.as_deref(), Some(request_id.as_str()));
+    let code = message.payload["code"].as_str().expect("code").to_owned();
+
+    let response = register(&app, "new.user@example.com", &code).await;
+    assert_eq!(response.status(), 201);
+    let tokens: Value = response.json().await.expect("json");
+    assert_eq!(tokens["token_type"], "Bearer");
+    let user = &tokens["user"];
+    assert_eq!(user["email"], "new.user@example.com");
+    assert_eq!(user["name"], "New User");
+    assert_eq!(user["role"], "customer");
+    assert!(user["email_verified_at"].is_string());
+    assert!(user["phone_verified_at"].is_null());
+    let access = tokens["access_token"].as_str().expect("token");
+    assert_eq!(app.me_status(access).await, 200);
+    app.login("NEW.USER@example.com", NEW_PASSWORD).await;
+
+    let event = events.next().await;
+    assert_eq!(
+        event.subject,
+        app.topology.subject("events.user.registered")
+    );
+    assert_eq!(event.payload["type"], "user.registered");
+    assert_eq!(event.payload["data"]["user_id"], user["id"]);
+    assert_eq!(event.msg_id.as_deref(), event.payload["id"].as_str());
+
+    // The code is used up.
+    assert_problem(
+        register(&app, "new.user@example.com", &code).await,
+        400,
+        "code_invalid",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn register_by_phone_end_to_end() {
+    let app = TestApp::spawn().await;
+    let mut inbox = app.notifications().await;
+    assert_eq!(
+        verify_code(&app, "+7 (999) 123-45-67", "register")
+            .await
+            .status(),
+        202
+    );
+    let message = inbox.next().await;
+    assert_code_message(&message, &app, "sms", "+79991234567");
+    assert_eq!(message.payload["locale"], "en");
+    let code = message.payload["code"].as_str().expect("code");
+
+    let response = register(&app, "+79991234567", code).await;
+    assert_eq!(response.status(), 201);
+    let tokens: Value = response.json().await.expect("json");
+    assert_eq!(tokens["user"]["phone"], "+79991234567");
+    assert!(tokens["user"]["email"].is_null());
+    assert!(tokens["user"]["phone_verified_at"].is_string());
+    assert!(tokens["user"]["email_verified_at"].is_null());
+    app.login("+7 999 123 45 67", NEW_PASSWORD).await;
+}
+
+#[tokio::test]
+async fn five_wrong_codes_burn_the_code() {
+    let app = TestApp::spawn().await;
+    let mut inbox = app.notifications().await;
+    let code = code_for(&app, &mut inbox, "burn@example.com", "register").await;
+    let wrong = format!("{}{}", (code.as_bytes()[0] - b'0' + 1) % 10, &code[1..]);
+    for _ in 0..5 {
+        assert_problem(
+            register(&app, "burn@example.com", &wrong).await,
+            400,
+            "code_invalid",
+        )
+        .await;
+    }
+    assert_problem(
+        register(&app, "burn@example.com", &code).await,
+        400,
+        "code_invalid",
+    )
+    .await;
+    let accounts: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE email = $1")
+        .bind("burn@example.com")
+        .fetch_one(&app.db)
+        .await
+        .expect("count");
+    assert_eq!(accounts, 0);
+}
+
+#[tokio::test]
+async fn an_expired_code_is_invalid() {
+    let app = TestApp::spawn_with(|c| c.codes.code_ttl = Duration::from_secs(1)).await;
+    let mut inbox = app.notifications().await;
+    let code = code_for(&app, &mut inbox, "late@example.com", "register").await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_problem(
+        register(&app, "late@example.com", &code).await,
+        400,
+        "code_invalid",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_resend_inside_the_cooldown_is_429_with_retry_after() {
+    let app = TestApp::spawn().await;
+    let mut inbox = app.notifications().await;
+    assert_eq!(
+        verify_code(&app, "eager@example.com", "register")
+            .await
+            .status(),
+        202
+    );
+    inbox.next().await;
+    let response = verify_code(&app, "EAGER@example.com", "register").await;
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((58..=60).contains(&retry_after), "{retry_after}");
+    assert_eq!(
+        response.headers()["ratelimit-policy"],
+        "\"code_cooldown\";q=1;w=60"
+    );
+    assert_eq!(
+        response.headers()["ratelimit"],
+        format!("\"code_cooldown\";r=0;t={retry_after}").as_str()
+    );
+    assert_problem(response, 429, "rate_limited").await;
+    assert!(
+        inbox
+            .next_within(Duration::from_millis(500))
+            .await
+            .is_none(),
+        "nothing more was sent"
+    );
+}
+
+#[tokio::test]
+async fn hourly_caps_hold_per_identifier_and_per_ip() {
+    let app = TestApp::spawn_with(|c| {
+        c.codes.code_cooldown = Duration::from_secs(1);
+        c.codes.code_hourly_limit_per_identifier = 2;
+        c.codes.code_hourly_limit_per_ip = 4;
+    })
+    .await;
+    // Two purposes dodge the cooldown and meet the identifier's cap.
+    assert_eq!(
+        verify_code(&app, "cap@example.com", "register")
+            .await
+            .status(),
+        202
+    );
+    assert_eq!(
+        verify_code(&app, "cap@example.com", "reset_password")
+            .await
+            .status(),
+        202
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let response = verify_code(&app, "cap@example.com", "register").await;
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!(retry_after > 3500, "{retry_after}");
+    assert_problem(response, 429, "rate_limited").await;
+
+    // Two more identifiers from the same address, then the address's cap.
+    for who in ["cap2@example.com", "cap3@example.com"] {
+        assert_eq!(verify_code(&app, who, "register").await.status(), 202);
+    }
+    assert_problem(
+        verify_code(&app, "cap4@example.com", "register").await,
+        429,
+        "rate_limited",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn known_and_unknown_identifiers_get_identical_answers() {
+    let app = TestApp::spawn().await;
+    let mut inbox = app.notifications().await;
+
+    let strip = |mut v: Value| {
+        v.as_object_mut().map(|o| o.remove("request_id"));
+        v
+    };
+    let known = verify_code(&app, "customer@example.com", "register").await;
+    let unknown = verify_code(&app, "nobody@example.com", "register").await;
+    assert_eq!(known.status(), unknown.status());
+    assert_eq!(
+        strip(known.json().await.expect("json")),
+        strip(unknown.json().await.expect("json"))
+    );
+    // The existing account is told, without a code; the new one gets a code.
+    let first = inbox.next().await;
+    let second = inbox.next().await;
+    let (exists, code) = if first.payload["to"] == "customer@example.com" {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    assert_eq!(exists.payload["template"], "account_exists");
+    assert!(exists.payload.get("code").is_none());
+    assert_eq!(code.payload["template"], "verify_code");
+
+    let known = app
+        .post_json(
+            "/api/v1/auth/reset-password",
+            &json!({"identifier": "manager@example.com", "reason": "forgot it"}),
+        )
+        .await;
+    let unknown = app
+        .post_json(
+            "/api/v1/auth/reset-password",
+            &json!({"identifier": "ghost@example.com"}),
+        )
+        .await;
+    assert_eq!(known.status(), 202);
+    assert_eq!(known.status(), unknown.status());
+    assert_eq!(
+        strip(known.json().await.expect("json")),
+        strip(unknown.json().await.expect("json"))
+    );
+    let sent = inbox.next().await;
+    assert_eq!(sent.payload["to"], "manager@example.com");
+    assert_eq!(sent.payload["template"], "reset_password");
+    assert!(
+        inbox
+            .next_within(Duration::from_millis(500))
+            .await
+            .is_none(),
+        "nothing is sent to an unknown identifier"
+    );
+    // Throttled alike, too.
+    let known = app
+        .post_json(
+            "/api/v1/auth/reset-password",
+            &json!({"identifier": "manager@example.com"}),
+        )
+        .await;
+    let unknown = app
+        .post_json(
+            "/api/v1/auth/reset-password",
+            &json!({"identifier": "ghost@example.com"}),
+        )
+        .await;
+    assert_eq!(known.status(), 429);
+    assert_eq!(unknown.status(), 429);
+}
+
+#[tokio::test]
+async fn a_reset_ends_every_session_and_says_so() {
+    let app = TestApp::spawn().await;
+    let mut inbox = app.notifications().await;
+    let mut events = app.events().await;
+    let first = app.login("customer@example.com", SEED_PASSWORD).await;
+    let second = app.login("customer@example.com", SEED_PASSWORD).await;
+
+    let response = app
+        .post_json(
+            "/api/v1/auth/reset-password",
+            &json!({"identifier": "customer@example.com"}),
+        )
+        .await;
+    assert_eq!(response.status(), 202);
+    let message = inbox.next().await;
+    assert_eq!(message.payload["template"], "reset_password");
+    let code = message.payload["code"].as_str().expect("code");
+
+    let response = app
+        .post_json(
+            "/api/v1/auth/confirm-reset-password",
+            &json!({"identifier": "Customer@Example.com", "code": code, "new_password": NEW_PASSWORD}),
+        )
+        .await;
+    assert_eq!(response.status(), 204);
+    for tokens in [&first, &second] {
+        let access = tokens["access_token"].as_str().expect("token");
+        assert_eq!(app.me_status(access).await, 401);
+        let refreshed = app
+            .post_json(
+                "/api/v1/auth/refresh",
+                &json!({"refresh_token": tokens["refresh_token"]}),
+            )
+            .await;
+        assert_eq!(refreshed.status(), 401);
+    }
+    assert_problem(
+        app.post_json(
+            "/api/v1/auth/login",
+            &json!({"identifier": "customer@example.com", "password": SEED_PASSWORD}),
+        )
+        .await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    app.login("customer@example.com", NEW_PASSWORD).await;
+
+    let notice = inbox.next().await;
+    assert_eq!(notice.payload["template"], "password_changed");
+    assert_eq!(notice.payload["to"], "customer@example.com");
+    assert!(notice.payload.get("code").is_none());
+    let event = events.next().await;
+    assert_eq!(event.payload["type"], "user.password_changed");
+    assert_eq!(event.payload["data"]["how"], "reset");
+
+    // The code was single use.
+    assert_problem(
+        app.post_json(
+            "/api/v1/auth/confirm-reset-password",
+            &json!({"identifier": "customer@example.com", "code": code, "new_password": "yet another passphrase"}),
+        )
+        .await,
+        400,
+        "code_invalid",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_password_change_notifies_through_the_outbox() {
+    let app = TestApp::spawn().await;
+    let mut inbox = app.notifications().await;
+    let tokens = app.login("customer@example.com", SEED_PASSWORD).await;
+    let response = app
+        .authed(
+            reqwest::Method::POST,
+            "/api/v1/auth/update-password",
+            tokens["access_token"].as_str().expect("token"),
+        )
+        .header("Accept-Language", "ru")
+        .json(&json!({
+            "user_id": tokens["user"]["id"],
+            "old_password": SEED_PASSWORD,
+            "new_password": NEW_PASSWORD,
+        }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 204);
+    let notice = inbox.next().await;
+    assert_eq!(notice.payload["template"], "password_changed");
+    assert_eq!(notice.payload["locale"], "ru");
+    assert_eq!(notice.payload["to"], "customer@example.com");
+}
+
+#[tokio::test]
+async fn bad_input_is_422_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let mut inbox = app.notifications().await;
+    let long = "x".repeat(10_000);
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "verify-code",
+            json!({"identifier": "not-an-identifier", "purpose": "register"}),
+            "identifier",
+        ),
+        (
+            "verify-code",
+            json!({"identifier": "89991234567", "purpose": "register"}),
+            "identifier",
+        ),
+        (
+            "verify-code",
+            json!({"identifier": "+7999123", "purpose": "register"}),
+            "identifier",
+        ),
+        (
+            "verify-code",
+            json!({"identifier": long.clone(), "purpose": "register"}),
+            "identifier",
+        ),
+        (
+            "verify-code",
+            json!({"identifier": "a@example.com", "purpose": "login"}),
+            "purpose",
+        ),
+        (
+            "verify-code",
+            json!({"identifier": "a@example.com"}),
+            "purpose",
+        ),
+        (
+            "verify-code",
+            json!({"identifier": "a@example.com", "purpose": "register", "extra": 1}),
+            "extra",
+        ),
+        (
+            "register",
+            json!({"identifier": "a@example.com", "code": "12345", "password": NEW_PASSWORD}),
+            "code",
+        ),
+        (
+            "register",
+            json!({"identifier": "a@example.com", "code": "12a456", "password": NEW_PASSWORD}),
+            "code",
+        ),
+        (
+            "register",
+            json!({"identifier": "a@example.com", "code": "1234567", "password": NEW_PASSWORD}),
+            "code",
+        ),
+        (
+            "register",
+            json!({"identifier": "a@example.com", "code": "123456", "password": "short"}),
+            "password",
+        ),
+        (
+            "register",
+            json!({"identifier": "a@example.com", "code": "123456", "password": "password123"}),
+            "password",
+        ),
+        (
+            "register",
+            json!({"identifier": "a@example.com", "code": "123456", "password": NEW_PASSWORD, "name": "n".repeat(101)}),
+            "name",
+        ),
+        (
+            "register",
+            json!({"identifier": "a@example.com", "code": 123456, "password": NEW_PASSWORD}),
+            "code",
+        ),
+        (
+            "reset-password",
+            json!({"identifier": "a@example.com", "reason": "r".repeat(201)}),
+            "reason",
+        ),
+        (
+            "reset-password",
+            json!({"identifier": "nope"}),
+            "identifier",
+        ),
+        (
+            "confirm-reset-password",
+            json!({"identifier": "a@example.com", "code": "", "new_password": NEW_PASSWORD}),
+            "code",
+        ),
+        (
+            "confirm-reset-password",
+            json!({"identifier": "a@example.com", "code": "123456", "new_password": "qwertyuiop"}),
+            "new_password",
+        ),
+        (
+            "confirm-reset-password",
+            json!({"identifier": "a@example.com", "code": "123456", "new_password": long}),
+            "new_password",
+        ),
+    ];
+    for (endpoint, body, field) in cases {
+        let response = app
+            .post_json(&format!("/api/v1/auth/{endpoint}"), &body)
+            .await;
+        let problem = assert_problem(response, 422, "validation_failed").await;
+        let named = problem["errors"]
+            .as_array()
+            .is_some_and(|errors| errors.iter().any(|e| e["field"] == field));
+        assert!(named, "{endpoint} {body}: {problem}");
+    }
+    // Every field's error is reported at once.
+    let response = app
+        .post_json(
+            "/api/v1/auth/register",
+            &json!({"identifier": "x", "code": "1", "password": "y"}),
+        )
+        .await;
+    let problem = assert_problem(response, 422, "validation_failed").await;
+    assert_eq!(
+        problem["errors"].as_array().map(Vec::len),
+        Some(3),
+        "{problem}"
+    );
+
+    let written: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(&app.db)
+        .await
+        .expect("count");
+    assert_eq!(written, 0, "nothing stored");
+    assert!(
+        inbox
+            .next_within(Duration::from_millis(300))
+            .await
+            .is_none(),
+        "nothing sent"
+    );
+    // Nothing was throttled either: a good request still goes through.
+    assert_eq!(
+        verify_code(&app, "a@example.com", "register")
+            .await
+            .status(),
+        202
+    );
+}
