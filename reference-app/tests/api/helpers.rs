@@ -587,3 +587,91 @@ impl Drop for PrivateNats {
         let _ = std::fs::remove_dir_all(&self.store);
     }
 }
+
+/// A minimal SMTP server on loopback that keeps what it is sent, answering the
+/// end of each message with `reply` (e.g. `250 OK` or `451 try later`).
+pub(crate) struct SmtpSink {
+    pub(crate) port: u16,
+    messages: Arc<std::sync::Mutex<Vec<String>>>,
+    task: JoinHandle<()>,
+}
+
+impl SmtpSink {
+    pub(crate) async fn start(reply: &'static str) -> Self {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let messages = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let store = Arc::clone(&messages);
+        let task = tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    let (read, mut write) = socket.into_split();
+                    let mut lines = BufReader::new(read).lines();
+                    let _ = write.write_all(b"220 sink ESMTP\r\n").await;
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let verb = line.get(..4).unwrap_or_default().to_ascii_uppercase();
+                        let answer = match verb.as_str() {
+                            "EHLO" => "250-sink\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n".to_owned(),
+                            "DATA" => {
+                                let _ = write.write_all(b"354 go ahead\r\n").await;
+                                let mut message = String::new();
+                                while let Ok(Some(line)) = lines.next_line().await {
+                                    if line == "." {
+                                        break;
+                                    }
+                                    message.push_str(&line);
+                                    message.push('\n');
+                                }
+                                if reply.starts_with('2') {
+                                    store.lock().expect("lock").push(message);
+                                }
+                                format!("{reply}\r\n")
+                            }
+                            "QUIT" => {
+                                let _ = write.write_all(b"221 bye\r\n").await;
+                                break;
+                            }
+                            _ => "250 OK\r\n".to_owned(),
+                        };
+                        if write.write_all(answer.as_bytes()).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            port,
+            messages,
+            task,
+        }
+    }
+
+    /// The messages received so far (headers and body as sent).
+    pub(crate) fn messages(&self) -> Vec<String> {
+        self.messages.lock().expect("lock").clone()
+    }
+
+    /// Waits up to 10 s for `n` messages.
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let messages = self.messages();
+            if messages.len() >= n {
+                return messages;
+            }
+            assert!(Instant::now() < deadline, "{n} messages within 10 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

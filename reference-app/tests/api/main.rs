@@ -8,5 +8,6 @@ mod currencies;
 mod errors;
 mod health;
 mod helpers;
+mod notifier;
 mod observability;
 mod outbox;
