@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Received, SEED_PASSWORD, StreamReader, TestApp, assert_problem};
+use crate::helpers::{Received, SEED_PASSWORD, StreamReader, TestApp, assert_problem, retry_after};
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
 
@@ -203,11 +203,7 @@ async fn a_resend_inside_the_cooldown_is_429_with_retry_after() {
     );
     inbox.next().await;
     let response = verify_code(&app, "EAGER@example.com", "register").await;
-    let retry_after: u64 = response.headers()["retry-after"]
-        .to_str()
-        .expect("ascii")
-        .parse()
-        .expect("seconds");
+    let retry_after = retry_after(&response);
     assert!((58..=60).contains(&retry_after), "{retry_after}");
     assert_eq!(
         response.headers()["ratelimit-policy"],
@@ -250,11 +246,7 @@ async fn hourly_caps_hold_per_identifier_and_per_ip() {
     );
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let response = verify_code(&app, "cap@example.com", "register").await;
-    let retry_after: u64 = response.headers()["retry-after"]
-        .to_str()
-        .expect("ascii")
-        .parse()
-        .expect("seconds");
+    let retry_after = retry_after(&response);
     assert!(retry_after > 3500, "{retry_after}");
     assert_problem(response, 429, "rate_limited").await;
 

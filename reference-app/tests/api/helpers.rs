@@ -335,6 +335,15 @@ impl Drop for TestApp {
     }
 }
 
+/// The `Retry-After` of a response, in seconds.
+pub(crate) fn retry_after(response: &reqwest::Response) -> u64 {
+    response.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds")
+}
+
 /// Asserts a problem+json answer and returns its body.
 pub(crate) async fn assert_problem(
     response: reqwest::Response,
@@ -364,6 +373,42 @@ pub(crate) async fn assert_problem(
     body
 }
 
+/// A free TCP port on loopback.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// Starts `command` quietly and waits up to 10 s for it to listen on `port`.
+fn spawn_listening(command: &mut std::process::Command, port: u16) -> std::process::Child {
+    let child = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("{command:?} is installed on every development and CI machine: {e}")
+        });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{command:?} did not start listening"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+/// Kills and reaps a child process, if there is one.
+fn kill(child: &mut Option<std::process::Child>) {
+    if let Some(mut child) = child.take() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
 /// A Redis server of this test's own, so it can be stopped without disturbing
 /// the tests that share the machine's Redis.
 pub(crate) struct PrivateRedis {
@@ -373,47 +418,29 @@ pub(crate) struct PrivateRedis {
 
 impl PrivateRedis {
     pub(crate) fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = free_port();
         let mut redis = Self { port, child: None };
         redis.restart();
         redis
     }
 
     pub(crate) fn restart(&mut self) {
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server is installed on every development and CI machine");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "private redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut command = std::process::Command::new("redis-server");
+        command.args([
+            "--port",
+            &self.port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]);
+        self.child = Some(spawn_listening(&mut command, self.port));
     }
 
     pub(crate) fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill(&mut self.child);
     }
 }
 
@@ -503,6 +530,15 @@ impl TestApp {
         .await
     }
 
+    /// Reads this app's NOTIFICATIONS_DEAD stream.
+    pub(crate) async fn dead_letters(&self) -> StreamReader {
+        StreamReader::open(
+            self.config.nats.nats_url.expose_secret(),
+            &self.topology.dead_letters(),
+        )
+        .await
+    }
+
     /// Reads this app's EVENTS stream.
     pub(crate) async fn events(&self) -> StreamReader {
         StreamReader::open(
@@ -524,10 +560,7 @@ pub(crate) struct PrivateNats {
 
 impl PrivateNats {
     pub(crate) fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = free_port();
         let store = std::env::temp_dir().join(format!("bff-test-nats-{}", uuid::Uuid::now_v7()));
         let mut nats = Self {
             port,
@@ -548,7 +581,8 @@ impl PrivateNats {
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
             .unwrap_or("nats-server");
-        let child = std::process::Command::new(binary)
+        let mut command = std::process::Command::new(binary);
+        command
             .args([
                 "-a",
                 "127.0.0.1",
@@ -557,27 +591,12 @@ impl PrivateNats {
                 "-js",
                 "-sd",
             ])
-            .arg(&self.store)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("nats-server is installed on every development and CI machine");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "private nats-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            .arg(&self.store);
+        self.child = Some(spawn_listening(&mut command, self.port));
     }
 
     pub(crate) fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill(&mut self.child);
     }
 }
 

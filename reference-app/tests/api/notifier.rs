@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{SmtpSink, StreamReader, TestApp};
+use crate::helpers::{SmtpSink, TestApp};
 
 const WEBHOOK_TOKEN: &str = "webhook-test-token";
 
@@ -145,11 +145,7 @@ async fn a_failing_webhook_is_retried_then_dead_lettered() {
         .mount(&server)
         .await;
     let app = TestApp::spawn_with(|c| with_webhook(c, &server, 3)).await;
-    let mut dead = StreamReader::open(
-        secrecy::ExposeSecret::expose_secret(&app.config.nats.nats_url),
-        &app.topology.dead_letters(),
-    )
-    .await;
+    let mut dead = app.dead_letters().await;
     ask_code(&app, "+79990001122").await;
 
     let letter = dead.next().await;
@@ -181,11 +177,7 @@ async fn a_refused_recipient_is_dead_lettered_at_once() {
         .mount(&server)
         .await;
     let app = TestApp::spawn_with(|c| with_webhook(c, &server, 5)).await;
-    let mut dead = StreamReader::open(
-        secrecy::ExposeSecret::expose_secret(&app.config.nats.nats_url),
-        &app.topology.dead_letters(),
-    )
-    .await;
+    let mut dead = app.dead_letters().await;
     ask_code(&app, "+79990003344").await;
     dead.next().await;
     assert_eq!(server.received_requests().await.map(|r| r.len()), Some(1));
@@ -201,11 +193,7 @@ async fn a_relay_that_keeps_refusing_ends_in_the_dead_letters() {
         c.notifier.notifier_retry_delay = Duration::from_millis(100);
     })
     .await;
-    let mut dead = StreamReader::open(
-        secrecy::ExposeSecret::expose_secret(&app.config.nats.nats_url),
-        &app.topology.dead_letters(),
-    )
-    .await;
+    let mut dead = app.dead_letters().await;
     ask_code(&app, "busy@example.com").await;
     let letter = dead.next().await;
     assert_eq!(
