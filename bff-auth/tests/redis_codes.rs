@@ -331,3 +331,32 @@ async fn two_stores_on_one_redis_share_the_limits() {
         CodeCheck::Valid
     );
 }
+
+#[tokio::test]
+async fn the_limit_that_lasts_longest_sets_the_retry_time() {
+    let store = store(CodePolicy {
+        cooldown: Duration::from_secs(60),
+        hourly_per_identifier: 1,
+        ..CodePolicy::default()
+    })
+    .await;
+    assert_eq!(
+        store
+            .throttle("register", ALICE, None)
+            .await
+            .expect("store"),
+        Throttle::Allowed
+    );
+    // Both the cooldown and the hourly cap are in the way: the hour wins.
+    match store
+        .throttle("register", ALICE, None)
+        .await
+        .expect("store")
+    {
+        Throttle::Limited {
+            limit: Limit::HourlyPerIdentifier,
+            retry_after,
+        } => assert!(retry_after > Duration::from_secs(3590), "{retry_after:?}"),
+        other => panic!("expected the hourly cap, got {other:?}"),
+    }
+}

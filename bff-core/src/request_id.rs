@@ -83,6 +83,12 @@ impl RequestId {
     pub fn current() -> Option<Self> {
         CURRENT.try_with(Clone::clone).ok()
     }
+
+    /// Runs `future` with this id as the current one: for work a request hands
+    /// to a spawned task, so its logs and messages still carry the id.
+    pub async fn scope<F: Future>(self, future: F) -> F::Output {
+        CURRENT.scope(self, future).await
+    }
 }
 
 impl fmt::Debug for RequestId {

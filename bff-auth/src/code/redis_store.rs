@@ -43,19 +43,22 @@ impl std::fmt::Debug for RedisCodeStore {
 const WINDOW: Duration = Duration::from_secs(3600);
 
 // Checks every limit before counting anything, so a refused request costs the
-// client nothing. Replies {0, 0} when allowed, else {limit, ms until retry}.
+// client nothing. Replies {0, 0} when allowed, else the limit that stays in the
+// way longest and the ms until it lifts, so one Retry-After is enough.
 const THROTTLE: &str = r"
+local worst, wait = 0, 0
 local cooldown = redis.call('PTTL', KEYS[1])
-if cooldown > 0 then return {1, cooldown} end
+if cooldown > 0 then worst, wait = 1, cooldown end
 local caps = {0, tonumber(ARGV[2]), tonumber(ARGV[3])}
 for i = 2, #KEYS do
   local n = tonumber(redis.call('GET', KEYS[i]) or '0')
   if n >= caps[i] then
     local ttl = redis.call('PTTL', KEYS[i])
     if ttl < 0 then ttl = tonumber(ARGV[4]) end
-    return {i, ttl}
+    if ttl > wait then worst, wait = i, ttl end
   end
 end
+if worst > 0 then return {worst, wait} end
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
 for i = 2, #KEYS do
   if redis.call('INCR', KEYS[i]) == 1 then redis.call('PEXPIRE', KEYS[i], ARGV[4]) end

@@ -295,7 +295,12 @@ async fn send(state: &AppState, notification: &Notification) -> ApiResult<()> {
     Ok(())
 }
 
-/// Throttles, then sends what the purpose and the account's existence call for.
+/// Throttles, then has what the purpose and the account's existence call for
+/// sent in the background.
+///
+/// Only the throttle is answered in-line. The lookup, the code and the outbox
+/// write happen after the answer, so its timing and its status (even when
+/// Postgres fails) are the same whether or not the identifier has an account.
 async fn send_code(
     state: &AppState,
     meta: &ClientMeta,
@@ -305,43 +310,66 @@ async fn send_code(
 ) -> ApiResult<CodeSent> {
     let throttle = state
         .codes
-        .throttle(purpose.as_str(), identifier.as_str(), meta.ip.as_deref())
+        .throttle(
+            purpose.as_str(),
+            identifier.as_str(),
+            meta.client_key().as_deref(),
+        )
         .await
         .map_err(code_error)?;
     if let Throttle::Limited { limit, retry_after } = throttle {
         return Err(rate_limited(state, limit, retry_after).into());
     }
-    let exists = users::find_by_identifier(&state.db, identifier)
-        .await?
-        .is_some();
-    let template = match (purpose, exists) {
-        (Purpose::Register, false) => Some(Template::VerifyCode),
-        (Purpose::Register, true) => Some(Template::AccountExists),
-        (Purpose::ResetPassword, true) => Some(Template::ResetPassword),
-        (Purpose::ResetPassword, false) => None,
+    let work = {
+        let (state, identifier) = (state.clone(), identifier.clone());
+        async move {
+            if let Err(error) = deliver_code(&state, &identifier, purpose, locale).await {
+                tracing::error!(error = %bff_core::problem::ErrorChain(&error), purpose = purpose.as_str(), "could not send a code");
+            }
+        }
     };
-    if let Some(template) = template {
-        let code = match template {
-            Template::VerifyCode | Template::ResetPassword => Some(
-                state
-                    .codes
-                    .issue(purpose.as_str(), identifier.as_str())
-                    .await
-                    .map_err(code_error)?,
-            ),
-            _ => None,
-        };
-        send(
-            state,
-            &notification(identifier, template, code.as_ref(), locale),
-        )
-        .await?;
-    }
+    match bff_core::RequestId::current() {
+        Some(id) => tokio::spawn(id.scope(work)),
+        None => tokio::spawn(work),
+    };
     let policy = state.codes.policy();
     Ok(CodeSent {
         resend_after: policy.cooldown.as_secs(),
         expires_in: policy.ttl.as_secs(),
     })
+}
+
+/// Sends a code, a notice, or nothing, as the purpose and the account call for.
+async fn deliver_code(
+    state: &AppState,
+    identifier: &Identifier,
+    purpose: Purpose,
+    locale: Locale,
+) -> ApiResult<()> {
+    let exists = users::find_by_identifier(&state.db, identifier)
+        .await?
+        .is_some();
+    let template = match (purpose, exists) {
+        (Purpose::Register, false) => Template::VerifyCode,
+        (Purpose::Register, true) => Template::AccountExists,
+        (Purpose::ResetPassword, true) => Template::ResetPassword,
+        (Purpose::ResetPassword, false) => return Ok(()),
+    };
+    let code = match template {
+        Template::VerifyCode | Template::ResetPassword => Some(
+            state
+                .codes
+                .issue(purpose.as_str(), identifier.as_str())
+                .await
+                .map_err(code_error)?,
+        ),
+        _ => None,
+    };
+    send(
+        state,
+        &notification(identifier, template, code.as_ref(), locale),
+    )
+    .await
 }
 
 fn parse_identifier(fields: &mut Fields, input: &str) -> Option<Identifier> {
@@ -497,12 +525,11 @@ async fn confirm_reset_password(
     let user = users::find_by_identifier(&state.db, &identifier)
         .await?
         .ok_or_else(code_invalid)?;
-    // Sessions end first: if the store is down the password stays as it was.
-    let ended = state
-        .auth
-        .sessions
-        .revoke_all(&user.id.to_string(), None)
-        .await?;
+    // Sessions end before (so that with the store down nothing changes) and
+    // again after the new password is committed, so a session opened with the
+    // old password while the new one was being hashed does not survive.
+    let user_id = user.id.to_string();
+    state.auth.sessions.revoke_all(&user_id, None).await?;
     let hash = state
         .auth
         .hasher
@@ -514,8 +541,26 @@ async fn confirm_reset_password(
     password_changed(&mut tx, &user, Some(&identifier), "reset", locale).await?;
     tx.commit().await?;
     state.outbox.wake();
+    let ended = end_sessions_after_change(&state, &user_id, None).await;
     tracing::info!(target: "audit", action = "password_reset", user_id = %user.id, ended, "password reset; every session ended");
     Ok(NoContent)
+}
+
+/// Ends the user's sessions (but `keep`) once a new password is committed. The
+/// password has changed whatever happens here, so a failure is logged, not
+/// answered: the sessions were already ended once before the change.
+pub(crate) async fn end_sessions_after_change(
+    state: &AppState,
+    user_id: &str,
+    keep: Option<&str>,
+) -> usize {
+    match state.auth.sessions.revoke_all(user_id, keep).await {
+        Ok(ended) => ended,
+        Err(error) => {
+            tracing::error!(error = %bff_core::problem::ErrorChain(&error), %user_id, "could not end sessions after a password change");
+            0
+        }
+    }
 }
 
 /// Writes the `password_changed` notice and event, inside the caller's transaction.

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::codes::{RequestLocale, password_changed};
+use super::codes::{RequestLocale, end_sessions_after_change, password_changed};
 use crate::error::{ApiError, ApiResult};
 use crate::identity::{Identifier, NewPassword};
 use crate::startup::AppState;
@@ -124,6 +124,24 @@ fn bearer(op: TransformOperation<'_>) -> TransformOperation<'_> {
 pub(crate) struct ClientMeta {
     pub(crate) ip: Option<String>,
     pub(crate) user_agent: Option<String>,
+}
+
+impl ClientMeta {
+    /// The client for per-client limits: the IPv4 address, or the /64 of an
+    /// IPv6 one (a single host commonly holds a whole /64).
+    pub(crate) fn client_key(&self) -> Option<String> {
+        let ip: std::net::IpAddr = self.ip.as_deref()?.parse().ok()?;
+        Some(match ip {
+            std::net::IpAddr::V4(v4) => v4.to_string(),
+            std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => {
+                    let s = v6.segments();
+                    format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                }
+            },
+        })
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
@@ -470,9 +488,9 @@ async fn update_password(
             .with_detail("The old password is wrong.")
             .into());
     }
-    // Other sessions end first: if the store is down the password stays as it
-    // was (and the client may retry), rather than changing with them still alive.
-    let ended = state
+    // Other sessions end before (so that with the store down nothing changes)
+    // and again after the commit (so none opened meanwhile survives).
+    state
         .auth
         .sessions
         .revoke_all(&principal.user_id, Some(&principal.session_id))
@@ -488,6 +506,8 @@ async fn update_password(
     password_changed(&mut tx, &user, None, "change", locale).await?;
     tx.commit().await?;
     state.outbox.wake();
+    let ended =
+        end_sessions_after_change(&state, &principal.user_id, Some(&principal.session_id)).await;
     tracing::info!(target: "audit", action = "password_changed", user_id = %user.id, ended, "password changed; other sessions ended");
     Ok(NoContent)
 }
@@ -522,4 +542,29 @@ async fn update_me(
         .await?
         .ok_or_else(Problem::unauthorized)?;
     Ok(Json(user.view()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ClientMeta;
+
+    #[test]
+    fn clients_are_keyed_by_ipv4_address_or_ipv6_64() {
+        let key = |ip: &str| {
+            ClientMeta {
+                ip: Some(ip.to_owned()),
+                user_agent: None,
+            }
+            .client_key()
+        };
+        assert_eq!(key("203.0.113.7").as_deref(), Some("203.0.113.7"));
+        assert_eq!(key("::ffff:203.0.113.7").as_deref(), Some("203.0.113.7"));
+        assert_eq!(
+            key("2001:db8:1:2:aaaa::1"),
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_eq!(key("2001:db8:1:2::1").as_deref(), Some("2001:db8:1:2::/64"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("not an ip"), None);
+    }
 }

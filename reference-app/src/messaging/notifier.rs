@@ -118,7 +118,10 @@ impl Notifier {
                     // dead-letters after max_deliveries, and must be able to retry
                     // when the dead-letter publish fails.
                     max_deliver: -1,
-                    max_ack_pending: i64::from(self.config.concurrency) * 4,
+                    // No more in hand than are being sent: a message waiting in
+                    // a local buffer would use up its ack wait there and be
+                    // redelivered while still queued.
+                    max_ack_pending: i64::from(self.config.concurrency),
                     ..pull::Config::default()
                 },
             )
@@ -264,8 +267,19 @@ impl Notifier {
         let subject = self
             .topology
             .subject(&format!("{DEAD_LETTER_SUBJECT}.{channel}"));
+        // Dead letters are kept for weeks; the code they may carry expired in
+        // minutes and stays out.
+        let payload = match serde_json::from_slice::<serde_json::Value>(&message.payload) {
+            Ok(mut value) => {
+                if let Some(object) = value.as_object_mut() {
+                    object.remove("code");
+                }
+                serde_json::to_vec(&value).map_or_else(|_| message.payload.clone(), Into::into)
+            }
+            Err(_) => message.payload.clone(),
+        };
         self.js
-            .publish_with_headers(subject, headers, message.payload.clone())
+            .publish_with_headers(subject, headers, payload)
             .await
             .map_err(|e| e.to_string())?
             .await

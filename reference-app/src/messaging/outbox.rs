@@ -225,12 +225,18 @@ impl Relay {
             };
             pending.push(sent);
         }
-        let mut published = Vec::new();
-        for (row, sent) in rows.iter().zip(pending) {
-            let acked = match sent {
+        // The acks are awaited together: each times out on its own (JetStream's
+        // ack timeout), so a batch sent into an outage fails in one timeout, not
+        // one per row.
+        let acks = futures_util::future::join_all(pending.into_iter().map(|sent| async move {
+            match sent {
                 Ok(ack) => ack.await.map(drop).map_err(|e| e.to_string()),
                 Err(error) => Err(error),
-            };
+            }
+        }))
+        .await;
+        let mut published = Vec::new();
+        for (row, acked) in rows.iter().zip(acks) {
             match acked {
                 Ok(()) => published.push(row.id),
                 Err(error) => {
@@ -251,8 +257,11 @@ impl Relay {
             }
         }
         if !published.is_empty() {
+            // A code has no business outliving its delivery: published rows keep
+            // everything but it, for the retention period.
             sqlx::query(
-                "UPDATE outbox SET published_at = now(), last_error = NULL WHERE id = ANY($1)",
+                "UPDATE outbox SET published_at = now(), last_error = NULL, payload = payload - 'code'
+                 WHERE id = ANY($1)",
             )
             .bind(&published)
             .execute(&mut *tx)

@@ -154,6 +154,11 @@ async fn a_failing_webhook_is_retried_then_dead_lettered() {
         app.topology.subject("dead.notifications.sms")
     );
     assert_eq!(letter.payload["to"], "+79990001122");
+    assert_eq!(letter.payload["template"], "verify_code");
+    assert!(
+        letter.payload.get("code").is_none(),
+        "codes stay out of dead letters"
+    );
     assert_eq!(letter.msg_id.as_deref(), letter.payload["id"].as_str());
     assert_eq!(
         server.received_requests().await.map(|r| r.len()),
