@@ -97,3 +97,6 @@ where
         })
     }
 }
+
+/// Documented by the operation's own security requirement, not as an input.
+impl<T> aide::operation::OperationInput for Authz<T> {}

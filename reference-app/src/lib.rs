@@ -5,6 +5,8 @@
 //! the HTTP application alone, for tests.
 #![deny(missing_docs, unreachable_pub, unsafe_code)]
 
+pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod currencies;
@@ -12,6 +14,12 @@ pub mod db;
 pub mod error;
 pub mod identity;
 pub mod messaging;
+pub mod money;
+mod ops;
+pub mod rbac;
+pub mod records;
 pub mod seed;
 pub mod startup;
 pub mod users;
+mod validation;
+pub mod wallets;

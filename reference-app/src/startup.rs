@@ -41,6 +41,14 @@ pub struct AppState {
     pub codes: Arc<dyn CodeStore>,
     /// Wakes the outbox relay after a write.
     pub outbox: OutboxSignal,
+    /// Roles and permissions.
+    pub policy: bff_rbac::Policy,
+}
+
+impl axum::extract::FromRef<AppState> for bff_rbac::Policy {
+    fn from_ref(state: &AppState) -> Self {
+        state.policy.clone()
+    }
 }
 
 /// Why the application could not start.
@@ -77,6 +85,9 @@ pub enum StartupError {
     /// The JetStream streams could not be created or updated.
     #[error("cannot set up the JetStream streams")]
     Streams(#[source] async_nats::jetstream::context::CreateStreamError),
+    /// The role declarations are inconsistent (a bug).
+    #[error("invalid role declarations")]
+    Policy(#[source] bff_rbac::PolicyError),
     /// The notifier's senders are not configured properly.
     #[error("notifier: {0}")]
     Senders(String),
@@ -230,6 +241,7 @@ impl Application {
                 auth: Arc::new(auth),
                 codes: Arc::new(codes),
                 outbox: signal,
+                policy: crate::rbac::policy().map_err(StartupError::Policy)?,
             },
             readiness,
             &http,
@@ -412,6 +424,10 @@ pub fn app(
         tags: vec![
             Tag { name: "auth".to_owned(), description: Some("Login, sessions and tokens.".to_owned()), ..Tag::default() },
             Tag { name: "users".to_owned(), description: Some("Profiles.".to_owned()), ..Tag::default() },
+            Tag { name: "admin".to_owned(), description: Some("Users, roles and the audit log (managers and admins).".to_owned()), ..Tag::default() },
+            Tag { name: "address".to_owned(), description: Some("My addresses.".to_owned()), ..Tag::default() },
+            Tag { name: "wishlist".to_owned(), description: Some("My wishlist.".to_owned()), ..Tag::default() },
+            Tag { name: "money".to_owned(), description: Some("Wallets, transfers and deposits.".to_owned()), ..Tag::default() },
             Tag { name: "currencies".to_owned(), description: Some("ISO 4217 reference data.".to_owned()), ..Tag::default() },
             Tag { name: "operations".to_owned(), description: Some("Health, metrics and documentation.".to_owned()), ..Tag::default() },
         ],
@@ -422,7 +438,15 @@ pub fn app(
         .nest("/api/v1", crate::currencies::routes())
         .merge(crate::auth::public_routes())
         .merge(crate::auth::code_routes())
-        .merge(crate::auth::protected_routes().layer(jwt))
+        .merge(
+            crate::auth::protected_routes()
+                .merge(crate::admin::routes())
+                .merge(crate::audit::routes())
+                .merge(crate::records::routes::<crate::records::Address>())
+                .merge(crate::records::routes::<crate::records::WishlistItem>())
+                .merge(crate::wallets::routes())
+                .layer(jwt),
+        )
         .merge(bff_core::health::routes(readiness))
         .merge(metrics::routes(metrics::install_recorder()))
         .merge(openapi::routes(docs.clone()))

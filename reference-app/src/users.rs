@@ -195,3 +195,72 @@ pub async fn insert_if_absent(
         .fetch_optional(db)
         .await
 }
+
+/// Live users, newest id first after `after`, optionally of one role and
+/// matching `q` (a case-insensitive substring of email, phone or name).
+pub async fn search(
+    db: impl PgExecutor<'_>,
+    role: Option<Role>,
+    q: Option<&str>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<UserRecord>, sqlx::Error> {
+    // LIKE wildcards in the search text are matched literally.
+    let pattern = q.map(|q| {
+        let escaped = q
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("%{escaped}%")
+    });
+    let sql = format!(
+        "SELECT {COLUMNS} FROM users
+         WHERE deleted_at IS NULL
+           AND ($1::uuid IS NULL OR id < $1)
+           AND ($2::text IS NULL OR role = $2)
+           AND ($3::text IS NULL OR email ILIKE $3 OR phone ILIKE $3 OR name ILIKE $3)
+         ORDER BY id DESC
+         LIMIT $4"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(after)
+        .bind(role.map(Role::as_str))
+        .bind(pattern)
+        .bind(limit)
+        .fetch_all(db)
+        .await
+}
+
+/// Sets the role; `None` when the account no longer exists.
+pub async fn set_role(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    role: Role,
+) -> Result<Option<UserRecord>, sqlx::Error> {
+    let sql = format!(
+        "UPDATE users SET role = $2, updated_at = now() WHERE id = $1 AND deleted_at IS NULL RETURNING {COLUMNS}"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(role.as_str())
+        .fetch_optional(db)
+        .await
+}
+
+/// Blocks (keeping the first block time) or unblocks; `None` when the account
+/// no longer exists.
+pub async fn set_blocked(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    blocked: bool,
+) -> Result<Option<UserRecord>, sqlx::Error> {
+    let sql = format!(
+        "UPDATE users SET blocked_at = CASE WHEN $2 THEN coalesce(blocked_at, now()) END, updated_at = now()
+         WHERE id = $1 AND deleted_at IS NULL RETURNING {COLUMNS}"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(blocked)
+        .fetch_optional(db)
+        .await
+}

@@ -16,6 +16,8 @@ use bff_auth::session::{NewSession, SessionStore};
 use bff_core::Problem;
 use bff_core::extract::Json;
 use bff_core::problem::FieldError;
+
+use crate::validation::Fields;
 use http::{HeaderValue, StatusCode};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -171,34 +173,6 @@ struct ConfirmResetRequest {
     code: String,
     /// 8 to 128 characters, not a common password.
     new_password: String,
-}
-
-/// Collects every field error of a request, so one answer names them all.
-#[derive(Default)]
-struct Fields(Vec<FieldError>);
-
-impl Fields {
-    fn check<T, E: std::fmt::Display>(&mut self, field: &str, parsed: Result<T, E>) -> Option<T> {
-        match parsed {
-            Ok(value) => Some(value),
-            Err(error) => {
-                self.0.push(FieldError::new(field, error.to_string()));
-                None
-            }
-        }
-    }
-
-    fn finish(self) -> Result<(), Problem> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(self.problem())
-        }
-    }
-
-    fn problem(self) -> Problem {
-        Problem::validation(self.0)
-    }
 }
 
 /// A display name: trimmed, at most 100 characters, no control characters.

@@ -17,6 +17,7 @@ use redis::aio::ConnectionManager;
 use secrecy::ExposeSecret;
 
 pub use self::codes::routes as code_routes;
+pub(crate) use self::routes::{ClientMeta, bearer};
 pub use self::routes::{protected_routes, public_routes};
 use crate::config::{AuthArgs, PasswordArgs, Profile};
 

@@ -113,7 +113,7 @@ pub fn protected_routes() -> ApiRouter<AppState> {
 }
 
 /// Marks an operation as needing a bearer token and documents its 401.
-fn bearer(op: TransformOperation<'_>) -> TransformOperation<'_> {
+pub(crate) fn bearer(op: TransformOperation<'_>) -> TransformOperation<'_> {
     op.security_requirement("bearer")
         .response_with::<401, Problem, _>(|r| {
             r.description("Missing, invalid, expired or revoked access token.")
