@@ -107,10 +107,10 @@ pub fn routes<C: Collection>() -> ApiRouter<AppState> {
         .api_route(
             &item,
             get_with(read::<C>, |op| {
-                missing(doc::<C>(op.summary("Get one").description("With an `ETag` for `If-Match`.")))
+                missing(doc::<C>(op.response::<200, axum::Json<C>>().summary("Get one").description("With an `ETag` for `If-Match`.")))
             })
             .patch_with(update::<C>, |op| {
-                invalid(missing(doc::<C>(op.summary("Update").description(
+                invalid(missing(doc::<C>(op.response::<200, axum::Json<C>>().summary("Update").description(
                     "Send `If-Match` with the `ETag` of your last read to refuse a stale write (412).",
                 ))))
                 .response_with::<412, Problem, _>(|r| r.description("`If-Match` does not match: someone changed it since your read."))
@@ -121,7 +121,7 @@ pub fn routes<C: Collection>() -> ApiRouter<AppState> {
         .api_route(
             &format!("{item}/restore"),
             post_with(restore::<C>, |op| {
-                forbidden(missing(doc::<C>(op.summary("Restore a deleted record").description("Admins."))))
+                forbidden(missing(doc::<C>(op.response::<200, axum::Json<C>>().summary("Restore a deleted record").description("Admins."))))
                     .response_with::<409, Problem, _>(|r| r.description("A live record now holds its unique value."))
             }),
         )
