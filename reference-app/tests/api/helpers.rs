@@ -694,3 +694,63 @@ impl Drop for SmtpSink {
         self.task.abort();
     }
 }
+
+/// A user made for a test.
+pub(crate) struct TestUser {
+    pub(crate) id: String,
+    pub(crate) token: String,
+}
+
+impl TestApp {
+    /// Creates an account with `role` straight in the database (with the seed
+    /// password) and logs it in.
+    pub(crate) async fn user(&self, email: &str, role: bff_app::identity::Role) -> TestUser {
+        let hasher = bff_auth::password::PasswordHasher::new(bff_auth::password::HashParams {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .expect("hasher");
+        let hash = hasher
+            .hash(SecretString::from(SEED_PASSWORD))
+            .await
+            .expect("hash");
+        bff_app::users::insert_if_absent(
+            &self.db,
+            &bff_app::users::NewUser {
+                email: Some(email.to_owned()),
+                phone: None,
+                name: email.to_owned(),
+                role,
+                password_hash: hash,
+                verified: true,
+            },
+        )
+        .await
+        .expect("insert")
+        .expect("a new account");
+        let tokens = self.login(email, SEED_PASSWORD).await;
+        TestUser {
+            id: tokens["user"]["id"].as_str().expect("id").to_owned(),
+            token: tokens["access_token"].as_str().expect("token").to_owned(),
+        }
+    }
+
+    /// Sends `method path` with `token` and an optional JSON body.
+    pub(crate) async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> reqwest::Response {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("sent")
+    }
+}

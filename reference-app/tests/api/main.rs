@@ -11,3 +11,4 @@ mod helpers;
 mod notifier;
 mod observability;
 mod outbox;
+mod rbac;
