@@ -148,27 +148,14 @@ async fn every_admin_and_manager_endpoint_against_every_role() {
         ),
     ];
     for (method, path, body, expected) in matrix {
-        for (caller, status) in [None, Some(&customer), Some(&manager), Some(&admin)]
-            .into_iter()
-            .zip(expected)
-        {
-            let response = app
-                .call(
-                    method.clone(),
-                    &path,
-                    caller.map(String::as_str),
-                    body.as_ref(),
-                )
-                .await;
-            let who = ["anonymous", "customer", "manager", "admin"][[
-                None,
-                Some(&customer),
-                Some(&manager),
-                Some(&admin),
-            ]
-            .iter()
-            .position(|c| *c == caller)
-            .unwrap_or(0)];
+        let callers = [
+            ("anonymous", None),
+            ("customer", Some(customer.as_str())),
+            ("manager", Some(manager.as_str())),
+            ("admin", Some(admin.as_str())),
+        ];
+        for ((who, caller), status) in callers.into_iter().zip(expected) {
+            let response = app.call(method.clone(), &path, caller, body.as_ref()).await;
             assert_eq!(
                 response.status().as_u16(),
                 status,
