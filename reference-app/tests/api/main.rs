@@ -12,3 +12,4 @@ mod notifier;
 mod observability;
 mod outbox;
 mod rbac;
+mod records;
