@@ -260,15 +260,6 @@ fn notification(
     }
 }
 
-/// Writes `notification` to the outbox in a transaction of its own and wakes the relay.
-async fn send(state: &AppState, notification: &Notification) -> ApiResult<()> {
-    let mut tx = state.db.begin().await?;
-    outbox::notify(&mut tx, notification).await?;
-    tx.commit().await?;
-    state.outbox.wake();
-    Ok(())
-}
-
 /// Throttles, then has what the purpose and the account's existence call for
 /// sent in the background.
 ///
@@ -281,6 +272,7 @@ async fn send_code(
     identifier: &Identifier,
     purpose: Purpose,
     locale: Locale,
+    reason: Option<String>,
 ) -> ApiResult<CodeSent> {
     let throttle = state
         .codes
@@ -296,8 +288,12 @@ async fn send_code(
     }
     let work = {
         let (state, identifier) = (state.clone(), identifier.clone());
+        let audit = AuditContext {
+            ip: meta.ip.clone(),
+            reason,
+        };
         async move {
-            if let Err(error) = deliver_code(&state, &identifier, purpose, locale).await {
+            if let Err(error) = deliver_code(&state, &identifier, purpose, locale, audit).await {
                 tracing::error!(error = %bff_core::problem::ErrorChain(&error), purpose = purpose.as_str(), "could not send a code");
             }
         }
@@ -313,16 +309,23 @@ async fn send_code(
     })
 }
 
-/// Sends a code, a notice, or nothing, as the purpose and the account call for.
+/// What the audit log keeps of a code request.
+struct AuditContext {
+    ip: Option<String>,
+    reason: Option<String>,
+}
+
+/// Sends a code, a notice, or nothing, as the purpose and the account call
+/// for; a reset request for an existing account is also audited.
 async fn deliver_code(
     state: &AppState,
     identifier: &Identifier,
     purpose: Purpose,
     locale: Locale,
+    audit: AuditContext,
 ) -> ApiResult<()> {
-    let exists = users::find_by_identifier(&state.db, identifier)
-        .await?
-        .is_some();
+    let user = users::find_by_identifier(&state.db, identifier).await?;
+    let exists = user.is_some();
     let template = match (purpose, exists) {
         (Purpose::Register, false) => Template::VerifyCode,
         (Purpose::Register, true) => Template::AccountExists,
@@ -339,11 +342,26 @@ async fn deliver_code(
         ),
         _ => None,
     };
-    send(
-        state,
+    let mut tx = state.db.begin().await?;
+    outbox::notify(
+        &mut tx,
         &notification(identifier, template, code.as_ref(), locale),
     )
-    .await
+    .await?;
+    if let (Purpose::ResetPassword, Some(user)) = (purpose, &user) {
+        crate::audit::record(
+            &mut *tx,
+            crate::audit::Entry {
+                ip: audit.ip.as_deref(),
+                ..crate::audit::Entry::new(None, "auth.password_reset_requested", "user", user.id)
+                    .details(serde_json::json!({ "reason": audit.reason }))
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    state.outbox.wake();
+    Ok(())
 }
 
 fn parse_identifier(fields: &mut Fields, input: &str) -> Option<Identifier> {
@@ -361,7 +379,7 @@ async fn verify_code(
     let Some(identifier) = identifier else {
         return Err(fields.problem().into());
     };
-    let sent = send_code(&state, &meta, &identifier, body.purpose, locale).await?;
+    let sent = send_code(&state, &meta, &identifier, body.purpose, locale, None).await?;
     Ok((StatusCode::ACCEPTED, Json(sent)))
 }
 
@@ -384,16 +402,18 @@ async fn reset_password(
         return Err(fields.problem().into());
     };
     fields.finish()?;
-    let sent = send_code(&state, &meta, &identifier, Purpose::ResetPassword, locale).await?;
-    // The identifier stays out of the log: whether it has an account is exactly
-    // what must not leak, not even to whoever reads logs.
-    tracing::info!(
-        target: "audit",
-        action = "password_reset_requested",
-        ip = meta.ip.as_deref().unwrap_or_default(),
+    let reason = (!reason.is_empty()).then(|| reason.to_owned());
+    // The audit record (with the reason) is written with the code, for
+    // existing accounts only: the log must not tell either.
+    let sent = send_code(
+        &state,
+        &meta,
+        &identifier,
+        Purpose::ResetPassword,
+        locale,
         reason,
-        "password reset requested"
-    );
+    )
+    .await?;
     Ok((StatusCode::ACCEPTED, Json(sent)))
 }
 
@@ -513,6 +533,11 @@ async fn confirm_reset_password(
     let mut tx = state.db.begin().await?;
     users::set_password_hash(&mut *tx, user.id, &hash).await?;
     password_changed(&mut tx, &user, Some(&identifier), "reset", locale).await?;
+    crate::audit::record(
+        &mut *tx,
+        crate::audit::Entry::new(Some(user.id), "auth.password_reset", "user", user.id),
+    )
+    .await?;
     tx.commit().await?;
     state.outbox.wake();
     let ended = end_sessions_after_change(&state, &user_id, None).await;

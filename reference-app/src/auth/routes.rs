@@ -504,6 +504,11 @@ async fn update_password(
     let mut tx = state.db.begin().await?;
     users::set_password_hash(&mut *tx, user.id, &hash).await?;
     password_changed(&mut tx, &user, None, "change", locale).await?;
+    crate::audit::record(
+        &mut *tx,
+        crate::audit::Entry::new(Some(user.id), "auth.password_changed", "user", user.id),
+    )
+    .await?;
     tx.commit().await?;
     state.outbox.wake();
     let ended =

@@ -311,6 +311,14 @@ async fn known_and_unknown_identifiers_get_identical_answers() {
     let sent = inbox.next().await;
     assert_eq!(sent.payload["to"], "manager@example.com");
     assert_eq!(sent.payload["template"], "reset_password");
+    // The reason is audited for the existing account only.
+    let audited: Vec<serde_json::Value> = sqlx::query_scalar(
+        "SELECT details FROM audit_log WHERE action = 'auth.password_reset_requested'",
+    )
+    .fetch_all(&app.db)
+    .await
+    .expect("audit");
+    assert_eq!(audited, vec![json!({"reason": "forgot it"})]);
     assert!(
         inbox
             .next_within(Duration::from_millis(500))
