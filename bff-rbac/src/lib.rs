@@ -172,19 +172,27 @@ fn resolve(
     };
     path.push(name.to_owned());
     let mut permissions = decl.permissions.clone();
+    let mut includes = BTreeSet::from([name.to_owned()]);
     let mut rank = 0;
     for parent in &decl.parents {
         let inherited = resolve(parent, declared, path)?;
         permissions.extend(inherited.permissions);
+        includes.extend(inherited.includes);
         rank = rank.max(inherited.rank + 1);
     }
     path.pop();
-    Ok(Resolved { permissions, rank })
+    Ok(Resolved {
+        permissions,
+        includes,
+        rank,
+    })
 }
 
 #[derive(Debug, Clone)]
 struct Resolved {
     permissions: BTreeSet<String>,
+    /// The role itself and every role it inherits from, directly or not.
+    includes: BTreeSet<String>,
     rank: u32,
 }
 
@@ -215,14 +223,14 @@ impl Policy {
     }
 
     /// Whether a caller with `granter` may change someone's role from `current`
-    /// to `new`: all three roles must be known, and the granter's rank must be
-    /// at least both others' (nobody grants a role above their own, or changes
-    /// the role of someone above them).
+    /// to `new`: both must be the granter's own role or one it inherits from.
+    /// So nobody grants a role above their own, nor changes the role of someone
+    /// above them, nor hands out a role of another branch (with permissions
+    /// the granter lacks) however its rank compares.
     pub fn can_grant(&self, granter: &str, current: &str, new: &str) -> bool {
-        match (self.rank(granter), self.rank(current), self.rank(new)) {
-            (Some(g), Some(c), Some(n)) => g >= c && g >= n,
-            _ => false,
-        }
+        self.roles
+            .get(granter)
+            .is_some_and(|g| g.includes.contains(current) && g.includes.contains(new))
     }
 
     /// [`Scope::Any`] if `role` holds `any_permission`, else the caller's own rows.
@@ -300,6 +308,14 @@ mod tests {
             "someone above them"
         );
         assert!(!policy.can_grant("admin", "customer", "ghost"));
+        // Same rank, another branch: the auditor's permission is not the
+        // customer's to give, and the other way round.
+        assert!(!policy.can_grant("customer", "customer", "auditor"));
+        assert!(!policy.can_grant("auditor", "auditor", "customer"));
+        assert!(
+            !policy.can_grant("admin", "customer", "auditor"),
+            "not below admin either"
+        );
     }
 
     #[test]

@@ -141,10 +141,13 @@ async fn list_users(
         cursor: query.cursor,
     }
     .validate::<Uuid>()?;
-    let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
-    if q.is_some_and(|q| q.chars().count() > 100) {
-        return Err(Problem::invalid_field("q", "must be at most 100 characters").into());
-    }
+    let q = match query.q.as_deref() {
+        Some(q) => {
+            crate::validation::text(q, 0, 100, false).map_err(|e| Problem::invalid_field("q", e))?
+        }
+        None => String::new(),
+    };
+    let q = (!q.is_empty()).then_some(q.as_str());
     let rows = users::search(&state.db, query.role, q, page.after, page.fetch_limit()).await?;
     Ok(Json(
         Page::from_rows(rows, page.limit, |last| last.id).map(|u| AdminUserView::from(&u)),
@@ -169,15 +172,71 @@ pub struct RoleRequest {
     role: Role,
 }
 
-/// Checks that the caller may act on `target` at all: admins only, never on
-/// themselves, never on someone ranked above them.
-fn may_manage(authz: &Authz<Principal>, target: &UserRecord) -> Result<(), Problem> {
+/// The caller and the target of a role change or block, locked (in id order)
+/// and read inside the transaction, so two admins acting on each other at once
+/// queue, and every check sees the roles as they are, not as the token says.
+struct Locked {
+    actor: Uuid,
+    actor_role: String,
+    target: UserRecord,
+}
+
+#[derive(sqlx::FromRow)]
+struct LockedRow {
+    id: Uuid,
+    role: String,
+    blocked: bool,
+}
+
+async fn lock_pair(
+    conn: &mut sqlx::PgConnection,
+    authz: &Authz<Principal>,
+    target: Uuid,
+) -> ApiResult<Locked> {
     authz.require(rbac::USERS_MANAGE)?;
-    if target.id.to_string() == authz.subject.user_id {
-        return Err(Problem::forbidden().with_detail("You cannot do this to your own account."));
+    let actor = Uuid::parse_str(&authz.subject.user_id).map_err(|_| Problem::unauthorized())?;
+    if actor == target {
+        return Err(Problem::forbidden()
+            .with_detail("You cannot do this to your own account.")
+            .into());
     }
-    let role = target.role().as_str();
-    authz.require_grant(role, role)
+    let rows: Vec<LockedRow> = sqlx::query_as(
+        "SELECT id, role, blocked_at IS NOT NULL AS blocked FROM users
+         WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id FOR UPDATE",
+    )
+    .bind(vec![actor, target])
+    .fetch_all(&mut *conn)
+    .await?;
+    let me = rows.iter().find(|r| r.id == actor);
+    let Some(me) = me.filter(|me| !me.blocked) else {
+        // Blocked or deleted since the token was issued.
+        return Err(Problem::unauthorized().into());
+    };
+    if !authz.policy.allows(&me.role, rbac::USERS_MANAGE) {
+        return Err(Problem::forbidden()
+            .with_detail("Your role does not allow this.")
+            .into());
+    }
+    if !rows.iter().any(|r| r.id == target) {
+        return Err(Problem::not_found().into());
+    }
+    let target = users::find_by_id(&mut *conn, target)
+        .await?
+        .ok_or_else(Problem::not_found)?;
+    let role = target.role();
+    if !authz
+        .policy
+        .can_grant(&me.role, role.as_str(), role.as_str())
+    {
+        return Err(Problem::forbidden()
+            .with_detail("You cannot act on someone whose role is above yours.")
+            .into());
+    }
+    Ok(Locked {
+        actor,
+        actor_role: me.role.clone(),
+        target,
+    })
 }
 
 async fn set_role(
@@ -188,15 +247,23 @@ async fn set_role(
     Json(body): Json<RoleRequest>,
 ) -> ApiResult<Json<AdminUserView>> {
     authz.require(rbac::USERS_MANAGE)?;
-    let target = existing_user(&state, user_id(&path.id)?).await?;
-    may_manage(&authz, &target)?;
-    authz.require_grant(target.role().as_str(), body.role.as_str())?;
-    let actor = Uuid::parse_str(&authz.subject.user_id).ok();
-    // Sessions end before the change (so with Redis down nothing changes) and
-    // after it (so none opened meanwhile keeps the old role).
-    let target_id = target.id.to_string();
-    state.auth.sessions.revoke_all(&target_id, None).await?;
+    let target_id = user_id(&path.id)?;
     let mut tx = state.db.begin().await?;
+    let Locked {
+        actor,
+        actor_role,
+        target,
+    } = lock_pair(&mut tx, &authz, target_id).await?;
+    let (from, to) = (target.role().as_str(), body.role.as_str());
+    if !authz.policy.can_grant(&actor_role, from, to) {
+        return Err(Problem::forbidden()
+            .with_detail("Nobody grants a role above their own.")
+            .into());
+    }
+    // Sessions end before the change (so with Redis down nothing changes) and
+    // after it (so none opened meanwhile keeps the old role in its tokens).
+    let key = target.id.to_string();
+    state.auth.sessions.revoke_all(&key, None).await?;
     let user = users::set_role(&mut *tx, target.id, body.role)
         .await?
         .ok_or_else(Problem::not_found)?;
@@ -204,15 +271,13 @@ async fn set_role(
         &mut *tx,
         Entry {
             ip: meta.ip.as_deref(),
-            ..Entry::new(actor, "user.role_changed", "user", target.id).details(
-                serde_json::json!({"from": target.role().as_str(), "to": body.role.as_str()}),
-            )
+            ..Entry::new(Some(actor), "user.role_changed", "user", target.id)
+                .details(serde_json::json!({"from": from, "to": to}))
         },
     )
     .await?;
     tx.commit().await?;
-    // Tokens carry the role: the old ones must not outlive the change.
-    state.auth.sessions.revoke_all(&target_id, None).await?;
+    state.auth.sessions.revoke_all(&key, None).await?;
     Ok(Json(AdminUserView::from(&user)))
 }
 
@@ -242,14 +307,13 @@ async fn set_blocked(
     blocked: bool,
 ) -> ApiResult<Json<AdminUserView>> {
     authz.require(rbac::USERS_MANAGE)?;
-    let target = existing_user(&state, user_id(&path.id)?).await?;
-    may_manage(&authz, &target)?;
-    let actor = Uuid::parse_str(&authz.subject.user_id).ok();
-    let target_id = target.id.to_string();
-    if blocked {
-        state.auth.sessions.revoke_all(&target_id, None).await?;
-    }
+    let target_id = user_id(&path.id)?;
     let mut tx = state.db.begin().await?;
+    let Locked { actor, target, .. } = lock_pair(&mut tx, &authz, target_id).await?;
+    let key = target.id.to_string();
+    if blocked {
+        state.auth.sessions.revoke_all(&key, None).await?;
+    }
     let user = users::set_blocked(&mut *tx, target.id, blocked)
         .await?
         .ok_or_else(Problem::not_found)?;
@@ -262,13 +326,13 @@ async fn set_blocked(
         &mut *tx,
         Entry {
             ip: meta.ip.as_deref(),
-            ..Entry::new(actor, action, "user", target.id)
+            ..Entry::new(Some(actor), action, "user", target.id)
         },
     )
     .await?;
     tx.commit().await?;
     if blocked {
-        state.auth.sessions.revoke_all(&target_id, None).await?;
+        state.auth.sessions.revoke_all(&key, None).await?;
     }
     Ok(Json(AdminUserView::from(&user)))
 }

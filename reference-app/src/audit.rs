@@ -141,6 +141,22 @@ async fn list(
     Query(query): Query<AuditQuery>,
 ) -> ApiResult<Json<Page<AuditRecord>>> {
     authz.require(crate::rbac::AUDIT_READ)?;
+    let mut fields = crate::validation::Fields::default();
+    let valid_action = |a: &String| {
+        (1..=64).contains(&a.len())
+            && a.bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'_' || b == b'.')
+    };
+    if query.action.as_ref().is_some_and(|a| !valid_action(a)) {
+        fields.0.push(bff_core::problem::FieldError::new(
+            "action",
+            "must be 1 to 64 lower-case letters, dots or underscores",
+        ));
+    }
+    fields.check_opt("target_id", query.target_id.as_deref(), |t| {
+        crate::validation::text(t, 1, 64, false)
+    });
+    fields.finish()?;
     let page = PageParams {
         limit: query.limit,
         cursor: query.cursor,

@@ -46,6 +46,17 @@ impl IntoResponse for ApiError {
                 error @ (sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)),
             ) => unavailable(&error),
             Self::Unavailable(error) => unavailable(error.as_ref()),
+            // Text Postgres cannot store (a NUL character) that a field check
+            // let through: the client's input, never a 500.
+            Self::Database(sqlx::Error::Database(db))
+                if matches!(db.code().as_deref(), Some("22021" | "22P05")) =>
+            {
+                Problem::validation(Vec::new())
+                    .with_detail(
+                        "The request contains characters that cannot be stored, such as NUL.",
+                    )
+                    .into_response()
+            }
             Self::Database(error) => Problem::internal(&error).into_response(),
             Self::Internal(error) => Problem::internal(error.as_ref()).into_response(),
         }

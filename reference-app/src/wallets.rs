@@ -195,6 +195,8 @@ async fn create_wallet(
     Json(body): Json<NewWallet>,
 ) -> ApiResult<(StatusCode, Json<WalletView>)> {
     let owner = caller(&principal)?;
+    let currency = crate::currencies::CurrencyCode::parse(body.currency.trim())
+        .map_err(|e| Problem::invalid_field("currency", e.to_string()))?;
     let sql = format!(
         "WITH inserted AS (
              INSERT INTO wallets (id, user_id, currency)
@@ -205,7 +207,7 @@ async fn create_wallet(
     let row: Option<WalletRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(Uuid::now_v7())
         .bind(owner)
-        .bind(body.currency.trim())
+        .bind(currency.as_str())
         .fetch_optional(&state.db)
         .await
         .map_err(|e| conflict_on_unique(e, "You already have a wallet in this currency."))?;
@@ -633,6 +635,7 @@ async fn run(
     movement: &Movement<'_>,
     idempotency: Option<&Idempotency<'_>>,
 ) -> ApiResult<TransferView> {
+    const ATTEMPTS: u32 = 4;
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -652,7 +655,7 @@ async fn run(
         }
         .await;
         match result {
-            Err(error) if attempt < 3 && retryable(&error) => {
+            Err(error) if attempt < ATTEMPTS && retryable(&error) => {
                 tracing::warn!(
                     attempt,
                     "money transaction retried after a deadlock or serialization failure"

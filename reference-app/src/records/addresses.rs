@@ -195,7 +195,7 @@ impl Collection for Address {
         conn: &mut PgConnection,
         id: Uuid,
         owner: Uuid,
-        expected: Option<i32>,
+        expected: Option<Vec<i32>>,
         body: AddressPatch,
     ) -> ApiResult<Option<Self>> {
         let (checked, is_default) = check(body)?;
@@ -208,7 +208,7 @@ impl Collection for Address {
                  city = coalesce($6, city), street = coalesce($7, street),
                  postal_code = coalesce($8, postal_code), is_default = coalesce($9, is_default),
                  version = version + 1, updated_at = now()
-             WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL AND ($3::int IS NULL OR version = $3)
+             WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL AND ($3::int[] IS NULL OR version = ANY($3))
              RETURNING {COLUMNS}"
         );
         sqlx::query_as(sqlx::AssertSqlSafe(sql))

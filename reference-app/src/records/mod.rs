@@ -71,13 +71,13 @@ pub trait Collection:
     ) -> impl Future<Output = ApiResult<Self>> + Send;
 
     /// Validates and applies a patch to the live record `id` of `owner` whose
-    /// version is `expected` (any version when `None`); `None` when no row
-    /// matched.
+    /// version is one of `expected` (any version when `None`); `None` when no
+    /// row matched.
     fn update(
         conn: &mut PgConnection,
         id: Uuid,
         owner: Uuid,
-        expected: Option<i32>,
+        expected: Option<Vec<i32>>,
         body: Self::Patch,
     ) -> impl Future<Output = ApiResult<Option<Self>>> + Send;
 }
@@ -156,21 +156,44 @@ fn with_etag<C: Collection>(status: StatusCode, record: C) -> Response {
     (status, [(http::header::ETAG, etag)], axum::Json(record)).into_response()
 }
 
-/// The version `If-Match` asks for: `None` without the header or with `*`;
-/// a value no version has when it is not one of our ETags, so it fails.
-fn if_match(headers: &HeaderMap) -> Option<i32> {
-    let value = headers.get(http::header::IF_MATCH)?.to_str().unwrap_or("");
-    if value.trim() == "*" {
-        return None;
+/// What `If-Match` allows: any version without the header or with `*`, else
+/// the versions its strong tags name (none, when it names none of ours).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Precondition {
+    Any,
+    OneOf(Vec<i32>),
+}
+
+impl Precondition {
+    fn from_headers(headers: &HeaderMap) -> Self {
+        let Some(value) = headers.get(http::header::IF_MATCH) else {
+            return Self::Any;
+        };
+        let value = value.to_str().unwrap_or("");
+        if value.trim() == "*" {
+            return Self::Any;
+        }
+        // A list of entity tags (RFC 9110); weak ones never match If-Match.
+        Self::OneOf(
+            value
+                .split(',')
+                .filter_map(|tag| {
+                    tag.trim()
+                        .strip_prefix('"')
+                        .and_then(|v| v.strip_suffix('"'))
+                        .and_then(|v| v.parse().ok())
+                })
+                .collect(),
+        )
     }
-    Some(
-        value
-            .trim()
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(-1),
-    )
+
+    /// The versions for SQL: `None` for any.
+    fn versions(&self) -> Option<Vec<i32>> {
+        match self {
+            Self::Any => None,
+            Self::OneOf(versions) => Some(versions.clone()),
+        }
+    }
 }
 
 /// A unique violation (a partial index of live rows) is the client's conflict.
@@ -276,9 +299,9 @@ async fn update<C: Collection>(
     Json(body): Json<C::Patch>,
 ) -> ApiResult<Response> {
     let (id, owner) = (record_id(&path)?, caller(&principal)?);
-    let expected = if_match(&headers);
+    let precondition = Precondition::from_headers(&headers);
     let mut tx = state.db.begin().await?;
-    match C::update(&mut tx, id, owner, expected, body).await? {
+    match C::update(&mut tx, id, owner, precondition.versions(), body).await? {
         Some(record) => {
             tx.commit().await?;
             Ok(with_etag(StatusCode::OK, record))
@@ -287,7 +310,7 @@ async fn update<C: Collection>(
             // Nothing matched: either the record is not the caller's (404) or
             // its version moved on (412).
             let exists = fetch::<C>(&mut *tx, id, Some(owner)).await?.is_some();
-            if exists && expected.is_some() {
+            if exists && precondition != Precondition::Any {
                 Err(Problem::from_status(StatusCode::PRECONDITION_FAILED)
                     .with_detail(
                         "The record changed since the version in `If-Match`; read it again.",
@@ -326,6 +349,7 @@ async fn delete<C: Collection>(
 async fn restore<C: Collection>(
     State(state): State<AppState>,
     authz: Authz<Principal>,
+    meta: crate::auth::ClientMeta,
     Path(path): Path<RecordPath>,
 ) -> ApiResult<Response> {
     authz.require(rbac::RECORDS_RESTORE)?;
@@ -348,22 +372,27 @@ async fn restore<C: Collection>(
             )
         })?;
     let record = match restored {
-        Some(record) => record,
+        Some(record) => {
+            audit::record(
+                &mut *tx,
+                Entry {
+                    ip: meta.ip.as_deref(),
+                    ..Entry::new(
+                        Uuid::parse_str(&authz.subject.user_id).ok(),
+                        "record.restored",
+                        C::KIND,
+                        id,
+                    )
+                },
+            )
+            .await?;
+            record
+        }
         // Restoring a live record changes nothing and says so.
         None => fetch::<C>(&mut *tx, id, None)
             .await?
             .ok_or_else(Problem::not_found)?,
     };
-    audit::record(
-        &mut *tx,
-        Entry::new(
-            Uuid::parse_str(&authz.subject.user_id).ok(),
-            "record.restored",
-            C::KIND,
-            id,
-        ),
-    )
-    .await?;
     tx.commit().await?;
     Ok(with_etag(StatusCode::OK, record))
 }
@@ -382,14 +411,23 @@ mod tests {
             );
             map
         };
-        assert_eq!(if_match(&HeaderMap::new()), None);
-        assert_eq!(if_match(&headers("*")), None);
-        assert_eq!(if_match(&headers("\"7\"")), Some(7));
+        let versions = |value: &str| Precondition::from_headers(&headers(value)).versions();
         assert_eq!(
-            if_match(&headers("W/\"7\"")),
-            Some(-1),
+            Precondition::from_headers(&HeaderMap::new()),
+            Precondition::Any
+        );
+        assert_eq!(versions("*"), None);
+        assert_eq!(versions("\"7\""), Some(vec![7]));
+        assert_eq!(
+            versions("\"3\", \"7\""),
+            Some(vec![3, 7]),
+            "a list matches any"
+        );
+        assert_eq!(
+            versions("W/\"7\""),
+            Some(vec![]),
             "weak tags never match If-Match"
         );
-        assert_eq!(if_match(&headers("garbage")), Some(-1));
+        assert_eq!(versions("garbage"), Some(vec![]));
     }
 }

@@ -154,7 +154,7 @@ impl Collection for WishlistItem {
         conn: &mut PgConnection,
         id: Uuid,
         owner: Uuid,
-        expected: Option<i32>,
+        expected: Option<Vec<i32>>,
         body: WishlistPatch,
     ) -> ApiResult<Option<Self>> {
         let checked = check(body)?;
@@ -162,7 +162,7 @@ impl Collection for WishlistItem {
             "UPDATE wishlist_items SET
                  sku = coalesce($4, sku), note = coalesce($5, note), priority = coalesce($6, priority),
                  version = version + 1, updated_at = now()
-             WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL AND ($3::int IS NULL OR version = $3)
+             WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL AND ($3::int[] IS NULL OR version = ANY($3))
              RETURNING {COLUMNS}"
         );
         sqlx::query_as(sqlx::AssertSqlSafe(sql))
