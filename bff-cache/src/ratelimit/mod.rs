@@ -1,0 +1,218 @@
+//! Token-bucket rate limiting with GCRA (the generic cell rate algorithm).
+//!
+//! GCRA keeps one number per key: the theoretical arrival time (TAT) of the
+//! next request if requests came exactly at the allowed rate. A request is
+//! allowed while the TAT is less than `burst` emission intervals ahead of now;
+//! allowing it moves the TAT one interval further. That is a token bucket of
+//! `burst` tokens refilled at the quota's rate, kept in a single value, so a
+//! decision is one compare and one write: in memory under a shard lock, in
+//! Redis as one atomic script.
+//!
+//! ```
+//! use std::time::Duration;
+//! use bff_cache::ratelimit::{Quota, gcra};
+//!
+//! // 10 requests per second, bursts of up to 10.
+//! let quota = Quota::per_second(10);
+//! let mut tat = 0;
+//! let now = 1_000_000_000; // ns
+//! for _ in 0..10 {
+//!     let (decision, next) = gcra(&quota, tat, now);
+//!     assert!(decision.allowed);
+//!     tat = next;
+//! }
+//! let (decision, _) = gcra(&quota, tat, now);
+//! assert!(!decision.allowed);
+//! assert_eq!(decision.retry_after, Duration::from_millis(100));
+//! ```
+
+mod key;
+mod layer;
+mod memory;
+#[cfg(feature = "redis")]
+mod redis_backend;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use key::{ClientIp, KeyExtractor, RequestInfo, Route, from_fn};
+pub use layer::{Policy, RateLimitLayer, RateLimitService, ResponseFuture};
+pub use memory::MemoryBackend;
+#[cfg(feature = "redis")]
+pub use redis_backend::{OnRedisError, RedisBackend};
+
+/// A boxed future, as backends return.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// How many requests a key may make: `count` per `period`, with bursts of up
+/// to `burst` (by default `count`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    count: u32,
+    period: Duration,
+    burst: u32,
+}
+
+impl Quota {
+    /// `count` requests per `period` (at least 1 and a positive period).
+    pub fn new(count: u32, period: Duration) -> Self {
+        let count = count.max(1);
+        Self {
+            count,
+            period: period.max(Duration::from_nanos(1)),
+            burst: count,
+        }
+    }
+
+    /// `count` per second.
+    pub fn per_second(count: u32) -> Self {
+        Self::new(count, Duration::from_secs(1))
+    }
+
+    /// `count` per minute.
+    pub fn per_minute(count: u32) -> Self {
+        Self::new(count, Duration::from_secs(60))
+    }
+
+    /// `count` per hour.
+    pub fn per_hour(count: u32) -> Self {
+        Self::new(count, Duration::from_secs(3600))
+    }
+
+    /// Allows bursts of `burst` requests (at least 1).
+    #[must_use]
+    pub fn with_burst(mut self, burst: u32) -> Self {
+        self.burst = burst.max(1);
+        self
+    }
+
+    /// Requests per period.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// The period.
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+
+    /// The largest burst.
+    pub fn burst(&self) -> u32 {
+        self.burst
+    }
+
+    /// Time between two requests at the steady rate, in nanoseconds (at least 1).
+    pub fn emission_interval_ns(&self) -> u64 {
+        let period = u64::try_from(self.period.as_nanos()).unwrap_or(u64::MAX);
+        (period / u64::from(self.count)).max(1)
+    }
+}
+
+/// The outcome of one request against one quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// Whether the request may go ahead.
+    pub allowed: bool,
+    /// Requests still allowed right now.
+    pub remaining: u32,
+    /// Until the bucket is full again.
+    pub reset: Duration,
+    /// When a refused request may succeed (zero when allowed).
+    pub retry_after: Duration,
+}
+
+/// One GCRA decision: the quota, the key's stored TAT and the time, all in
+/// nanoseconds on one clock. Returns the decision and the TAT to store (the
+/// unchanged one when refused).
+pub fn gcra(quota: &Quota, tat: u64, now: u64) -> (Decision, u64) {
+    let interval = quota.emission_interval_ns();
+    let capacity = interval.saturating_mul(u64::from(quota.burst));
+    let tat = tat.max(now);
+    let new_tat = tat.saturating_add(interval);
+    let ahead = new_tat - now;
+    if ahead > capacity {
+        let decision = Decision {
+            allowed: false,
+            remaining: 0,
+            reset: Duration::from_nanos(tat - now),
+            retry_after: Duration::from_nanos(ahead - capacity),
+        };
+        return (decision, tat);
+    }
+    let remaining = u32::try_from((capacity - ahead) / interval).unwrap_or(u32::MAX);
+    let decision = Decision {
+        allowed: true,
+        remaining,
+        reset: Duration::from_nanos(ahead),
+        retry_after: Duration::ZERO,
+    };
+    (decision, new_tat)
+}
+
+/// Why a backend could not decide.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RateLimitError {
+    /// The shared store failed.
+    #[error("rate-limit store unavailable")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Where the limiter keeps its state.
+pub trait Backend: Send + Sync + 'static {
+    /// Decides one request of `key` against `quota`.
+    fn check<'a>(
+        &'a self,
+        key: &'a str,
+        quota: &'a Quota,
+    ) -> BoxFuture<'a, Result<Decision, RateLimitError>>;
+}
+
+impl<B: Backend + ?Sized> Backend for Arc<B> {
+    fn check<'a>(
+        &'a self,
+        key: &'a str,
+        quota: &'a Quota,
+    ) -> BoxFuture<'a, Result<Decision, RateLimitError>> {
+        (**self).check(key, quota)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: u64 = 1_000_000_000;
+
+    #[test]
+    fn exact_token_accounting() {
+        let quota = Quota::per_second(5).with_burst(3);
+        let now = 10 * SECOND;
+        let mut tat = 0;
+        for remaining in [2, 1, 0] {
+            let (decision, next) = gcra(&quota, tat, now);
+            assert!(decision.allowed);
+            assert_eq!(decision.remaining, remaining);
+            tat = next;
+        }
+        let (refused, unchanged) = gcra(&quota, tat, now);
+        assert!(!refused.allowed);
+        assert_eq!(unchanged, tat, "a refusal costs nothing");
+        assert_eq!(refused.retry_after, Duration::from_millis(200));
+        // One interval later, exactly one more.
+        let later = now + SECOND / 5;
+        let (decision, next) = gcra(&quota, tat, later);
+        assert!(decision.allowed);
+        assert_eq!(decision.remaining, 0);
+        assert!(!gcra(&quota, next, later).0.allowed);
+    }
+
+    #[test]
+    fn an_idle_key_refills_to_the_burst_and_no_further() {
+        let quota = Quota::per_minute(60).with_burst(10);
+        let (decision, _) = gcra(&quota, 5 * SECOND, 1_000 * SECOND);
+        assert!(decision.allowed);
+        assert_eq!(decision.remaining, 9);
+        assert_eq!(decision.reset, Duration::from_secs(1));
+    }
+}
