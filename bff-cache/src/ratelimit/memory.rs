@@ -1,9 +1,8 @@
 //! The in-memory backend: sharded, evicting idle keys.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Mutex;
-
-use tokio::time::Instant;
 
 use super::{Backend, BoxFuture, Decision, Quota, RateLimitError, gcra};
 
@@ -14,30 +13,32 @@ use super::{Backend, BoxFuture, Decision, Quota, RateLimitError, gcra};
 /// whose bucket is full again (its TAT has passed) carries no information, so
 /// idle keys are dropped whenever a shard grows past its share of the key
 /// budget; memory stays bounded by the keys active within one burst window.
-/// Time is tokio's clock, so tests can pause and advance it.
+/// Keys are hashed with a per-process random seed, so clients cannot choose
+/// keys that collide. Time is the system's monotonic clock, or tokio's (which
+/// tests can pause and advance) with [`MemoryBackend::with_tokio_clock`].
 #[derive(Debug)]
 pub struct MemoryBackend {
     shards: Box<[Mutex<Shard>]>,
-    epoch: Instant,
+    hasher: foldhash::quality::RandomState,
+    clock: Clock,
     max_keys_per_shard: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Clock {
+    System(std::time::Instant),
+    Tokio(tokio::time::Instant),
 }
 
 #[derive(Debug, Default)]
 struct Shard {
-    tats: HashMap<String, u64>,
+    tats: HashMap<String, u64, foldhash::quality::RandomState>,
 }
 
 impl Default for MemoryBackend {
     fn default() -> Self {
         Self::new(100_000)
     }
-}
-
-/// FNV-1a: fast, and good enough to spread keys over a few shards.
-fn shard_hash(key: &str) -> u64 {
-    key.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 impl MemoryBackend {
@@ -48,15 +49,28 @@ impl MemoryBackend {
             .next_power_of_two();
         Self {
             shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
-            epoch: Instant::now(),
+            hasher: foldhash::quality::RandomState::default(),
+            clock: Clock::System(std::time::Instant::now()),
             max_keys_per_shard: (max_keys / shards).max(16),
         }
     }
 
-    /// Nanoseconds since this backend was made, on tokio's clock; offset by a
-    /// second so that a fresh key's TAT (0) is always in the past.
+    /// Uses tokio's clock, which tests can pause and advance. (The system
+    /// clock is cheaper to read when tokio's test utilities are compiled in.)
+    #[must_use]
+    pub fn with_tokio_clock(mut self) -> Self {
+        self.clock = Clock::Tokio(tokio::time::Instant::now());
+        self
+    }
+
+    /// Nanoseconds since this backend was made, offset by a second so that a
+    /// fresh key's TAT (0) is always in the past.
     fn now(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_nanos())
+        let elapsed = match self.clock {
+            Clock::System(epoch) => epoch.elapsed(),
+            Clock::Tokio(epoch) => epoch.elapsed(),
+        };
+        u64::try_from(elapsed.as_nanos())
             .unwrap_or(u64::MAX)
             .saturating_add(1_000_000_000)
     }
@@ -64,24 +78,25 @@ impl MemoryBackend {
     /// Decides one request synchronously (the backend never waits on I/O).
     pub fn decide(&self, key: &str, quota: &Quota) -> Decision {
         let now = self.now();
-        let index = usize::try_from(shard_hash(key)).unwrap_or(0) & (self.shards.len() - 1);
+        let hash = self.hasher.hash_one(key);
+        // The high bits pick the shard; the map inside uses its own seed.
+        let index = usize::try_from(hash >> 48).unwrap_or(0) & (self.shards.len() - 1);
         // A poisoned shard only means another thread panicked mid-update of a
         // plain integer map; its data is still sound.
         let mut shard = self.shards[index]
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let tat = shard.tats.get(key).copied().unwrap_or(0);
-        let (decision, next) = gcra(quota, tat, now);
-        if next != tat {
-            match shard.tats.get_mut(key) {
-                Some(stored) => *stored = next,
-                None => {
-                    if shard.tats.len() >= self.max_keys_per_shard {
-                        shard.tats.retain(|_, tat| *tat > now);
-                    }
-                    shard.tats.insert(key.to_owned(), next);
-                }
+        if let Some(stored) = shard.tats.get_mut(key) {
+            let (decision, next) = gcra(quota, *stored, now);
+            *stored = next;
+            return decision;
+        }
+        let (decision, next) = gcra(quota, 0, now);
+        if decision.allowed {
+            if shard.tats.len() >= self.max_keys_per_shard {
+                shard.tats.retain(|_, tat| *tat > now);
             }
+            shard.tats.insert(key.to_owned(), next);
         }
         decision
     }
@@ -119,7 +134,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn burst_then_refill_on_tokios_clock() {
-        let backend = MemoryBackend::default();
+        let backend = MemoryBackend::default().with_tokio_clock();
         let quota = Quota::per_second(2).with_burst(4);
         for remaining in [3, 2, 1, 0] {
             let decision = backend.decide("k", &quota);
@@ -141,7 +156,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn idle_keys_are_evicted() {
-        let backend = MemoryBackend::new(16);
+        let backend = MemoryBackend::new(16).with_tokio_clock();
         let quota = Quota::per_second(1);
         for i in 0..1_000 {
             backend.decide(&format!("key-{i}"), &quota);
