@@ -43,6 +43,8 @@ pub struct AppState {
     pub outbox: OutboxSignal,
     /// Roles and permissions.
     pub policy: bff_rbac::Policy,
+    /// Rate limits.
+    pub limits: crate::limits::Limits,
 }
 
 impl axum::extract::FromRef<AppState> for bff_rbac::Policy {
@@ -88,6 +90,9 @@ pub enum StartupError {
     /// The role declarations are inconsistent (a bug).
     #[error("invalid role declarations")]
     Policy(#[source] bff_rbac::PolicyError),
+    /// A setting is inconsistent.
+    #[error("configuration: {0}")]
+    Config(String),
     /// The notifier's senders are not configured properly.
     #[error("notifier: {0}")]
     Senders(String),
@@ -227,7 +232,7 @@ impl Application {
         let readiness = Readiness::new()
             .with_timeout(config.http.readiness_timeout)
             .with_check(PostgresCheck::new(db.clone()))
-            .with_check(RedisCheck::new(redis))
+            .with_check(RedisCheck::new(redis.clone()))
             .with_check(NatsCheck::new(nats.clone()));
         let http = HttpConfig {
             body_limit: config.http.body_limit,
@@ -242,6 +247,13 @@ impl Application {
                 codes: Arc::new(codes),
                 outbox: signal,
                 policy: crate::rbac::policy().map_err(StartupError::Policy)?,
+                limits: crate::limits::Limits::new(
+                    redis.clone(),
+                    &config.redis.redis_prefix,
+                    &config.rate_limit,
+                    &config.http.trusted_proxies,
+                )
+                .map_err(StartupError::Config)?,
             },
             readiness,
             &http,
@@ -445,8 +457,12 @@ pub fn app(
                 .merge(crate::records::routes::<crate::records::Address>())
                 .merge(crate::records::routes::<crate::records::WishlistItem>())
                 .merge(crate::wallets::routes())
+                // Inside the JWT layer, which puts the caller there.
+                .layer(state.limits.per_user_layer())
                 .layer(jwt),
         )
+        // The API, not the probes and documents below.
+        .layer(state.limits.per_ip_layer())
         .merge(bff_core::health::routes(readiness))
         .merge(metrics::routes(metrics::install_recorder()))
         .merge(openapi::routes(docs.clone()))

@@ -255,9 +255,11 @@ where
             }
             let mut response = inner.call(req).await?;
             if !applied.is_empty() {
+                // Appended, not set: an inner limiter's fields stay, and the
+                // lines together form one list (RFC 9110 field combination).
                 for (name, value) in headers(&applied) {
                     if let Some(value) = value {
-                        response.headers_mut().insert(name, value);
+                        response.headers_mut().append(name, value);
                     }
                 }
             }

@@ -1,11 +1,9 @@
 //! The auth endpoints and `/me`.
 
-use std::net::SocketAddr;
-
 use aide::axum::ApiRouter;
 use aide::axum::routing::{delete_with, get_with, post_with};
 use aide::transform::TransformOperation;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, NoContent, Response};
 use bff_auth::layer::Principal;
@@ -37,6 +35,7 @@ pub fn public_routes() -> ApiRouter<AppState> {
                     .response_with::<401, Problem, _>(|r| r.description("`invalid_credentials`."))
                     .response_with::<403, Problem, _>(|r| r.description("The account is blocked."))
                     .response_with::<422, Problem, _>(|r| r.description("The identifier is neither an email nor a phone number."))
+                    .response_with::<429, Problem, _>(|r| r.description("`rate_limited`: too many attempts from this address or for this identifier; see `Retry-After`."))
             }),
         )
         .api_route(
@@ -144,14 +143,24 @@ impl ClientMeta {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
+impl FromRequestParts<AppState> for ClientMeta {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        // The peer, or the client a trusted proxy reports (BFF_TRUSTED_PROXIES).
+        let ip = state
+            .limits
+            .client_ip
+            .client(&bff_cache::ratelimit::RequestInfo {
+                method: &parts.method,
+                uri: &parts.uri,
+                headers: &parts.headers,
+                extensions: &parts.extensions,
+            })
+            .map(|ip| ip.to_string());
         let user_agent = parts
             .headers
             .get(http::header::USER_AGENT)
@@ -232,6 +241,11 @@ async fn login(
 ) -> ApiResult<Json<TokenResponse>> {
     let identifier = Identifier::parse(&body.identifier)
         .map_err(|e| Problem::invalid_field("identifier", e.to_string()))?;
+    // Known and unknown identifiers are counted alike, before any lookup.
+    state
+        .limits
+        .login(meta.client_key().as_deref(), identifier.as_str())
+        .await?;
     let user = users::find_by_identifier(&state.db, &identifier).await?;
     let password = SecretString::from(body.password);
     // An unknown identifier is checked against a dummy hash: same work, same answer.

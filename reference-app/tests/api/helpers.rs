@@ -186,6 +186,13 @@ impl TestApp {
         // Tests read notifications off the stream as a consumer would; the ones
         // about delivery switch the notifier on.
         config.notifier.notifier = false;
+        // Suites make many requests from one address; the limits have tests of
+        // their own that set them low.
+        let generous = bff_cache::ratelimit::Quota::per_minute(1_000_000);
+        config.rate_limit.rate_limit_per_ip = generous;
+        config.rate_limit.rate_limit_per_user = generous;
+        config.rate_limit.rate_limit_login_per_ip = generous;
+        config.rate_limit.rate_limit_login_per_identifier = generous;
         configure(&mut config);
         let streams = TestStreams::new(&config);
         Self::start(

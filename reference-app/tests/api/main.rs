@@ -8,6 +8,7 @@ mod currencies;
 mod errors;
 mod health;
 mod helpers;
+mod limits;
 mod money;
 mod notifier;
 mod observability;
