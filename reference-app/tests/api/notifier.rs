@@ -165,13 +165,19 @@ async fn a_failing_webhook_is_retried_then_dead_lettered() {
         Some(3),
         "three deliveries, then the dead letter"
     );
-    let metrics = app.get("/metrics").await.text().await.expect("text");
-    assert!(
-        metrics
+    // The dead letter is on the stream a moment before the counter moves.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let metrics = app.get("/metrics").await.text().await.expect("text");
+        if metrics
             .lines()
-            .any(|l| l.starts_with("bff_notifications_dead_lettered_total{channel=\"sms\"}")),
-        "{metrics}"
-    );
+            .any(|l| l.starts_with("bff_notifications_dead_lettered_total{channel=\"sms\"}"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
