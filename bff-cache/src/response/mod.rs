@@ -1,0 +1,528 @@
+//! A response cache for `GET` and `HEAD`, as a tower layer.
+//!
+//! - **Key**: the cache's name, the path, the query with its parameters sorted,
+//!   the values of the `Vary` headers the cache is told about, and, for a
+//!   per-user cache, the user. A request with `Authorization` is never served
+//!   a shared entry: without a per-user key it bypasses the cache.
+//! - **Honours the handler**: only 200s are stored; `Cache-Control: no-store`
+//!   is never stored, `private` only in a per-user cache, and a response that
+//!   sets a cookie never.
+//! - **Stampedes**: concurrent misses for one key wait for a single origin call
+//!   in this process, and, with a shared store, for a short lock across
+//!   instances.
+//! - **Validation**: every entry has a strong `ETag`; `If-None-Match` with it
+//!   is answered 304.
+//! - **Tags**: an entry records the versions of its tags (say `user:42`);
+//!   [`Invalidator::invalidate`] bumps a tag's version, so the next read of
+//!   every entry carrying it, on every instance sharing the store, misses.
+//! - `X-Cache: HIT`, `MISS` or `BYPASS` on every answer, and
+//!   `bff_cache_requests_total{cache,outcome}` for the hit ratio.
+//! - A failing store is logged (once per outage) and the origin answers.
+//!
+//! ```
+//! use std::time::Duration;
+//! use bff_cache::response::{CacheLayer, MemoryStore};
+//!
+//! let cache = CacheLayer::new("currencies", MemoryStore::new(16 * 1024 * 1024))
+//!     .ttl(Duration::from_secs(60))
+//!     .tags(|_request, _user| vec!["currencies".to_owned()]);
+//! let app: axum::Router = axum::Router::new()
+//!     .route("/currencies", axum::routing::get(|| async { "[\"EUR\"]" }))
+//!     .layer(cache);
+//! ```
+
+mod store;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bff_core::Problem;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use sha2::{Digest, Sha256};
+use tower::{Layer, Service};
+
+pub use store::{CacheError, CacheStore, Entry, MemoryStore};
+
+use crate::ratelimit::{BoxFuture, KeyExtractor, RequestInfo};
+
+/// Tags of a request: from the request and the per-user key, if any.
+type TagFn = dyn Fn(&RequestInfo<'_>, Option<&str>) -> Vec<String> + Send + Sync;
+
+/// How long one instance's fill lock holds other instances off.
+const LOCK_TTL: Duration = Duration::from_secs(5);
+/// How long a request waits for another instance's fill before calling the origin.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+struct Shared {
+    name: String,
+    store: Arc<dyn CacheStore>,
+    ttl: Duration,
+    vary: Vec<HeaderName>,
+    user: Option<Arc<dyn KeyExtractor>>,
+    tags: Option<Arc<TagFn>>,
+    max_body: usize,
+    fills: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    failing: AtomicBool,
+}
+
+/// Caches `GET` and `HEAD` responses; see the [module docs](self).
+#[derive(Clone)]
+pub struct CacheLayer {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for CacheLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheLayer")
+            .field("name", &self.shared.name)
+            .field("ttl", &self.shared.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CacheLayer {
+    /// A cache named `name` (part of every key, and the metrics label) in
+    /// `store`, with a TTL of 30 s.
+    pub fn new(name: &str, store: impl CacheStore) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                name: name.to_owned(),
+                store: Arc::new(store),
+                ttl: Duration::from_secs(30),
+                vary: Vec::new(),
+                user: None,
+                tags: None,
+                max_body: 1024 * 1024,
+                fills: Mutex::new(HashMap::new()),
+                failing: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    fn edit(mut self, f: impl FnOnce(&mut Shared)) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            f(shared);
+        }
+        self
+    }
+
+    /// How long entries live.
+    #[must_use]
+    pub fn ttl(self, ttl: Duration) -> Self {
+        self.edit(|s| s.ttl = ttl)
+    }
+
+    /// A request header whose value selects the representation (`Accept-Language`).
+    #[must_use]
+    pub fn vary(self, header: HeaderName) -> Self {
+        self.edit(|s| s.vary.push(header))
+    }
+
+    /// Caches per user, the user being what `key` extracts; requests it finds
+    /// no user in bypass the cache.
+    #[must_use]
+    pub fn per_user(self, key: impl KeyExtractor) -> Self {
+        self.edit(|s| s.user = Some(Arc::new(key)))
+    }
+
+    /// The tags of an entry, from the request and the user.
+    #[must_use]
+    pub fn tags<F>(self, tags: F) -> Self
+    where
+        F: Fn(&RequestInfo<'_>, Option<&str>) -> Vec<String> + Send + Sync + 'static,
+    {
+        self.edit(|s| s.tags = Some(Arc::new(tags)))
+    }
+
+    /// Largest body stored (default 1 MiB); larger ones are served, not kept.
+    #[must_use]
+    pub fn max_body(self, bytes: usize) -> Self {
+        self.edit(|s| s.max_body = bytes)
+    }
+
+    /// Invalidates this cache's tags (and those of any cache on the same store).
+    pub fn invalidator(&self) -> Invalidator {
+        Invalidator {
+            store: Arc::clone(&self.shared.store),
+        }
+    }
+}
+
+/// Makes tagged entries stale.
+#[derive(Clone)]
+pub struct Invalidator {
+    store: Arc<dyn CacheStore>,
+}
+
+impl std::fmt::Debug for Invalidator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Invalidator")
+    }
+}
+
+impl Invalidator {
+    /// An invalidator of `store`'s tags.
+    pub fn new(store: Arc<dyn CacheStore>) -> Self {
+        Self { store }
+    }
+
+    /// Makes every entry tagged `tag` stale; the next read of it misses.
+    pub async fn invalidate(&self, tag: &str) -> Result<(), CacheError> {
+        self.store.invalidate(tag).await
+    }
+}
+
+impl<S> Layer<S> for CacheLayer {
+    type Service = CacheService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CacheService {
+            inner,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// The service of [`CacheLayer`].
+#[derive(Clone)]
+pub struct CacheService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> CacheService<S> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Unwraps the service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for CacheService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheService")
+            .field("inner", &self.inner)
+            .field("name", &self.shared.name)
+            .finish()
+    }
+}
+
+/// Headers that describe one exchange rather than the representation.
+fn replayable(name: &HeaderName) -> bool {
+    !matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "transfer-encoding"
+            | "content-length"
+            | "date"
+            | "etag"
+            | "x-cache"
+            | "x-request-id"
+            | "ratelimit"
+            | "ratelimit-policy"
+            | "retry-after"
+            | "set-cookie"
+    )
+}
+
+fn cache_key(shared: &Shared, info: &RequestInfo<'_>, user: Option<&str>) -> String {
+    let mut params: Vec<&str> = info
+        .uri
+        .query()
+        .map(|q| q.split('&').filter(|p| !p.is_empty()).collect())
+        .unwrap_or_default();
+    params.sort_unstable();
+    let mut key = format!("{}|{}?{}", shared.name, info.uri.path(), params.join("&"));
+    for header in &shared.vary {
+        let value = info
+            .headers
+            .get(header)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        key.push('|');
+        key.push_str(value);
+    }
+    if let Some(user) = user {
+        key.push_str("|u=");
+        key.push_str(user);
+    }
+    // Long keys (big queries) are hashed so stores see bounded keys.
+    if key.len() > 200 {
+        format!("{}|{}", shared.name, hex(&Sha256::digest(key.as_bytes())))
+    } else {
+        key
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn etag_of(body: &[u8]) -> String {
+    format!("\"{}\"", hex(&Sha256::digest(body)[..16]))
+}
+
+fn matches_etag(if_none_match: Option<&HeaderValue>, etag: &str) -> bool {
+    if_none_match
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .map(|t| t.trim().trim_start_matches("W/"))
+                .any(|t| t == "*" || t == etag)
+        })
+}
+
+fn respond(
+    entry: &Entry,
+    outcome: &'static str,
+    if_none_match: Option<&HeaderValue>,
+    head: bool,
+) -> Response {
+    let not_modified = matches_etag(if_none_match, &entry.etag);
+    let body = if not_modified || head {
+        Body::empty()
+    } else {
+        Body::from(entry.body.clone())
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = if not_modified {
+        StatusCode::NOT_MODIFIED
+    } else {
+        StatusCode::from_u16(entry.status).unwrap_or(StatusCode::OK)
+    };
+    for (name, value) in &entry.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            response.headers_mut().append(name, value);
+        }
+    }
+    if let Ok(etag) = HeaderValue::from_str(&entry.etag) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    response
+        .headers_mut()
+        .insert("x-cache", HeaderValue::from_static(outcome));
+    response
+}
+
+impl Shared {
+    fn count(&self, outcome: &'static str) {
+        metrics::counter!("bff_cache_requests_total", "cache" => self.name.clone(), "outcome" => outcome).increment(1);
+    }
+
+    fn store_failed(&self, error: &CacheError) {
+        if !self.failing.swap(true, Ordering::Relaxed) {
+            tracing::warn!(%error, cache = %self.name, "response cache store unavailable; serving from the origin");
+        }
+    }
+
+    fn store_ok(&self) {
+        if self.failing.swap(false, Ordering::Relaxed) {
+            tracing::info!(cache = %self.name, "response cache store is back");
+        }
+    }
+
+    /// A fresh, current entry for `key`, or `None`.
+    async fn lookup(&self, key: &str) -> Result<Option<Entry>, CacheError> {
+        let Some(entry) = self.store.get(key).await? else {
+            return Ok(None);
+        };
+        if !entry.is_fresh() {
+            return Ok(None);
+        }
+        if !entry.tags.is_empty() {
+            let names: Vec<String> = entry.tags.iter().map(|(t, _)| t.clone()).collect();
+            let current = self.store.tag_versions(&names).await?;
+            if entry.tags.iter().zip(current).any(|((_, v), c)| *v != c) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(entry))
+    }
+
+    fn fill_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut fills = self
+            .fills
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Locks nobody holds or waits for are dropped as we go.
+        fills.retain(|_, lock| Arc::strong_count(lock) > 1);
+        Arc::clone(fills.entry(key.to_owned()).or_default())
+    }
+}
+
+/// Whether the handler allows storing its response here.
+fn storable(response: &Response, per_user: bool) -> bool {
+    if response.status() != StatusCode::OK || response.headers().contains_key(header::SET_COOKIE) {
+        return false;
+    }
+    let directives = response
+        .headers()
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|d| d.trim().to_ascii_lowercase())
+        .collect::<Vec<_>>();
+    !directives.iter().any(|d| d == "no-store")
+        && (per_user || !directives.iter().any(|d| d == "private"))
+}
+
+impl<S> Service<Request<Body>> for CacheService<S>
+where
+    S: Service<Request<Body>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = Arc::clone(&self.shared);
+        Box::pin(async move {
+            let head = req.method() == Method::HEAD;
+            if req.method() != Method::GET && !head {
+                return inner.call(req).await;
+            }
+            let info = RequestInfo {
+                method: req.method(),
+                uri: req.uri(),
+                headers: req.headers(),
+                extensions: req.extensions(),
+            };
+            let user = shared.user.as_ref().and_then(|u| u.key(&info));
+            let bypass = match &shared.user {
+                Some(_) => user.is_none(),
+                // A shared cache never answers a request that carries credentials.
+                None => req.headers().contains_key(header::AUTHORIZATION),
+            };
+            if bypass {
+                shared.count("bypass");
+                let mut response = inner.call(req).await?;
+                response
+                    .headers_mut()
+                    .insert("x-cache", HeaderValue::from_static("BYPASS"));
+                return Ok(response);
+            }
+            let key = cache_key(&shared, &info, user.as_deref());
+            let tags = shared
+                .tags
+                .as_ref()
+                .map(|t| t(&info, user.as_deref()))
+                .unwrap_or_default();
+            let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
+
+            match shared.lookup(&key).await {
+                Ok(Some(entry)) => {
+                    shared.store_ok();
+                    shared.count("hit");
+                    return Ok(respond(&entry, "HIT", if_none_match.as_ref(), head));
+                }
+                Ok(None) => shared.store_ok(),
+                Err(error) => {
+                    shared.store_failed(&error);
+                    shared.count("bypass");
+                    let mut response = inner.call(req).await?;
+                    response
+                        .headers_mut()
+                        .insert("x-cache", HeaderValue::from_static("BYPASS"));
+                    return Ok(response);
+                }
+            }
+
+            // One origin call per key in this process: the others wait here,
+            // then find the entry the first one stored.
+            let fill = shared.fill_lock(&key);
+            let _filling = fill.lock().await;
+            if let Ok(Some(entry)) = shared.lookup(&key).await {
+                shared.count("hit");
+                return Ok(respond(&entry, "HIT", if_none_match.as_ref(), head));
+            }
+            // And, with a shared store, one across instances, for a while.
+            let locked = shared.store.lock(&key, LOCK_TTL).await.unwrap_or(true);
+            if !locked {
+                let deadline = tokio::time::Instant::now() + LOCK_WAIT;
+                while tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    if let Ok(Some(entry)) = shared.lookup(&key).await {
+                        shared.count("hit");
+                        return Ok(respond(&entry, "HIT", if_none_match.as_ref(), head));
+                    }
+                }
+            }
+            // Versions are read before the origin answers: an invalidation
+            // during the call leaves the entry stale, never wrongly fresh.
+            let versions = shared.store.tag_versions(&tags).await.unwrap_or_default();
+            let response = inner.call(req).await?;
+            shared.count("miss");
+            if !storable(&response, shared.user.is_some()) || versions.len() != tags.len() {
+                if locked {
+                    let _ = shared.store.unlock(&key).await;
+                }
+                let mut response = response;
+                response
+                    .headers_mut()
+                    .insert("x-cache", HeaderValue::from_static("MISS"));
+                return Ok(response);
+            }
+            let (parts, body) = response.into_parts();
+            let bytes = match body.collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(error) => {
+                    if locked {
+                        let _ = shared.store.unlock(&key).await;
+                    }
+                    return Ok(Problem::internal(&error).into_response());
+                }
+            };
+            let entry = Entry {
+                status: parts.status.as_u16(),
+                headers: parts
+                    .headers
+                    .iter()
+                    .filter(|(name, _)| replayable(name))
+                    .filter_map(|(n, v)| {
+                        v.to_str()
+                            .ok()
+                            .map(|v| (n.as_str().to_owned(), v.to_owned()))
+                    })
+                    .collect(),
+                etag: etag_of(&bytes),
+                body: bytes,
+                tags: tags.into_iter().zip(versions).collect(),
+                expires_at_ms: store::now_ms()
+                    .saturating_add(u64::try_from(shared.ttl.as_millis()).unwrap_or(u64::MAX)),
+            };
+            if entry.body.len() <= shared.max_body
+                && let Err(error) = shared.store.put(&key, entry.clone()).await
+            {
+                shared.store_failed(&error);
+            }
+            if locked {
+                let _ = shared.store.unlock(&key).await;
+            }
+            Ok(respond(&entry, "MISS", if_none_match.as_ref(), head))
+        })
+    }
+}
