@@ -31,6 +31,8 @@
 //!     .layer(cache);
 //! ```
 
+#[cfg(feature = "redis")]
+mod redis_store;
 mod store;
 
 use std::collections::HashMap;
@@ -48,6 +50,8 @@ use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
 use tower::{Layer, Service};
 
+#[cfg(feature = "redis")]
+pub use redis_store::{RedisStore, TieredStore};
 pub use store::{CacheError, CacheStore, Entry, MemoryStore};
 
 use crate::ratelimit::{BoxFuture, KeyExtractor, RequestInfo};

@@ -1,0 +1,197 @@
+//! Entries in Redis, shared by every instance, optionally behind a local tier.
+
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+
+use super::store::{CacheError, CacheStore, Entry, MemoryStore, now_ms};
+use crate::ratelimit::BoxFuture;
+
+/// Entries in Redis (`{prefix}e:{key}`, JSON, expiring with the entry), tag
+/// versions (`{prefix}t:{tag}`, counters) and fill locks (`{prefix}l:{key}`).
+/// An invalidation is one `INCR`, seen by every instance at its next read.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: String,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn backend(error: impl std::error::Error + Send + Sync + 'static) -> CacheError {
+    CacheError::Backend(Box::new(error))
+}
+
+impl RedisStore {
+    /// A store on `conn` under `prefix` (e.g. `bff:cache:`).
+    pub fn new(conn: ConnectionManager, prefix: impl Into<String>) -> Self {
+        Self {
+            conn,
+            prefix: prefix.into(),
+        }
+    }
+}
+
+impl CacheStore for RedisStore {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Entry>, CacheError>> {
+        Box::pin(async move {
+            let raw: Option<String> = self
+                .conn
+                .clone()
+                .get(format!("{}e:{key}", self.prefix))
+                .await
+                .map_err(backend)?;
+            // An entry that does not parse (another version wrote it) is a miss.
+            Ok(raw.and_then(|raw| serde_json::from_str(&raw).ok()))
+        })
+    }
+
+    fn put<'a>(&'a self, key: &'a str, entry: Entry) -> BoxFuture<'a, Result<(), CacheError>> {
+        Box::pin(async move {
+            let ttl = entry.expires_at_ms.saturating_sub(now_ms()).max(1);
+            let raw = serde_json::to_string(&entry).map_err(backend)?;
+            let () = self
+                .conn
+                .clone()
+                .pset_ex(format!("{}e:{key}", self.prefix), raw, ttl)
+                .await
+                .map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    fn tag_versions<'a>(
+        &'a self,
+        tags: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<u64>, CacheError>> {
+        Box::pin(async move {
+            if tags.is_empty() {
+                return Ok(Vec::new());
+            }
+            let keys: Vec<String> = tags
+                .iter()
+                .map(|t| format!("{}t:{t}", self.prefix))
+                .collect();
+            let versions: Vec<Option<u64>> = redis::cmd("MGET")
+                .arg(keys)
+                .query_async(&mut self.conn.clone())
+                .await
+                .map_err(backend)?;
+            Ok(versions
+                .into_iter()
+                .map(Option::unwrap_or_default)
+                .collect())
+        })
+    }
+
+    fn invalidate<'a>(&'a self, tag: &'a str) -> BoxFuture<'a, Result<(), CacheError>> {
+        Box::pin(async move {
+            let _: u64 = self
+                .conn
+                .clone()
+                .incr(format!("{}t:{tag}", self.prefix), 1)
+                .await
+                .map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    fn lock<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, CacheError>> {
+        Box::pin(async move {
+            let set: Option<String> = redis::cmd("SET")
+                .arg(format!("{}l:{key}", self.prefix))
+                .arg(1)
+                .arg("NX")
+                .arg("PX")
+                .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
+                .query_async(&mut self.conn.clone())
+                .await
+                .map_err(backend)?;
+            Ok(set.is_some())
+        })
+    }
+
+    fn unlock<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), CacheError>> {
+        Box::pin(async move {
+            let _: u64 = self
+                .conn
+                .clone()
+                .del(format!("{}l:{key}", self.prefix))
+                .await
+                .map_err(backend)?;
+            Ok(())
+        })
+    }
+}
+
+/// Two tiers: this process's memory in front of Redis. Entries are read from
+/// memory first, but tag versions and fill locks always come from Redis, so
+/// an invalidation on any instance reaches this one's memory tier too.
+#[derive(Debug)]
+pub struct TieredStore {
+    local: MemoryStore,
+    shared: RedisStore,
+}
+
+impl TieredStore {
+    /// `local` in front of `shared`.
+    pub fn new(local: MemoryStore, shared: RedisStore) -> Self {
+        Self { local, shared }
+    }
+}
+
+impl CacheStore for TieredStore {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Entry>, CacheError>> {
+        Box::pin(async move {
+            if let Ok(Some(entry)) = self.local.get(key).await
+                && entry.is_fresh()
+            {
+                // The local copy holds only while its tags are current; when
+                // one moved on, another instance may have stored a newer entry.
+                let names: Vec<String> = entry.tags.iter().map(|(t, _)| t.clone()).collect();
+                let current = self.shared.tag_versions(&names).await?;
+                if entry.tags.iter().zip(current).all(|((_, v), c)| *v == c) {
+                    return Ok(Some(entry));
+                }
+            }
+            let entry = self.shared.get(key).await?;
+            if let Some(entry) = &entry {
+                let _ = self.local.put(key, entry.clone()).await;
+            }
+            Ok(entry)
+        })
+    }
+
+    fn put<'a>(&'a self, key: &'a str, entry: Entry) -> BoxFuture<'a, Result<(), CacheError>> {
+        Box::pin(async move {
+            let _ = self.local.put(key, entry.clone()).await;
+            self.shared.put(key, entry).await
+        })
+    }
+
+    fn tag_versions<'a>(
+        &'a self,
+        tags: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<u64>, CacheError>> {
+        self.shared.tag_versions(tags)
+    }
+
+    fn invalidate<'a>(&'a self, tag: &'a str) -> BoxFuture<'a, Result<(), CacheError>> {
+        self.shared.invalidate(tag)
+    }
+
+    fn lock<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, CacheError>> {
+        self.shared.lock(key, ttl)
+    }
+
+    fn unlock<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), CacheError>> {
+        self.shared.unlock(key)
+    }
+}
