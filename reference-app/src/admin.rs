@@ -278,6 +278,7 @@ async fn set_role(
     .await?;
     tx.commit().await?;
     state.auth.sessions.revoke_all(&key, None).await?;
+    state.user_changed(user.id).await;
     Ok(Json(AdminUserView::from(&user)))
 }
 
@@ -334,5 +335,6 @@ async fn set_blocked(
     if blocked {
         state.auth.sessions.revoke_all(&key, None).await?;
     }
+    state.user_changed(user.id).await;
     Ok(Json(AdminUserView::from(&user)))
 }

@@ -17,6 +17,8 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use bff_auth::code::{CodeStore, RedisCodeStore};
+use bff_cache::ratelimit::from_fn;
+use bff_cache::response::CacheLayer;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -45,6 +47,19 @@ pub struct AppState {
     pub policy: bff_rbac::Policy,
     /// Rate limits.
     pub limits: crate::limits::Limits,
+    /// The response cache's store (shared by every instance through Redis).
+    pub cache: Arc<bff_cache::response::TieredStore>,
+}
+
+impl AppState {
+    /// Invalidates the cached views of user `id` (their `/me`), on every instance.
+    pub async fn user_changed(&self, id: uuid::Uuid) {
+        let invalidator = bff_cache::response::Invalidator::new(self.cache.clone());
+        if let Err(error) = invalidator.invalidate(&format!("user:{id}")).await {
+            // Entries then live out their short TTL.
+            tracing::warn!(%error, user_id = %id, "could not invalidate cached views of a user");
+        }
+    }
 }
 
 impl axum::extract::FromRef<AppState> for bff_rbac::Policy {
@@ -254,6 +269,13 @@ impl Application {
                     &config.http.trusted_proxies,
                 )
                 .map_err(StartupError::Config)?,
+                cache: Arc::new(bff_cache::response::TieredStore::new(
+                    bff_cache::response::MemoryStore::new(64 * 1024 * 1024),
+                    bff_cache::response::RedisStore::new(
+                        redis.clone(),
+                        format!("{}cache:", config.redis.redis_prefix),
+                    ),
+                )),
             },
             readiness,
             &http,
@@ -447,11 +469,32 @@ pub fn app(
     };
     let jwt = state.auth.jwt.clone();
     let router = ApiRouter::new()
-        .nest("/api/v1", crate::currencies::routes())
+        .nest(
+            "/api/v1",
+            crate::currencies::routes().layer(
+                CacheLayer::new("currencies", Arc::clone(&state.cache))
+                    .ttl(Duration::from_secs(300))
+                    .tags(|_, _| vec!["currencies".to_owned()]),
+            ),
+        )
         .merge(crate::auth::public_routes())
         .merge(crate::auth::code_routes())
         .merge(
             crate::auth::protected_routes()
+                .merge(
+                    crate::auth::me_routes().layer(
+                        CacheLayer::new("me", Arc::clone(&state.cache))
+                            .ttl(Duration::from_secs(30))
+                            .per_user(from_fn(|r| {
+                                r.extensions
+                                    .get::<bff_auth::layer::Principal>()
+                                    .map(|p| p.user_id.clone())
+                            }))
+                            .tags(|_, user| {
+                                user.map(|u| vec![format!("user:{u}")]).unwrap_or_default()
+                            }),
+                    ),
+                )
                 .merge(crate::admin::routes())
                 .merge(crate::audit::routes())
                 .merge(crate::records::routes::<crate::records::Address>())

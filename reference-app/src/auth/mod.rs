@@ -18,7 +18,7 @@ use secrecy::ExposeSecret;
 
 pub use self::codes::routes as code_routes;
 pub(crate) use self::routes::{ClientMeta, bearer};
-pub use self::routes::{protected_routes, public_routes};
+pub use self::routes::{me_routes, protected_routes, public_routes};
 use crate::config::{AuthArgs, PasswordArgs, Profile};
 
 /// File name of the key the dev profile creates under BFF_KEY_DIR.

@@ -102,13 +102,22 @@ pub fn protected_routes() -> ApiRouter<AppState> {
                 })
             }),
         )
-        .api_route(
-            "/api/v1/me",
-            get_with(me, |op| bearer(op.tag("users").summary("My profile")))
-                .patch_with(update_me, |op| {
-                    bearer(op.tag("users").summary("Update my profile"))
-                }),
-        )
+}
+
+/// `/me`, apart from the other protected routes so that the per-user response
+/// cache covers it and nothing else.
+pub fn me_routes() -> ApiRouter<AppState> {
+    ApiRouter::new().api_route(
+        "/api/v1/me",
+        get_with(me, |op| {
+            bearer(op.tag("users").summary("My profile").description(
+                "Cached per user for a short time (`X-Cache`); every change to the account invalidates it.",
+            ))
+        })
+        .patch_with(update_me, |op| {
+            bearer(op.tag("users").summary("Update my profile"))
+        }),
+    )
 }
 
 /// Marks an operation as needing a bearer token and documents its 401.
@@ -560,6 +569,7 @@ async fn update_me(
     let user = users::set_name(&state.db, id, name)
         .await?
         .ok_or_else(Problem::unauthorized)?;
+    state.user_changed(id).await;
     Ok(Json(user.view()))
 }
 

@@ -2,6 +2,7 @@
 //! One test binary (rather than one per file) keeps link time down.
 
 mod auth;
+mod cache;
 mod cli;
 mod codes;
 mod currencies;
