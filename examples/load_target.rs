@@ -23,7 +23,10 @@ const HELLO: &str = "hello, world";
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_default();
-    let addr: SocketAddr = args.next().unwrap_or_else(|| "127.0.0.1:18100".to_owned()).parse()?;
+    let addr: SocketAddr = args
+        .next()
+        .unwrap_or_else(|| "127.0.0.1:18100".to_owned())
+        .parse()?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     match mode.as_str() {
         "bare" => loop {
@@ -45,12 +48,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Quota::per_second(1_000_000_000),
                 ClientIp::new(),
             ));
-            let cache = CacheLayer::new("hello", MemoryStore::new(1 << 20)).ttl(Duration::from_secs(3600));
+            let cache =
+                CacheLayer::new("hello", MemoryStore::new(1 << 20)).ttl(Duration::from_secs(3600));
             let app = Router::new()
                 .route("/", get(|| async { HELLO }))
                 .layer(cache)
                 .layer(limit);
-            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await?;
             Ok(())
         }
         other => Err(format!("mode must be `bare` or `layered`, not {other:?}").into()),

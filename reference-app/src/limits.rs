@@ -5,9 +5,8 @@
 
 use std::sync::Arc;
 
-use bff_auth::layer::Principal;
 use bff_cache::ratelimit::{
-    Backend, ClientIp, Policy, Quota, RateLimitLayer, RedisBackend, from_fn,
+    Backend, ClientIp, Policy, Quota, RateLimitLayer, RedisBackend, UserId,
 };
 use bff_core::Problem;
 use http::{HeaderName, HeaderValue, StatusCode};
@@ -82,11 +81,8 @@ impl Limits {
         if !self.enabled {
             return self.layer();
         }
-        self.layer().policy(Policy::new(
-            "per_user",
-            self.per_user,
-            from_fn(|r| r.extensions.get::<Principal>().map(|p| p.user_id.clone())),
-        ))
+        self.layer()
+            .policy(Policy::new("per_user", self.per_user, UserId))
     }
 
     /// Counts a login attempt from `ip` for `identifier`; 429 when either

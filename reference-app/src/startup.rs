@@ -17,7 +17,7 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use bff_auth::code::{CodeStore, RedisCodeStore};
-use bff_cache::ratelimit::from_fn;
+use bff_cache::ratelimit::UserId;
 use bff_cache::response::CacheLayer;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -485,11 +485,7 @@ pub fn app(
                     crate::auth::me_routes().layer(
                         CacheLayer::new("me", Arc::clone(&state.cache))
                             .ttl(Duration::from_secs(30))
-                            .per_user(from_fn(|r| {
-                                r.extensions
-                                    .get::<bff_auth::layer::Principal>()
-                                    .map(|p| p.user_id.clone())
-                            }))
+                            .per_user(UserId)
                             .tags(|_, user| {
                                 user.map(|u| vec![format!("user:{u}")]).unwrap_or_default()
                             }),

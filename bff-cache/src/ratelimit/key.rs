@@ -57,6 +57,23 @@ impl KeyExtractor for Route {
     }
 }
 
+/// The authenticated user (the `sub` of bff-auth's `Principal`), for limits
+/// and caches per user; `None` on anonymous requests. Place the layer inside
+/// the authentication layer, which puts the `Principal` there.
+#[cfg(feature = "auth")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UserId;
+
+#[cfg(feature = "auth")]
+impl KeyExtractor for UserId {
+    fn key(&self, request: &RequestInfo<'_>) -> Option<String> {
+        request
+            .extensions
+            .get::<bff_auth::layer::Principal>()
+            .map(|p| p.user_id.clone())
+    }
+}
+
 /// The client's IP address: the peer address (axum's `ConnectInfo`), or, when
 /// the peer is a trusted proxy, the address that proxy reports in
 /// `X-Forwarded-For`. The header is read from the right, skipping trusted

@@ -35,6 +35,8 @@ mod redis_backend;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(feature = "auth")]
+pub use key::UserId;
 pub use key::{ClientIp, KeyExtractor, RequestInfo, Route, from_fn};
 pub use layer::{Policy, RateLimitLayer, RateLimitService, ResponseFuture};
 pub use memory::MemoryBackend;
