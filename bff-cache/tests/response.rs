@@ -182,3 +182,83 @@ async fn query_order_does_not_split_the_cache() {
     let (_, headers, _) = get_as(&app, "/me?b=2&a=1", "fay", None).await;
     assert_eq!(headers["x-cache"], "HIT");
 }
+
+#[tokio::test]
+async fn head_is_served_from_a_get_but_never_fills() {
+    let origin = Origin::default();
+    let (app, _) = app(&origin);
+    let head = |user: &'static str| {
+        let app = app.clone();
+        async move {
+            let request = Request::head("/me")
+                .header("x-user", user)
+                .body(Body::empty())
+                .expect("request");
+            app.oneshot(request).await.expect("infallible")
+        }
+    };
+    assert_eq!(head("gil").await.headers()["x-cache"], "MISS");
+    let (_, headers, body) = get_as(&app, "/me", "gil", None).await;
+    assert_eq!(
+        (headers["x-cache"].to_str().ok(), body.as_str()),
+        (Some("MISS"), "gil v0")
+    );
+    let response = head("gil").await;
+    assert_eq!(response.headers()["x-cache"], "HIT");
+    assert_eq!(response.headers()["content-length"], "6");
+}
+
+#[tokio::test]
+async fn waiters_of_an_uncacheable_fill_go_to_the_origin_side_by_side() {
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (now, peak) = (Arc::clone(&in_flight), Arc::clone(&most));
+    let app = Router::new()
+        .route(
+            "/live",
+            get(move || {
+                let (now, peak) = (Arc::clone(&now), Arc::clone(&peak));
+                async move {
+                    let current = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(current, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    ([("cache-control", "no-store")], "live")
+                }
+            }),
+        )
+        .layer(CacheLayer::new("live", MemoryStore::new(1 << 20)));
+    let requests: Vec<_> = (0..8)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                app.oneshot(Request::get("/live").body(Body::empty()).expect("request"))
+                    .await
+                    .expect("infallible")
+                    .status()
+            })
+        })
+        .collect();
+    for request in requests {
+        assert_eq!(request.await.expect("joins"), StatusCode::OK);
+    }
+    assert!(most.load(Ordering::SeqCst) >= 2, "not one after another");
+}
+
+#[tokio::test]
+async fn an_unannounced_vary_is_not_stored() {
+    let app = Router::new()
+        .route(
+            "/",
+            get(|| async { ([("vary", "accept-encoding")], "maybe compressed") }),
+        )
+        .layer(CacheLayer::new("vary", MemoryStore::new(1 << 20)));
+    for _ in 0..2 {
+        let response = app
+            .clone()
+            .oneshot(Request::get("/").body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible");
+        assert_eq!(response.headers()["x-cache"], "MISS");
+    }
+}

@@ -277,8 +277,9 @@ async fn set_role(
     )
     .await?;
     tx.commit().await?;
-    state.auth.sessions.revoke_all(&key, None).await?;
+    // The committed change is made visible first; the revocation may fail.
     state.user_changed(user.id).await;
+    state.auth.sessions.revoke_all(&key, None).await?;
     Ok(Json(AdminUserView::from(&user)))
 }
 
@@ -332,9 +333,9 @@ async fn set_blocked(
     )
     .await?;
     tx.commit().await?;
+    state.user_changed(user.id).await;
     if blocked {
         state.auth.sessions.revoke_all(&key, None).await?;
     }
-    state.user_changed(user.id).await;
     Ok(Json(AdminUserView::from(&user)))
 }

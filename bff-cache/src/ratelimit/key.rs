@@ -146,7 +146,11 @@ impl ClientIp {
             .map(str::trim)
             .collect::<Vec<_>>();
         for hop in hops.into_iter().rev() {
-            let Ok(ip) = hop.parse::<IpAddr>().map(canonical) else {
+            // Some proxies add the port (`1.2.3.4:5678`, `[2001:db8::1]:443`).
+            let parsed = hop
+                .parse::<IpAddr>()
+                .or_else(|_| hop.parse::<SocketAddr>().map(|a| a.ip()));
+            let Ok(ip) = parsed.map(canonical) else {
                 break;
             };
             client = ip;
@@ -247,6 +251,11 @@ mod tests {
         assert_eq!(
             key(&behind_proxy, "203.0.113.9", Some("1.2.3.4")).as_deref(),
             Some("203.0.113.9")
+        );
+        // Hops with ports count too.
+        assert_eq!(
+            key(&behind_proxy, "10.1.2.3", Some("198.51.100.7:5678")).as_deref(),
+            Some("198.51.100.7")
         );
         // Garbage in the header stops the walk at the last good hop.
         assert_eq!(

@@ -247,8 +247,15 @@ fn cache_key(shared: &Shared, info: &RequestInfo<'_>, user: Option<&str>) -> Str
         .query()
         .map(|q| q.split('&').filter(|p| !p.is_empty()).collect())
         .unwrap_or_default();
-    params.sort_unstable();
-    let mut key = format!("{}|{}?{}", shared.name, info.uri.path(), params.join("&"));
+    // By name only, and stably: repeated parameters keep their order, which
+    // a handler may depend on.
+    params.sort_by_key(|p| p.split('=').next().unwrap_or(""));
+    let mut key = format!(
+        "{}|{}?{}",
+        escape(&shared.name),
+        escape(info.uri.path()),
+        escape(&params.join("&"))
+    );
     for header in &shared.vary {
         let value = info
             .headers
@@ -256,17 +263,26 @@ fn cache_key(shared: &Shared, info: &RequestInfo<'_>, user: Option<&str>) -> Str
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         key.push('|');
-        key.push_str(value);
+        key.push_str(&escape(value));
     }
     if let Some(user) = user {
         key.push_str("|u=");
-        key.push_str(user);
+        key.push_str(&escape(user));
     }
     // Long keys (big queries) are hashed so stores see bounded keys.
     if key.len() > 200 {
         format!("{}|{}", shared.name, hex(&Sha256::digest(key.as_bytes())))
     } else {
         key
+    }
+}
+
+/// Parts of a key with the separator escaped, so no two requests share a key.
+fn escape(part: &str) -> std::borrow::Cow<'_, str> {
+    if part.contains(['|', '%']) {
+        part.replace('%', "%25").replace('|', "%7C").into()
+    } else {
+        part.into()
     }
 }
 
@@ -316,6 +332,11 @@ fn respond(
     }
     if let Ok(etag) = HeaderValue::from_str(&entry.etag) {
         response.headers_mut().insert(header::ETAG, etag);
+    }
+    if head && !not_modified {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(entry.body.len()));
     }
     response
         .headers_mut()
@@ -370,8 +391,22 @@ impl Shared {
 }
 
 /// Whether the handler allows storing its response here.
-fn storable(response: &Response, per_user: bool) -> bool {
+fn storable(response: &Response, per_user: bool, vary: &[HeaderName]) -> bool {
     if response.status() != StatusCode::OK || response.headers().contains_key(header::SET_COOKIE) {
+        return false;
+    }
+    // A variation the cache was not told about would be served to the wrong
+    // requests.
+    let unknown_vary = response
+        .headers()
+        .get_all(header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .any(|v| v == "*" || !vary.iter().any(|h| h.as_str().eq_ignore_ascii_case(v)));
+    if unknown_vary {
         return false;
     }
     let directives = response
@@ -455,17 +490,41 @@ where
                 }
             }
 
-            // One origin call per key in this process: the others wait here,
-            // then find the entry the first one stored.
-            let fill = shared.fill_lock(&key);
-            let _filling = fill.lock().await;
-            if let Ok(Some(entry)) = shared.lookup(&key).await {
-                shared.count("hit");
-                return Ok(respond(&entry, "HIT", if_none_match.as_ref(), head));
+            // A HEAD that misses is answered by the origin and not stored: the
+            // entry must hold a GET's body.
+            if head {
+                shared.count("miss");
+                let mut response = inner.call(req).await?;
+                response
+                    .headers_mut()
+                    .insert("x-cache", HeaderValue::from_static("MISS"));
+                return Ok(response);
             }
+            // One origin call per key in this process: the others wait here,
+            // then find the entry the first one stored. If it stored none (the
+            // answer was not cacheable) they go to the origin side by side
+            // rather than one after another.
+            let fill = shared.fill_lock(&key);
+            let _filling = match fill.try_lock() {
+                Ok(guard) => guard,
+                Err(_) => {
+                    let guard = fill.lock().await;
+                    if let Ok(Some(entry)) = shared.lookup(&key).await {
+                        shared.count("hit");
+                        return Ok(respond(&entry, "HIT", if_none_match.as_ref(), head));
+                    }
+                    drop(guard);
+                    shared.count("miss");
+                    let mut response = inner.call(req).await?;
+                    response
+                        .headers_mut()
+                        .insert("x-cache", HeaderValue::from_static("MISS"));
+                    return Ok(response);
+                }
+            };
             // And, with a shared store, one across instances, for a while.
-            let locked = shared.store.lock(&key, LOCK_TTL).await.unwrap_or(true);
-            if !locked {
+            let token = shared.store.lock(&key, LOCK_TTL).await.unwrap_or(None);
+            if token.is_none() {
                 let deadline = tokio::time::Instant::now() + LOCK_WAIT;
                 while tokio::time::Instant::now() < deadline {
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -475,15 +534,26 @@ where
                     }
                 }
             }
+            let unlock = |shared: Arc<Shared>, key: String, token: Option<String>| async move {
+                if let Some(token) = token {
+                    let _ = shared.store.unlock(&key, &token).await;
+                }
+            };
             // Versions are read before the origin answers: an invalidation
             // during the call leaves the entry stale, never wrongly fresh.
             let versions = shared.store.tag_versions(&tags).await.unwrap_or_default();
             let response = inner.call(req).await?;
             shared.count("miss");
-            if !storable(&response, shared.user.is_some()) || versions.len() != tags.len() {
-                if locked {
-                    let _ = shared.store.unlock(&key).await;
-                }
+            // Bodies of unknown or excessive size (streams, downloads) pass
+            // through unbuffered and are not stored.
+            let bounded = http_body::Body::size_hint(response.body())
+                .upper()
+                .is_some_and(|n| n <= shared.max_body as u64);
+            if !bounded
+                || !storable(&response, shared.user.is_some(), &shared.vary)
+                || versions.len() != tags.len()
+            {
+                unlock(Arc::clone(&shared), key, token).await;
                 let mut response = response;
                 response
                     .headers_mut()
@@ -494,9 +564,7 @@ where
             let bytes = match body.collect().await {
                 Ok(collected) => collected.to_bytes(),
                 Err(error) => {
-                    if locked {
-                        let _ = shared.store.unlock(&key).await;
-                    }
+                    unlock(Arc::clone(&shared), key, token).await;
                     return Ok(Problem::internal(&error).into_response());
                 }
             };
@@ -518,14 +586,10 @@ where
                 expires_at_ms: store::now_ms()
                     .saturating_add(u64::try_from(shared.ttl.as_millis()).unwrap_or(u64::MAX)),
             };
-            if entry.body.len() <= shared.max_body
-                && let Err(error) = shared.store.put(&key, entry.clone()).await
-            {
+            if let Err(error) = shared.store.put(&key, entry.clone()).await {
                 shared.store_failed(&error);
             }
-            if locked {
-                let _ = shared.store.unlock(&key).await;
-            }
+            unlock(Arc::clone(&shared), key, token).await;
             Ok(respond(&entry, "MISS", if_none_match.as_ref(), head))
         })
     }

@@ -103,32 +103,52 @@ impl CacheStore for RedisStore {
         })
     }
 
-    fn lock<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, CacheError>> {
+    fn lock<'a>(
+        &'a self,
+        key: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Option<String>, CacheError>> {
         Box::pin(async move {
+            let token = lock_token();
             let set: Option<String> = redis::cmd("SET")
                 .arg(format!("{}l:{key}", self.prefix))
-                .arg(1)
+                .arg(&token)
                 .arg("NX")
                 .arg("PX")
                 .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
                 .query_async(&mut self.conn.clone())
                 .await
                 .map_err(backend)?;
-            Ok(set.is_some())
+            Ok(set.map(|_| token))
         })
     }
 
-    fn unlock<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), CacheError>> {
+    fn unlock<'a>(&'a self, key: &'a str, token: &'a str) -> BoxFuture<'a, Result<(), CacheError>> {
         Box::pin(async move {
-            let _: u64 = self
-                .conn
-                .clone()
-                .del(format!("{}l:{key}", self.prefix))
+            // Only the holder's token deletes: a lock that expired and was
+            // taken by another instance stays theirs.
+            let _: u8 = UNLOCK_SCRIPT
+                .key(format!("{}l:{key}", self.prefix))
+                .arg(token)
+                .invoke_async(&mut self.conn.clone())
                 .await
                 .map_err(backend)?;
             Ok(())
         })
     }
+}
+
+static UNLOCK_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+    )
+});
+
+/// A token unique to one fill: the process, a counter and the time.
+fn lock_token() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}-{}", std::process::id(), now_ms())
 }
 
 /// Two tiers: this process's memory in front of Redis. Entries are read from
@@ -187,11 +207,15 @@ impl CacheStore for TieredStore {
         self.shared.invalidate(tag)
     }
 
-    fn lock<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, CacheError>> {
+    fn lock<'a>(
+        &'a self,
+        key: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Option<String>, CacheError>> {
         self.shared.lock(key, ttl)
     }
 
-    fn unlock<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), CacheError>> {
-        self.shared.unlock(key)
+    fn unlock<'a>(&'a self, key: &'a str, token: &'a str) -> BoxFuture<'a, Result<(), CacheError>> {
+        self.shared.unlock(key, token)
     }
 }

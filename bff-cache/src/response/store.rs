@@ -89,10 +89,14 @@ pub trait CacheStore: Send + Sync + 'static {
     /// Makes every entry carrying `tag` stale, everywhere the store is shared.
     fn invalidate<'a>(&'a self, tag: &'a str) -> BoxFuture<'a, Result<(), CacheError>>;
     /// Tries to become the one filler of `key` for `ttl` (across instances,
-    /// for shared stores); `true` when this caller should fill it.
-    fn lock<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, CacheError>>;
-    /// Gives up the fill lock of `key`.
-    fn unlock<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), CacheError>>;
+    /// for shared stores); `Some(token)` when this caller should fill it.
+    fn lock<'a>(
+        &'a self,
+        key: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Option<String>, CacheError>>;
+    /// Gives up the fill lock of `key`, if `token` still holds it.
+    fn unlock<'a>(&'a self, key: &'a str, token: &'a str) -> BoxFuture<'a, Result<(), CacheError>>;
 }
 
 impl<S: CacheStore + ?Sized> CacheStore for Arc<S> {
@@ -111,11 +115,15 @@ impl<S: CacheStore + ?Sized> CacheStore for Arc<S> {
     fn invalidate<'a>(&'a self, tag: &'a str) -> BoxFuture<'a, Result<(), CacheError>> {
         (**self).invalidate(tag)
     }
-    fn lock<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, CacheError>> {
+    fn lock<'a>(
+        &'a self,
+        key: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Option<String>, CacheError>> {
         (**self).lock(key, ttl)
     }
-    fn unlock<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), CacheError>> {
-        (**self).unlock(key)
+    fn unlock<'a>(&'a self, key: &'a str, token: &'a str) -> BoxFuture<'a, Result<(), CacheError>> {
+        (**self).unlock(key, token)
     }
 }
 
@@ -185,12 +193,16 @@ impl CacheStore for MemoryStore {
         &'a self,
         _key: &'a str,
         _ttl: Duration,
-    ) -> BoxFuture<'a, Result<bool, CacheError>> {
+    ) -> BoxFuture<'a, Result<Option<String>, CacheError>> {
         // One process: the layer's own per-key lock already makes one filler.
-        Box::pin(std::future::ready(Ok(true)))
+        Box::pin(std::future::ready(Ok(Some(String::new()))))
     }
 
-    fn unlock<'a>(&'a self, _key: &'a str) -> BoxFuture<'a, Result<(), CacheError>> {
+    fn unlock<'a>(
+        &'a self,
+        _key: &'a str,
+        _token: &'a str,
+    ) -> BoxFuture<'a, Result<(), CacheError>> {
         Box::pin(std::future::ready(Ok(())))
     }
 }
