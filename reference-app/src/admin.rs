@@ -20,6 +20,7 @@ use crate::audit::{self, Entry};
 use crate::auth::{ClientMeta, bearer};
 use crate::error::ApiResult;
 use crate::identity::Role;
+use crate::ids::{caller_id, path_id as user_id};
 use crate::ops;
 use crate::rbac;
 use crate::startup::AppState;
@@ -118,11 +119,6 @@ pub struct UserPath {
     id: String,
 }
 
-/// A user id from the path; a malformed one names nobody.
-pub(crate) fn user_id(path: &str) -> Result<Uuid, Problem> {
-    Uuid::parse_str(path).map_err(|_| Problem::not_found())
-}
-
 /// The live user `id`, or 404.
 pub(crate) async fn existing_user(state: &AppState, id: Uuid) -> ApiResult<UserRecord> {
     Ok(users::find_by_id(&state.db, id)
@@ -194,7 +190,7 @@ async fn lock_pair(
     target: Uuid,
 ) -> ApiResult<Locked> {
     authz.require(rbac::USERS_MANAGE)?;
-    let actor = Uuid::parse_str(&authz.subject.user_id).map_err(|_| Problem::unauthorized())?;
+    let actor = caller_id(&authz.subject)?;
     if actor == target {
         return Err(Problem::forbidden()
             .with_detail("You cannot do this to your own account.")

@@ -13,6 +13,7 @@ pub mod currencies;
 pub mod db;
 pub mod error;
 pub mod identity;
+mod ids;
 pub mod limits;
 pub mod messaging;
 pub mod money;

@@ -31,6 +31,7 @@ use uuid::Uuid;
 use crate::audit::{self, Entry};
 use crate::auth::bearer;
 use crate::error::{ApiError, ApiResult};
+use crate::ids::{caller_id as caller, path_id};
 use crate::money::{Amount, format};
 use crate::ops::{self, invalid};
 use crate::rbac;
@@ -145,10 +146,6 @@ impl From<WalletRow> for WalletView {
 
 const WALLET_COLUMNS: &str = "w.id, w.user_id, w.currency, w.balance, c.minor_units, w.created_at";
 
-fn caller(principal: &Principal) -> Result<Uuid, Problem> {
-    Uuid::parse_str(&principal.user_id).map_err(|_| Problem::unauthorized())
-}
-
 /// Path of one wallet.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct WalletPath {
@@ -157,7 +154,7 @@ pub struct WalletPath {
 }
 
 fn wallet_id(path: &WalletPath) -> Result<Uuid, Problem> {
-    Uuid::parse_str(&path.id).map_err(|_| Problem::not_found())
+    path_id(&path.id)
 }
 
 async fn list_wallets(

@@ -17,7 +17,7 @@ use bff_core::Problem;
 use bff_core::extract::Json;
 use bff_core::problem::FieldError;
 
-use crate::validation::Fields;
+use crate::validation::{Fields, text};
 use http::{HeaderValue, StatusCode};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -173,15 +173,6 @@ struct ConfirmResetRequest {
     code: String,
     /// 8 to 128 characters, not a common password.
     new_password: String,
-}
-
-/// A display name: trimmed, at most 100 characters, no control characters.
-pub(crate) fn parse_name(name: &str) -> Result<String, &'static str> {
-    let name = name.trim();
-    if name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err("must be at most 100 characters, without control characters");
-    }
-    Ok(name.to_owned())
 }
 
 fn code_invalid() -> Problem {
@@ -426,7 +417,10 @@ async fn register(
     let identifier = parse_identifier(&mut fields, &body.identifier);
     let code = fields.check("code", OtpCode::parse(&body.code));
     let password = fields.check("password", NewPassword::parse(&body.password));
-    let name = fields.check("name", parse_name(body.name.as_deref().unwrap_or_default()));
+    let name = fields.check(
+        "name",
+        text(body.name.as_deref().unwrap_or_default(), 0, 100, false),
+    );
     let (Some(identifier), Some(code), Some(password), Some(name)) =
         (identifier, code, password, name)
     else {

@@ -20,8 +20,10 @@ use uuid::Uuid;
 use super::codes::{RequestLocale, end_sessions_after_change, password_changed};
 use crate::error::{ApiError, ApiResult};
 use crate::identity::{Identifier, NewPassword};
+use crate::ids::{caller_id, path_id};
 use crate::startup::AppState;
 use crate::users::{self, UserRecord, UserView};
+use crate::validation::text;
 
 /// Endpoints that need no token: login, refresh and the JWKS.
 pub fn public_routes() -> ApiRouter<AppState> {
@@ -365,7 +367,7 @@ async fn jwks(State(state): State<AppState>) -> Response {
 
 /// The caller's account; a token whose account is gone is no longer valid.
 async fn current_user(state: &AppState, principal: &Principal) -> ApiResult<UserRecord> {
-    let id = Uuid::parse_str(&principal.user_id).map_err(|_| Problem::unauthorized())?;
+    let id = caller_id(principal)?;
     users::find_by_id(&state.db, id)
         .await?
         .ok_or_else(|| Problem::unauthorized().into())
@@ -461,7 +463,7 @@ async fn end_session(
     Path(path): Path<SessionPath>,
 ) -> ApiResult<NoContent> {
     // A malformed id names no session, the caller's or anyone's.
-    let id = Uuid::parse_str(&path.id).map_err(|_| Problem::not_found())?;
+    let id = path_id(&path.id)?;
     if state
         .auth
         .sessions
@@ -557,16 +559,9 @@ async fn update_me(
     principal: Principal,
     Json(body): Json<UpdateMeRequest>,
 ) -> ApiResult<Json<UserView>> {
-    let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(Problem::invalid_field(
-            "name",
-            "must be 1 to 100 characters, without control characters",
-        )
-        .into());
-    }
-    let id = Uuid::parse_str(&principal.user_id).map_err(|_| Problem::unauthorized())?;
-    let user = users::set_name(&state.db, id, name)
+    let name = text(&body.name, 1, 100, false).map_err(|e| Problem::invalid_field("name", e))?;
+    let id = caller_id(&principal)?;
+    let user = users::set_name(&state.db, id, &name)
         .await?
         .ok_or_else(Problem::unauthorized)?;
     state.user_changed(id).await;

@@ -33,10 +33,11 @@ use uuid::Uuid;
 pub use addresses::Address;
 pub use wishlist::WishlistItem;
 
-use crate::admin::{existing_user, user_id};
+use crate::admin::existing_user;
 use crate::audit::{self, Entry};
 use crate::auth::bearer;
 use crate::error::{ApiError, ApiResult};
+use crate::ids::{caller_id, path_id};
 use crate::ops::{self, forbidden, invalid};
 use crate::rbac;
 use crate::startup::AppState;
@@ -142,12 +143,11 @@ pub struct RecordPath {
 }
 
 fn caller(principal: &Principal) -> Result<Uuid, Problem> {
-    Uuid::parse_str(&principal.user_id).map_err(|_| Problem::unauthorized())
+    caller_id(principal)
 }
 
-/// A record id from the path; a malformed one names no record.
 fn record_id(path: &RecordPath) -> Result<Uuid, Problem> {
-    Uuid::parse_str(&path.id).map_err(|_| Problem::not_found())
+    path_id(&path.id)
 }
 
 fn with_etag<C: Collection>(status: StatusCode, record: C) -> Response {
@@ -259,7 +259,7 @@ async fn list_of_user<C: Collection>(
     Query(params): Query<PageParams>,
 ) -> ApiResult<Json<Page<C>>> {
     authz.require(rbac::RECORDS_READ_ANY)?;
-    let user = existing_user(&state, user_id(&path.id)?).await?;
+    let user = existing_user(&state, path_id(&path.id)?).await?;
     Ok(Json(page_of(&state, user.id, params).await?))
 }
 
@@ -378,7 +378,7 @@ async fn restore<C: Collection>(
                 Entry {
                     ip: meta.ip.as_deref(),
                     ..Entry::new(
-                        Uuid::parse_str(&authz.subject.user_id).ok(),
+                        caller_id(&authz.subject).ok(),
                         "record.restored",
                         C::KIND,
                         id,
