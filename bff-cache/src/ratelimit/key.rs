@@ -183,15 +183,21 @@ fn in_network(ip: IpAddr, network: IpAddr, prefix: u8) -> bool {
     }
 }
 
+/// The key of a client address: an IPv4 address as is (IPv4-mapped IPv6 too),
+/// an IPv6 one by its /64, which one host commonly holds whole.
+pub fn ip_key(ip: IpAddr) -> String {
+    match canonical(ip) {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
 impl KeyExtractor for ClientIp {
     fn key(&self, request: &RequestInfo<'_>) -> Option<String> {
-        Some(match self.client(request)? {
-            IpAddr::V4(v4) => v4.to_string(),
-            IpAddr::V6(v6) => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-        })
+        self.client(request).map(ip_key)
     }
 }
 
@@ -270,6 +276,10 @@ mod tests {
         assert_eq!(
             key(&plain, "[2001:db8:1:2::7]", None),
             key(&plain, "[2001:db8:1:2:ffff::1]", None)
+        );
+        assert_eq!(
+            ip_key("::ffff:203.0.113.7".parse().expect("ip")),
+            "203.0.113.7"
         );
         assert!(ClientIp::new().trust_cidr("10.0.0.0/40").is_err());
         assert!(ClientIp::new().trust_cidr("nope").is_err());

@@ -37,7 +37,7 @@ use std::time::Duration;
 
 #[cfg(feature = "auth")]
 pub use key::UserId;
-pub use key::{ClientIp, KeyExtractor, RequestInfo, Route, from_fn};
+pub use key::{ClientIp, KeyExtractor, RequestInfo, Route, from_fn, ip_key};
 pub use layer::{Policy, RateLimitLayer, RateLimitService, ResponseFuture};
 pub use memory::MemoryBackend;
 #[cfg(feature = "redis")]

@@ -270,7 +270,7 @@ async fn send_code(
         .throttle(
             purpose.as_str(),
             identifier.as_str(),
-            meta.client_key().as_deref(),
+            meta.client_key.as_deref(),
         )
         .await
         .map_err(code_error)?;

@@ -133,25 +133,9 @@ pub(crate) fn bearer(op: TransformOperation<'_>) -> TransformOperation<'_> {
 /// Where a request comes from, for session metadata and per-client limits.
 pub(crate) struct ClientMeta {
     pub(crate) ip: Option<String>,
+    /// The key of per-client limits (the IPv6 /64; see `bff_cache::ratelimit::ip_key`).
+    pub(crate) client_key: Option<String>,
     pub(crate) user_agent: Option<String>,
-}
-
-impl ClientMeta {
-    /// The client for per-client limits: the IPv4 address, or the /64 of an
-    /// IPv6 one (a single host commonly holds a whole /64).
-    pub(crate) fn client_key(&self) -> Option<String> {
-        let ip: std::net::IpAddr = self.ip.as_deref()?.parse().ok()?;
-        Some(match ip {
-            std::net::IpAddr::V4(v4) => v4.to_string(),
-            std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => v4.to_string(),
-                None => {
-                    let s = v6.segments();
-                    format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-                }
-            },
-        })
-    }
 }
 
 impl FromRequestParts<AppState> for ClientMeta {
@@ -162,7 +146,7 @@ impl FromRequestParts<AppState> for ClientMeta {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         // The peer, or the client a trusted proxy reports (BFF_TRUSTED_PROXIES).
-        let ip = state
+        let client = state
             .limits
             .client_ip
             .client(&bff_cache::ratelimit::RequestInfo {
@@ -170,14 +154,19 @@ impl FromRequestParts<AppState> for ClientMeta {
                 uri: &parts.uri,
                 headers: &parts.headers,
                 extensions: &parts.extensions,
-            })
-            .map(|ip| ip.to_string());
+            });
+        let ip = client.map(|ip| ip.to_string());
+        let client_key = client.map(bff_cache::ratelimit::ip_key);
         let user_agent = parts
             .headers
             .get(http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().filter(|c| !c.is_control()).take(256).collect());
-        Ok(Self { ip, user_agent })
+        Ok(Self {
+            ip,
+            client_key,
+            user_agent,
+        })
     }
 }
 
@@ -255,7 +244,7 @@ async fn login(
     // Known and unknown identifiers are counted alike, before any lookup.
     state
         .limits
-        .login(meta.client_key().as_deref(), identifier.as_str())
+        .login(meta.client_key.as_deref(), identifier.as_str())
         .await?;
     let user = users::find_by_identifier(&state.db, &identifier).await?;
     let password = SecretString::from(body.password);
@@ -566,29 +555,4 @@ async fn update_me(
         .ok_or_else(Problem::unauthorized)?;
     state.user_changed(id).await;
     Ok(Json(user.view()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ClientMeta;
-
-    #[test]
-    fn clients_are_keyed_by_ipv4_address_or_ipv6_64() {
-        let key = |ip: &str| {
-            ClientMeta {
-                ip: Some(ip.to_owned()),
-                user_agent: None,
-            }
-            .client_key()
-        };
-        assert_eq!(key("203.0.113.7").as_deref(), Some("203.0.113.7"));
-        assert_eq!(key("::ffff:203.0.113.7").as_deref(), Some("203.0.113.7"));
-        assert_eq!(
-            key("2001:db8:1:2:aaaa::1"),
-            key("2001:db8:1:2:ffff:ffff:ffff:ffff")
-        );
-        assert_eq!(key("2001:db8:1:2::1").as_deref(), Some("2001:db8:1:2::/64"));
-        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
-        assert_eq!(key("not an ip"), None);
-    }
 }
