@@ -6,10 +6,9 @@
 use std::sync::Arc;
 
 use bff_cache::ratelimit::{
-    Backend, ClientIp, Policy, Quota, RateLimitLayer, RedisBackend, UserId,
+    Backend, ClientIp, Policy, Quota, RateLimitLayer, RedisBackend, UserId, rejection,
 };
 use bff_core::Problem;
-use http::{HeaderName, HeaderValue, StatusCode};
 
 use crate::config::{OnRedisError, RateLimitArgs};
 
@@ -112,27 +111,6 @@ impl Limits {
         if decision.allowed {
             return Ok(());
         }
-        let secs = |d: std::time::Duration| d.as_secs() + u64::from(d.subsec_nanos() > 0);
-        let retry = secs(decision.retry_after).max(1);
-        let value = |v: String| HeaderValue::from_str(&v).unwrap_or(HeaderValue::from_static("1"));
-        Err(Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "Too many requests",
-        )
-        .with_detail(format!("Too many attempts; retry in {retry} s."))
-        .with_header(http::header::RETRY_AFTER, HeaderValue::from(retry))
-        .with_header(
-            HeaderName::from_static("ratelimit-policy"),
-            value(format!(
-                "\"{name}\";q={};w={}",
-                quota.burst(),
-                secs(quota.period())
-            )),
-        )
-        .with_header(
-            HeaderName::from_static("ratelimit"),
-            value(format!("\"{name}\";r=0;t={}", secs(decision.reset))),
-        ))
+        Err(rejection(name, &quota, &decision, "Too many attempts."))
     }
 }

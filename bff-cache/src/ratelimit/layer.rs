@@ -172,6 +172,37 @@ fn headers(applied: &[Applied]) -> [(HeaderName, Option<HeaderValue>); 2] {
     ]
 }
 
+/// The 429 of a refusal: `Retry-After` in whole seconds (at least 1) and the
+/// rate-limit headers of every policy checked, the refusing one last.
+fn refusal(applied: &[Applied], refused: &Decision, detail: String) -> Problem {
+    let retry = ceil_secs(refused.retry_after).max(1);
+    let mut problem = Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        "Too many requests",
+    )
+    .with_detail(format!("{detail} Retry in {retry} s."))
+    .with_header(http::header::RETRY_AFTER, HeaderValue::from(retry));
+    for (name, value) in headers(applied) {
+        if let Some(value) = value {
+            problem = problem.with_header(name, value);
+        }
+    }
+    problem
+}
+
+/// The 429 problem for one policy's refusal, with `Retry-After` and the
+/// rate-limit headers, for limits a handler checks itself (where the key, a
+/// login identifier say, is only known from the body).
+pub fn rejection(policy: &str, quota: &Quota, decision: &Decision, detail: &str) -> Problem {
+    let applied = [Applied {
+        name: Arc::from(policy),
+        quota: *quota,
+        decision: *decision,
+    }];
+    refusal(&applied, decision, detail.to_owned())
+}
+
 impl<S, B> Service<Request<B>> for RateLimitService<S>
 where
     S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
@@ -234,22 +265,8 @@ where
                     decision,
                 });
                 if !decision.allowed {
-                    let retry = ceil_secs(decision.retry_after).max(1);
-                    let mut problem = Problem::new(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "rate_limited",
-                        "Too many requests",
-                    )
-                    .with_detail(format!(
-                        "The limit `{}` is exhausted; retry in {retry} s.",
-                        policy.name
-                    ))
-                    .with_header(http::header::RETRY_AFTER, HeaderValue::from(retry));
-                    for (name, value) in headers(&applied) {
-                        if let Some(value) = value {
-                            problem = problem.with_header(name, value);
-                        }
-                    }
+                    let detail = format!("The limit `{}` is exhausted.", policy.name);
+                    let problem = refusal(&applied, &decision, detail);
                     return Ok(problem.into_response());
                 }
             }

@@ -38,7 +38,7 @@ use std::time::Duration;
 #[cfg(feature = "auth")]
 pub use key::UserId;
 pub use key::{ClientIp, KeyExtractor, RequestInfo, Route, from_fn, ip_key};
-pub use layer::{Policy, RateLimitLayer, RateLimitService, ResponseFuture};
+pub use layer::{Policy, RateLimitLayer, RateLimitService, ResponseFuture, rejection};
 pub use memory::MemoryBackend;
 #[cfg(feature = "redis")]
 pub use redis_backend::{OnRedisError, RedisBackend};

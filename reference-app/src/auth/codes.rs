@@ -13,12 +13,13 @@ use axum::http::request::Parts;
 use axum::response::NoContent;
 use bff_auth::code::{CodeCheck, Limit, OtpCode, Throttle};
 use bff_auth::session::{NewSession, SessionStore};
+use bff_cache::ratelimit::{Decision, Quota, rejection};
 use bff_core::Problem;
 use bff_core::extract::Json;
 use bff_core::problem::FieldError;
 
 use crate::validation::{Fields, text};
-use http::{HeaderValue, StatusCode};
+use http::StatusCode;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
@@ -183,45 +184,31 @@ fn code_invalid() -> Problem {
 /// The 429 of the throttle, with `Retry-After` and the rate-limit headers.
 fn rate_limited(state: &AppState, limit: Limit, retry_after: std::time::Duration) -> Problem {
     let policy = state.codes.policy();
-    let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-    let seconds = seconds.max(1);
-    let (name, quota, window, detail) = match limit {
+    let hour = std::time::Duration::from_secs(3600);
+    let (name, quota, detail) = match limit {
         Limit::Cooldown => (
             "code_cooldown",
-            1,
-            policy.cooldown.as_secs(),
+            Quota::new(1, policy.cooldown),
             "A code was sent moments ago; wait before asking for another.",
         ),
         Limit::HourlyPerIdentifier => (
             "code_identifier",
-            policy.hourly_per_identifier,
-            3600,
+            Quota::new(policy.hourly_per_identifier, hour),
             "Too many codes were sent to this address in the last hour.",
         ),
         _ => (
             "code_client",
-            policy.hourly_per_client,
-            3600,
+            Quota::new(policy.hourly_per_client, hour),
             "Too many codes were requested from this network in the last hour.",
         ),
     };
-    let header =
-        |value: String| HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("1"));
-    Problem::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
-        "Too many requests",
-    )
-    .with_detail(detail)
-    .with_header(http::header::RETRY_AFTER, header(seconds.to_string()))
-    .with_header(
-        http::HeaderName::from_static("ratelimit-policy"),
-        header(format!("\"{name}\";q={quota};w={window}")),
-    )
-    .with_header(
-        http::HeaderName::from_static("ratelimit"),
-        header(format!("\"{name}\";r=0;t={seconds}")),
-    )
+    let decision = Decision {
+        allowed: false,
+        remaining: 0,
+        reset: retry_after,
+        retry_after,
+    };
+    rejection(name, &quota, &decision, detail)
 }
 
 fn code_error(error: bff_auth::code::CodeError) -> ApiError {
