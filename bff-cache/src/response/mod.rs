@@ -363,20 +363,7 @@ impl Shared {
 
     /// A fresh, current entry for `key`, or `None`.
     async fn lookup(&self, key: &str) -> Result<Option<Entry>, CacheError> {
-        let Some(entry) = self.store.get(key).await? else {
-            return Ok(None);
-        };
-        if !entry.is_fresh() {
-            return Ok(None);
-        }
-        if !entry.tags.is_empty() {
-            let names: Vec<String> = entry.tags.iter().map(|(t, _)| t.clone()).collect();
-            let current = self.store.tag_versions(&names).await?;
-            if entry.tags.iter().zip(current).any(|((_, v), c)| *v != c) {
-                return Ok(None);
-            }
-        }
-        Ok(Some(entry))
+        self.store.lookup(key).await
     }
 
     fn fill_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 
-use super::store::{CacheError, CacheStore, Entry, MemoryStore, now_ms};
+use super::store::{CacheError, CacheStore, Entry, MemoryStore, current, now_ms};
 use crate::ratelimit::BoxFuture;
 
 /// Entries in Redis (`{prefix}e:{key}`, JSON, expiring with the entry), tag
@@ -170,22 +170,27 @@ impl TieredStore {
 impl CacheStore for TieredStore {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Entry>, CacheError>> {
         Box::pin(async move {
-            if let Ok(Some(entry)) = self.local.get(key).await
-                && entry.is_fresh()
-            {
-                // The local copy holds only while its tags are current; when
-                // one moved on, another instance may have stored a newer entry.
-                let names: Vec<String> = entry.tags.iter().map(|(t, _)| t.clone()).collect();
-                let current = self.shared.tag_versions(&names).await?;
-                if entry.tags.iter().zip(current).all(|((_, v), c)| *v == c) {
-                    return Ok(Some(entry));
-                }
+            if let Ok(Some(entry)) = self.local.get(key).await {
+                return Ok(Some(entry));
             }
-            let entry = self.shared.get(key).await?;
-            if let Some(entry) = &entry {
+            self.shared.get(key).await
+        })
+    }
+
+    fn lookup<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Entry>, CacheError>> {
+        Box::pin(async move {
+            // The local copy serves while its tags are current (one round trip
+            // for their versions); when one moved on, another instance may have
+            // stored a newer entry, so Redis is asked.
+            let local = self.local.get(key).await.unwrap_or(None);
+            if let Some(entry) = current(&self.shared, local).await? {
+                return Ok(Some(entry));
+            }
+            let shared = current(&self.shared, self.shared.get(key).await?).await?;
+            if let Some(entry) = &shared {
                 let _ = self.local.put(key, entry.clone()).await;
             }
-            Ok(entry)
+            Ok(shared)
         })
     }
 

@@ -97,6 +97,32 @@ pub trait CacheStore: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Option<String>, CacheError>>;
     /// Gives up the fill lock of `key`, if `token` still holds it.
     fn unlock<'a>(&'a self, key: &'a str, token: &'a str) -> BoxFuture<'a, Result<(), CacheError>>;
+
+    /// The entry under `key` if it is fresh and its tags are current: what the
+    /// layer serves. A store with tiers overrides it to check each tier once.
+    fn lookup<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Entry>, CacheError>> {
+        Box::pin(async move {
+            let entry = self.get(key).await?;
+            current(self, entry).await
+        })
+    }
+}
+
+/// `entry` if it is fresh and `store` has its tags at the versions it recorded.
+pub(crate) async fn current<S: CacheStore + ?Sized>(
+    store: &S,
+    entry: Option<Entry>,
+) -> Result<Option<Entry>, CacheError> {
+    let Some(entry) = entry.filter(Entry::is_fresh) else {
+        return Ok(None);
+    };
+    if entry.tags.is_empty() {
+        return Ok(Some(entry));
+    }
+    let names: Vec<String> = entry.tags.iter().map(|(t, _)| t.clone()).collect();
+    let versions = store.tag_versions(&names).await?;
+    let unchanged = entry.tags.iter().zip(versions).all(|((_, v), c)| *v == c);
+    Ok(unchanged.then_some(entry))
 }
 
 impl<S: CacheStore + ?Sized> CacheStore for Arc<S> {
@@ -124,6 +150,9 @@ impl<S: CacheStore + ?Sized> CacheStore for Arc<S> {
     }
     fn unlock<'a>(&'a self, key: &'a str, token: &'a str) -> BoxFuture<'a, Result<(), CacheError>> {
         (**self).unlock(key, token)
+    }
+    fn lookup<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Entry>, CacheError>> {
+        (**self).lookup(key)
     }
 }
 
