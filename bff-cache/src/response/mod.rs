@@ -361,6 +361,25 @@ impl Shared {
         }
     }
 
+    /// Serves `entry`, counted as a hit.
+    fn hit(&self, entry: &Entry, if_none_match: Option<&HeaderValue>, head: bool) -> Response {
+        self.count("hit");
+        respond(entry, "HIT", if_none_match, head)
+    }
+
+    /// Passes the origin's `response` on, counted and marked as `MISS` or `BYPASS`.
+    fn passed(&self, mut response: Response, outcome: &'static str) -> Response {
+        self.count(if outcome == "BYPASS" {
+            "bypass"
+        } else {
+            "miss"
+        });
+        response
+            .headers_mut()
+            .insert("x-cache", HeaderValue::from_static(outcome));
+        response
+    }
+
     /// A fresh, current entry for `key`, or `None`.
     async fn lookup(&self, key: &str) -> Result<Option<Entry>, CacheError> {
         self.store.lookup(key).await
@@ -444,12 +463,7 @@ where
                 None => req.headers().contains_key(header::AUTHORIZATION),
             };
             if bypass {
-                shared.count("bypass");
-                let mut response = inner.call(req).await?;
-                response
-                    .headers_mut()
-                    .insert("x-cache", HeaderValue::from_static("BYPASS"));
-                return Ok(response);
+                return Ok(shared.passed(inner.call(req).await?, "BYPASS"));
             }
             let key = cache_key(&shared, &info, user.as_deref());
             let tags = shared
@@ -462,30 +476,19 @@ where
             match shared.lookup(&key).await {
                 Ok(Some(entry)) => {
                     shared.store_ok();
-                    shared.count("hit");
-                    return Ok(respond(&entry, "HIT", if_none_match.as_ref(), head));
+                    return Ok(shared.hit(&entry, if_none_match.as_ref(), head));
                 }
                 Ok(None) => shared.store_ok(),
                 Err(error) => {
                     shared.store_failed(&error);
-                    shared.count("bypass");
-                    let mut response = inner.call(req).await?;
-                    response
-                        .headers_mut()
-                        .insert("x-cache", HeaderValue::from_static("BYPASS"));
-                    return Ok(response);
+                    return Ok(shared.passed(inner.call(req).await?, "BYPASS"));
                 }
             }
 
             // A HEAD that misses is answered by the origin and not stored: the
             // entry must hold a GET's body.
             if head {
-                shared.count("miss");
-                let mut response = inner.call(req).await?;
-                response
-                    .headers_mut()
-                    .insert("x-cache", HeaderValue::from_static("MISS"));
-                return Ok(response);
+                return Ok(shared.passed(inner.call(req).await?, "MISS"));
             }
             // One origin call per key in this process: the others wait here,
             // then find the entry the first one stored. If it stored none (the
@@ -497,16 +500,10 @@ where
                 Err(_) => {
                     let guard = fill.lock().await;
                     if let Ok(Some(entry)) = shared.lookup(&key).await {
-                        shared.count("hit");
-                        return Ok(respond(&entry, "HIT", if_none_match.as_ref(), head));
+                        return Ok(shared.hit(&entry, if_none_match.as_ref(), head));
                     }
                     drop(guard);
-                    shared.count("miss");
-                    let mut response = inner.call(req).await?;
-                    response
-                        .headers_mut()
-                        .insert("x-cache", HeaderValue::from_static("MISS"));
-                    return Ok(response);
+                    return Ok(shared.passed(inner.call(req).await?, "MISS"));
                 }
             };
             // And, with a shared store, one across instances, for a while.
@@ -516,8 +513,7 @@ where
                 while tokio::time::Instant::now() < deadline {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     if let Ok(Some(entry)) = shared.lookup(&key).await {
-                        shared.count("hit");
-                        return Ok(respond(&entry, "HIT", if_none_match.as_ref(), head));
+                        return Ok(shared.hit(&entry, if_none_match.as_ref(), head));
                     }
                 }
             }
@@ -530,7 +526,6 @@ where
             // during the call leaves the entry stale, never wrongly fresh.
             let versions = shared.store.tag_versions(&tags).await.unwrap_or_default();
             let response = inner.call(req).await?;
-            shared.count("miss");
             // Bodies of unknown or excessive size (streams, downloads) pass
             // through unbuffered and are not stored.
             let bounded = http_body::Body::size_hint(response.body())
@@ -541,11 +536,7 @@ where
                 || versions.len() != tags.len()
             {
                 unlock(Arc::clone(&shared), key, token).await;
-                let mut response = response;
-                response
-                    .headers_mut()
-                    .insert("x-cache", HeaderValue::from_static("MISS"));
-                return Ok(response);
+                return Ok(shared.passed(response, "MISS"));
             }
             let (parts, body) = response.into_parts();
             let bytes = match body.collect().await {
@@ -577,6 +568,7 @@ where
                 shared.store_failed(&error);
             }
             unlock(Arc::clone(&shared), key, token).await;
+            shared.count("miss");
             Ok(respond(&entry, "MISS", if_none_match.as_ref(), head))
         })
     }
