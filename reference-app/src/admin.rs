@@ -177,13 +177,6 @@ struct Locked {
     target: UserRecord,
 }
 
-#[derive(sqlx::FromRow)]
-struct LockedRow {
-    id: Uuid,
-    role: String,
-    blocked: bool,
-}
-
 async fn lock_pair(
     conn: &mut sqlx::PgConnection,
     authz: &Authz<Principal>,
@@ -196,15 +189,9 @@ async fn lock_pair(
             .with_detail("You cannot do this to your own account.")
             .into());
     }
-    let rows: Vec<LockedRow> = sqlx::query_as(
-        "SELECT id, role, blocked_at IS NOT NULL AS blocked FROM users
-         WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id FOR UPDATE",
-    )
-    .bind(vec![actor, target])
-    .fetch_all(&mut *conn)
-    .await?;
+    let mut rows = users::lock_for_update(&mut *conn, &[actor, target]).await?;
     let me = rows.iter().find(|r| r.id == actor);
-    let Some(me) = me.filter(|me| !me.blocked) else {
+    let Some(me) = me.filter(|me| me.blocked_at.is_none()) else {
         // Blocked or deleted since the token was issued.
         return Err(Problem::unauthorized().into());
     };
@@ -213,16 +200,15 @@ async fn lock_pair(
             .with_detail("Your role does not allow this.")
             .into());
     }
-    if !rows.iter().any(|r| r.id == target) {
+    let actor_role = me.role.clone();
+    let Some(index) = rows.iter().position(|r| r.id == target) else {
         return Err(Problem::not_found().into());
-    }
-    let target = users::find_by_id(&mut *conn, target)
-        .await?
-        .ok_or_else(Problem::not_found)?;
+    };
+    let target = rows.swap_remove(index);
     let role = target.role();
     if !authz
         .policy
-        .can_grant(&me.role, role.as_str(), role.as_str())
+        .can_grant(&actor_role, role.as_str(), role.as_str())
     {
         return Err(Problem::forbidden()
             .with_detail("You cannot act on someone whose role is above yours.")
@@ -230,7 +216,7 @@ async fn lock_pair(
     }
     Ok(Locked {
         actor,
-        actor_role: me.role.clone(),
+        actor_role,
         target,
     })
 }

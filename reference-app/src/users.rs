@@ -124,6 +124,21 @@ pub async fn find_by_id(
         .await
 }
 
+/// The live accounts among `ids`, locked for update in id order (so two
+/// transactions locking the same accounts queue instead of deadlocking).
+pub async fn lock_for_update(
+    db: impl PgExecutor<'_>,
+    ids: &[Uuid],
+) -> Result<Vec<UserRecord>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM users WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id FOR UPDATE"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(ids)
+        .fetch_all(db)
+        .await
+}
+
 /// Replaces the password hash.
 pub async fn set_password_hash(
     db: impl PgExecutor<'_>,

@@ -157,8 +157,13 @@ impl CodeSecret {
     pub fn key_id(&self, parts: &[&str]) -> String {
         let parts: Vec<&[u8]> = parts.iter().map(|p| p.as_bytes()).collect();
         let mac = self.mac(b"bff-code-key-v1", &parts);
-        mac[..16].iter().map(|b| format!("{b:02x}")).collect()
+        hex(&mac[..16])
     }
+}
+
+/// Lower-case hex of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Lifetimes and limits of codes.

@@ -6,7 +6,8 @@ use redis::aio::ConnectionManager;
 use subtle::ConstantTimeEq;
 
 use super::{
-    CodeCheck, CodeError, CodePolicy, CodeSecret, CodeStore, Limit, MAX_ATTEMPTS, OtpCode, Throttle,
+    CodeCheck, CodeError, CodePolicy, CodeSecret, CodeStore, Limit, MAX_ATTEMPTS, OtpCode,
+    Throttle, hex,
 };
 use crate::layer::BoxFuture;
 
@@ -96,10 +97,6 @@ fn ms(d: Duration) -> u64 {
 
 fn backend(error: redis::RedisError) -> CodeError {
     CodeError::Backend(Box::new(error))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl RedisCodeStore {
