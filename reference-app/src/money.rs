@@ -1,7 +1,6 @@
 //! Money amounts: exact decimals (`rust_decimal`), JSON strings at the edge,
 //! `NUMERIC` in Postgres, never floating point.
 
-use std::fmt;
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
@@ -87,12 +86,6 @@ pub fn format(value: Decimal, minor_units: u32) -> String {
     let mut value = value;
     value.rescale(minor_units);
     value.to_string()
-}
-
-impl fmt::Display for Amount {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
 }
 
 #[cfg(test)]

@@ -172,11 +172,10 @@ pub enum Template {
 }
 
 /// The language of a notification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Locale {
-    /// English (the default).
-    #[default]
+    /// English (used when the request prefers neither).
     En,
     /// Russian.
     Ru,
