@@ -1,0 +1,2 @@
+//! # bff-aggregate
+#![deny(missing_docs, unreachable_pub, unsafe_code)]
