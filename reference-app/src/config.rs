@@ -37,9 +37,112 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Create the demo accounts (one per role) if they do not exist; dev profile only.
     Seed(SeedArgs),
+    /// Run the orders gRPC service and the loyalty responder (`serve` runs them
+    /// in-process when BFF_ORDERS_URL is not set).
+    Orders(Box<OrdersArgs>),
     /// Manage token signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+}
+
+/// Settings of `orders`.
+#[derive(Debug, Clone, Args)]
+pub struct OrdersArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub store: OrdersStoreArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub nats: NatsArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub claims: ClaimArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub outbox: OutboxArgs,
+    /// Address of the gRPC server.
+    #[arg(long, env = "BFF_ORDERS_ADDR", default_value = "127.0.0.1:50051")]
+    pub orders_addr: SocketAddr,
+    /// The BFF's JWKS, whose public keys verify callers' access tokens.
+    #[arg(
+        long,
+        env = "BFF_ORDERS_JWKS_URL",
+        default_value = "http://127.0.0.1:8080/.well-known/jwks.json"
+    )]
+    pub orders_jwks_url: url::Url,
+    /// How long in-flight calls may take to finish after SIGTERM.
+    #[arg(long, env = "BFF_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+/// Where the orders service keeps its data.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Orders service")]
+pub struct OrdersStoreArgs {
+    /// Postgres URL of the orders service, whose tables live in the schema
+    /// `orders`; BFF_DATABASE_URL when not set. Created if missing.
+    #[arg(long, env = "BFF_ORDERS_DATABASE_URL", value_parser = parse_secret, hide_env_values = true)]
+    pub orders_database_url: Option<SecretString>,
+}
+
+impl OrdersStoreArgs {
+    /// The database settings of the orders service: `database` with the URL
+    /// replaced when one of its own is set.
+    pub fn database(&self, database: &DatabaseArgs) -> DatabaseArgs {
+        DatabaseArgs {
+            database_url: self
+                .orders_database_url
+                .clone()
+                .unwrap_or_else(|| database.database_url.clone()),
+            ..database.clone()
+        }
+    }
+}
+
+/// How `serve` reaches the orders service and the loyalty responder, and how
+/// the dashboard assembles them.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Backends and the dashboard")]
+pub struct BackendArgs {
+    /// gRPC URL of the orders service (`http://orders:50051`). Not set: `serve`
+    /// runs the orders service and the loyalty responder in-process on loopback.
+    #[arg(long, env = "BFF_ORDERS_URL")]
+    pub orders_url: Option<url::Url>,
+    /// Time limit of one orders call (the `grpc-timeout` sent along).
+    #[arg(long, env = "BFF_ORDERS_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub orders_timeout: Duration,
+    /// The whole dashboard's deadline.
+    #[arg(long, env = "BFF_DASHBOARD_DEADLINE", default_value = "800ms", value_parser = humantime::parse_duration)]
+    pub dashboard_deadline: Duration,
+    /// Deadline of the dashboard's Postgres parts (profile, wallets).
+    #[arg(long, env = "BFF_DASHBOARD_DATABASE_DEADLINE", default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub dashboard_database_deadline: Duration,
+    /// Deadline of the dashboard's recent orders (gRPC).
+    #[arg(long, env = "BFF_DASHBOARD_ORDERS_DEADLINE", default_value = "300ms", value_parser = humantime::parse_duration)]
+    pub dashboard_orders_deadline: Duration,
+    /// Deadline of the dashboard's loyalty part (NATS request-reply).
+    #[arg(long, env = "BFF_DASHBOARD_LOYALTY_DEADLINE", default_value = "200ms", value_parser = humantime::parse_duration)]
+    pub dashboard_loyalty_deadline: Duration,
+    /// Send a second, hedged recent-orders call when the first has not answered
+    /// after this long (`0s`: never).
+    #[arg(long, env = "BFF_DASHBOARD_HEDGE_AFTER", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub dashboard_hedge_after: Duration,
+    /// How long a dashboard stays cached per user (`0s`: not cached); writes that
+    /// change it invalidate it sooner.
+    #[arg(long, env = "BFF_DASHBOARD_CACHE_TTL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub dashboard_cache_ttl: Duration,
+    /// Consecutive failures of a backend that open its circuit breaker.
+    #[arg(long, env = "BFF_BREAKER_FAILURES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub breaker_failures: u32,
+    /// How long an open breaker skips its backend before one probe call.
+    #[arg(long, env = "BFF_BREAKER_OPEN_FOR", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub breaker_open_for: Duration,
 }
 
 /// `bff keys` subcommands.
@@ -128,12 +231,9 @@ pub struct AuthArgs {
     /// JWKS but do not sign: the next key before a rotation, the previous after.
     #[arg(long, env = "BFF_JWT_VERIFICATION_KEY_FILES", value_delimiter = ',')]
     pub jwt_verification_key_files: Vec<PathBuf>,
-    /// The `iss` of access tokens.
-    #[arg(long, env = "BFF_JWT_ISSUER", default_value = "bff")]
-    pub jwt_issuer: String,
-    /// The `aud` of access tokens.
-    #[arg(long, env = "BFF_JWT_AUDIENCE", default_value = "bff")]
-    pub jwt_audience: String,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub claims: ClaimArgs,
     /// Lifetime of access tokens.
     #[arg(long, env = "BFF_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
     pub access_token_ttl: Duration,
@@ -152,6 +252,19 @@ pub struct AuthArgs {
     /// Where the dev profile keeps the signing key it creates.
     #[arg(long, env = "BFF_KEY_DIR", default_value = ".bff")]
     pub key_dir: PathBuf,
+}
+
+/// The issuer and audience of access tokens: the BFF writes them, the orders
+/// service checks them.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Tokens and sessions")]
+pub struct ClaimArgs {
+    /// The `iss` of access tokens.
+    #[arg(long, env = "BFF_JWT_ISSUER", default_value = "bff")]
+    pub jwt_issuer: String,
+    /// The `aud` of access tokens.
+    #[arg(long, env = "BFF_JWT_AUDIENCE", default_value = "bff")]
+    pub jwt_audience: String,
 }
 
 /// Deployment profile.
@@ -233,6 +346,12 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub rate_limit: RateLimitArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub backends: BackendArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub orders_store: OrdersStoreArgs,
 }
 
 /// Rate limits, shared by every instance through Redis.
@@ -452,6 +571,9 @@ pub struct MigrateArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub database: DatabaseArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub store: OrdersStoreArgs,
 }
 
 /// HTTP server settings.
@@ -534,6 +656,17 @@ pub struct NatsArgs {
     /// isolate runs that share one server.
     #[arg(long, env = "BFF_NATS_PREFIX", default_value = "")]
     pub nats_prefix: String,
+}
+
+impl OutboxArgs {
+    /// The relay's settings.
+    pub fn relay_config(&self) -> crate::messaging::outbox::RelayConfig {
+        crate::messaging::outbox::RelayConfig {
+            poll_interval: self.outbox_poll_interval,
+            batch_size: self.outbox_batch_size,
+            retention: self.outbox_retention,
+        }
+    }
 }
 
 impl DatabaseArgs {

@@ -92,6 +92,12 @@ pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
 
 /// Fails when migrations of this binary are not applied to the database.
 pub async fn ensure_migrated(pool: &PgPool) -> Result<(), DbError> {
+    ensure_applied(pool, &MIGRATOR).await
+}
+
+/// Fails when `migrator`'s migrations are not applied where `pool` connects
+/// (its search path decides which bookkeeping table is read).
+pub async fn ensure_applied(pool: &PgPool, migrator: &Migrator) -> Result<(), DbError> {
     let applied: Vec<i64> =
         match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
             .fetch_all(pool)
@@ -102,7 +108,7 @@ pub async fn ensure_migrated(pool: &PgPool) -> Result<(), DbError> {
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => Vec::new(),
             Err(error) => return Err(DbError::Connect(error)),
         };
-    let pending = MIGRATOR
+    let pending = migrator
         .iter()
         .filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version))
         .count();

@@ -30,11 +30,17 @@ async fn main() -> ExitCode {
         }
         Command::Migrate(args) => {
             init_logs(&args.common);
-            migrate(&args.database).await
+            migrate(&args).await
         }
         Command::Seed(args) => {
             init_logs(&args.common);
             seed(&args).await
+        }
+        Command::Orders(args) => {
+            init_logs(&args.common);
+            bff_app::orders::server::run(&args, shutdown_signal())
+                .await
+                .map_err(Into::into)
         }
         Command::Keys(KeysCommand::Generate(args)) => keys_generate(&args),
     };
@@ -47,11 +53,16 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn migrate(args: &bff_app::config::DatabaseArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let pool = db::connect(args).await?;
+/// Applies the BFF's migrations, then the orders service's in its own schema.
+async fn migrate(args: &bff_app::config::MigrateArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let pool = db::connect(&args.database).await?;
     db::migrate(&pool).await?;
-    tracing::info!("migrations applied");
     pool.close().await;
+    tracing::info!("migrations applied");
+    let orders =
+        bff_app::orders::server::connect(&args.store.database(&args.database), true).await?;
+    orders.close().await;
+    tracing::info!("orders migrations applied");
     Ok(())
 }
 

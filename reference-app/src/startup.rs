@@ -26,11 +26,15 @@ use crate::auth::Auth;
 use crate::config::{
     EmailSenderKind, NotifierArgs, Profile, ServeArgs, SmsSenderKind, SmtpTls, redacted,
 };
+use crate::dashboard::{Backends, DashboardSettings};
 use crate::db::{self, DbError};
 use crate::messaging::Topology;
 use crate::messaging::notifier::{Notifier, NotifierConfig, Senders};
-use crate::messaging::outbox::{OutboxSignal, Relay, RelayConfig};
+use crate::messaging::outbox::{OutboxSignal, Relay};
 use crate::messaging::senders::{LogSender, Sender, SmtpConfig, SmtpSender, WebhookSender};
+use crate::orders::caller::CallerVerifier;
+use crate::orders::client::OrdersClient;
+use crate::orders::server::{OrdersServer, OrdersSetup};
 
 /// State shared by the handlers.
 #[derive(Debug, Clone)]
@@ -49,6 +53,9 @@ pub struct AppState {
     pub limits: crate::limits::Limits,
     /// The response cache's store (shared by every instance through Redis).
     pub cache: Arc<bff_cache::response::TieredStore>,
+    /// The orders service and the loyalty responder, and how the dashboard
+    /// assembles them.
+    pub backends: Arc<Backends>,
 }
 
 impl AppState {
@@ -108,6 +115,9 @@ pub enum StartupError {
     /// A setting is inconsistent.
     #[error("configuration: {0}")]
     Config(String),
+    /// The in-process orders service could not start.
+    #[error(transparent)]
+    Orders(#[from] crate::orders::server::OrdersError),
     /// The notifier's senders are not configured properly.
     #[error("notifier: {0}")]
     Senders(String),
@@ -166,6 +176,16 @@ impl Application {
             "starting"
         );
 
+        let addr = config.http.http_addr;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartupError::Bind { addr, source })?;
+        if profile == Profile::Prod && listener.local_addr().is_ok_and(|a| a.ip().is_loopback()) {
+            tracing::warn!(
+                "listening on loopback only in the prod profile; set BFF_HTTP_ADDR=0.0.0.0:8080 to accept outside traffic"
+            );
+        }
+
         let db = db::connect(&config.database).await?;
         if config.database.migrate_on_start(profile) {
             db::migrate(&db).await?;
@@ -217,11 +237,7 @@ impl Application {
                 js.clone(),
                 topology.clone(),
                 signal.clone(),
-                RelayConfig {
-                    poll_interval: config.outbox.outbox_poll_interval,
-                    batch_size: config.outbox.outbox_batch_size,
-                    retention: config.outbox.outbox_retention,
-                },
+                config.outbox.relay_config(),
             );
             workers.push(Box::pin(relay.run(stopped.clone())) as Worker);
         }
@@ -238,11 +254,20 @@ impl Application {
                     code_ttl: config.codes.code_ttl,
                 },
             );
-            workers.push(Box::pin(notifier.run(stopped)));
+            workers.push(Box::pin(notifier.run(stopped.clone())));
         }
         if profile == Profile::Dev {
             crate::seed::seed(&db, &auth.hasher, config.seed.seed_password.as_ref()).await?;
         }
+        let backends = build_backends(
+            config,
+            &listener,
+            &nats,
+            &topology,
+            &stop_workers,
+            &mut workers,
+        )
+        .await?;
 
         let readiness = Readiness::new()
             .with_timeout(config.http.readiness_timeout)
@@ -276,20 +301,12 @@ impl Application {
                         format!("{}cache:", config.redis.redis_prefix),
                     ),
                 )),
+                backends: Arc::new(backends),
             },
             readiness,
             &http,
         )?;
 
-        let addr = config.http.http_addr;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartupError::Bind { addr, source })?;
-        if profile == Profile::Prod && listener.local_addr().is_ok_and(|a| a.ip().is_loopback()) {
-            tracing::warn!(
-                "listening on loopback only in the prod profile; set BFF_HTTP_ADDR=0.0.0.0:8080 to accept outside traffic"
-            );
-        }
         Ok(Self {
             listener,
             router,
@@ -423,6 +440,117 @@ fn build_senders(args: &NotifierArgs, profile: Profile) -> Result<Senders, Start
     Ok(Senders { email, sms })
 }
 
+/// A stop signal for the in-process orders service, fired with the workers'.
+fn stopped_orders(stop: &watch::Sender<bool>) -> impl Future<Output = ()> + Send + 'static {
+    let mut stopped = stop.subscribe();
+    async move {
+        let _ = stopped.wait_for(|stopped| *stopped).await;
+    }
+}
+
+/// The backends of the dashboard and the orders endpoints. Without an orders
+/// URL the orders service (with the loyalty responder) is started here, on a
+/// loopback port, as one of the workers, verifying tokens against this BFF's
+/// own JWKS over HTTP like any other service would.
+async fn build_backends(
+    config: &ServeArgs,
+    listener: &TcpListener,
+    nats: &async_nats::Client,
+    topology: &Topology,
+    stop: &watch::Sender<bool>,
+    workers: &mut Vec<Worker>,
+) -> Result<Backends, StartupError> {
+    let args = &config.backends;
+    let orders_url = match &args.orders_url {
+        Some(url) => url.as_str().trim_end_matches('/').to_owned(),
+        None => {
+            let database = config.orders_store.database(&config.database);
+            let db = crate::orders::server::connect(
+                &database,
+                database.migrate_on_start(config.common.profile),
+            )
+            .await?;
+            let grpc = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
+                    source,
+                })?;
+            let grpc_addr = grpc.local_addr().map_err(|source| StartupError::Bind {
+                addr: SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
+                source,
+            })?;
+            let http_addr = listener.local_addr().map_err(|source| StartupError::Bind {
+                addr: config.http.http_addr,
+                source,
+            })?;
+            let jwks_url = format!("http://{}/.well-known/jwks.json", loopback(http_addr));
+            let server = OrdersServer::new(OrdersSetup {
+                db,
+                nats: nats.clone(),
+                topology: topology.clone(),
+                callers: CallerVerifier::new(
+                    &jwks_url,
+                    &config.auth.claims.jwt_issuer,
+                    &config.auth.claims.jwt_audience,
+                ),
+                relay: config
+                    .outbox
+                    .outbox_relay
+                    .then(|| config.outbox.relay_config()),
+                listener: grpc,
+                shutdown_timeout: CLOSE_TIMEOUT,
+            });
+            let stop = stopped_orders(stop);
+            workers.push(Box::pin(async move {
+                if let Err(error) = server.run_until_stopped(stop).await {
+                    tracing::error!(error = %bff_core::problem::ErrorChain(&error), "the in-process orders service failed");
+                }
+            }));
+            tracing::info!(%grpc_addr, "orders service and loyalty responder run in-process");
+            format!("http://{grpc_addr}")
+        }
+    };
+    let orders = OrdersClient::connect_lazy(&orders_url, args.orders_timeout)
+        .map_err(|e| StartupError::Config(format!("BFF_ORDERS_URL {orders_url:?}: {e}")))?;
+    let breaker = || {
+        bff_aggregate::CircuitBreaker::new(bff_aggregate::BreakerConfig {
+            failure_threshold: args.breaker_failures,
+            open_for: args.breaker_open_for,
+        })
+    };
+    Ok(Backends {
+        orders,
+        nats: nats.clone(),
+        loyalty_subject: topology.subject(crate::orders::loyalty::SUBJECT),
+        orders_breaker: breaker(),
+        loyalty_breaker: breaker(),
+        dashboard: DashboardSettings {
+            deadline: args.dashboard_deadline,
+            database: args.dashboard_database_deadline,
+            orders: args.dashboard_orders_deadline,
+            loyalty: args.dashboard_loyalty_deadline,
+            hedge_after: (!args.dashboard_hedge_after.is_zero())
+                .then_some(args.dashboard_hedge_after),
+            cache_ttl: args.dashboard_cache_ttl,
+        },
+    })
+}
+
+/// `addr` as reachable from this host: an unspecified address (`0.0.0.0`,
+/// `::`) becomes loopback of the same family.
+fn loopback(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, addr.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    }
+}
+
 async fn connect_redis(config: &ServeArgs) -> Result<ConnectionManager, StartupError> {
     let client =
         redis::Client::open(config.redis.redis_url.expose_secret()).map_err(StartupError::Redis)?;
@@ -433,6 +561,22 @@ async fn connect_redis(config: &ServeArgs) -> Result<ConnectionManager, StartupE
     ConnectionManager::new_with_config(client, manager_config)
         .await
         .map_err(StartupError::Redis)
+}
+
+/// The dashboard, cached per user when a TTL is set; the tag `user:<id>` lets
+/// every write that changes a part of it invalidate it at once.
+fn dashboard_routes(state: &AppState) -> ApiRouter<AppState> {
+    let ttl = state.backends.dashboard.cache_ttl;
+    let routes = crate::dashboard::routes();
+    if ttl.is_zero() {
+        return routes;
+    }
+    routes.layer(
+        CacheLayer::new("dashboard", Arc::clone(&state.cache))
+            .ttl(ttl)
+            .per_user(UserId)
+            .tags(|_, user| user.map(|u| vec![format!("user:{u}")]).unwrap_or_default()),
+    )
 }
 
 /// The whole HTTP application: every route, the OpenAPI document and the stack.
@@ -462,6 +606,7 @@ pub fn app(
             Tag { name: "address".to_owned(), description: Some("My addresses.".to_owned()), ..Tag::default() },
             Tag { name: "wishlist".to_owned(), description: Some("My wishlist.".to_owned()), ..Tag::default() },
             Tag { name: "money".to_owned(), description: Some("Wallets, transfers and deposits.".to_owned()), ..Tag::default() },
+            Tag { name: "orders".to_owned(), description: Some("My orders, kept by the orders service (gRPC).".to_owned()), ..Tag::default() },
             Tag { name: "currencies".to_owned(), description: Some("ISO 4217 reference data.".to_owned()), ..Tag::default() },
             Tag { name: "operations".to_owned(), description: Some("Health, metrics and documentation.".to_owned()), ..Tag::default() },
         ],
@@ -496,6 +641,8 @@ pub fn app(
                 .merge(crate::records::routes::<crate::records::Address>())
                 .merge(crate::records::routes::<crate::records::WishlistItem>())
                 .merge(crate::wallets::routes())
+                .merge(crate::orders::routes::routes())
+                .merge(dashboard_routes(&state))
                 // Inside the JWT layer, which puts the caller there.
                 .layer(state.limits.per_user_layer())
                 .layer(jwt),

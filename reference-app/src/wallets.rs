@@ -163,19 +163,34 @@ async fn list_wallets(
     Query(params): Query<PageParams>,
 ) -> ApiResult<Json<Page<WalletView>>> {
     let page = params.validate::<Uuid>()?;
+    let rows = list_for(
+        &state.db,
+        caller(&principal)?,
+        page.after,
+        page.fetch_limit(),
+    )
+    .await?;
+    Ok(Json(Page::from_rows(rows, page.limit, |last| last.id)))
+}
+
+/// Up to `limit` of `owner`'s wallets in id order, after `after`.
+pub async fn list_for(
+    db: &sqlx::PgPool,
+    owner: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<WalletView>, sqlx::Error> {
     let sql = format!(
         "SELECT {WALLET_COLUMNS} FROM wallets w JOIN currencies c ON c.code = w.currency
          WHERE w.user_id = $1 AND ($2::uuid IS NULL OR w.id > $2) ORDER BY w.id LIMIT $3"
     );
     let rows: Vec<WalletRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(caller(&principal)?)
-        .bind(page.after)
-        .bind(page.fetch_limit())
-        .fetch_all(&state.db)
+        .bind(owner)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(db)
         .await?;
-    Ok(Json(
-        Page::from_rows(rows, page.limit, |last| last.id).map(WalletView::from),
-    ))
+    Ok(rows.into_iter().map(WalletView::from).collect())
 }
 
 /// `POST /wallets` body.
@@ -211,6 +226,7 @@ async fn create_wallet(
     let row = row.ok_or_else(|| {
         Problem::invalid_field("currency", "is not a supported ISO 4217 currency")
     })?;
+    state.user_changed(owner).await;
     Ok((StatusCode::CREATED, Json(row.into())))
 }
 
@@ -658,8 +674,31 @@ async fn run(
                     "money transaction retried after a deadlock or serialization failure"
                 );
             }
+            Ok(view) => {
+                balances_changed(state, &view).await;
+                return Ok(view);
+            }
             other => return other,
         }
+    }
+}
+
+/// Invalidates the cached dashboards of the owners of both wallets of a movement.
+async fn balances_changed(state: &AppState, view: &TransferView) {
+    let owners: Result<Vec<Uuid>, sqlx::Error> = sqlx::query_scalar(
+        "SELECT user_id FROM wallets WHERE id = ANY($1) AND user_id IS NOT NULL",
+    )
+    .bind(vec![view.from_wallet_id, view.to_wallet_id])
+    .fetch_all(&state.db)
+    .await;
+    match owners {
+        Ok(owners) => {
+            for owner in owners {
+                state.user_changed(owner).await;
+            }
+        }
+        // The dashboards then live out their few seconds.
+        Err(error) => tracing::warn!(%error, "could not find whose balances changed"),
     }
 }
 

@@ -120,8 +120,8 @@ impl Auth {
         tracing::info!(kid = keys.signing_key().kid(), algorithm = %keys.signing_key().algorithm(), published = keys.verification_keys().len(), "token signing key loaded");
         let issuer = TokenIssuer::new(
             keys.clone(),
-            &args.jwt_issuer,
-            &args.jwt_audience,
+            &args.claims.jwt_issuer,
+            &args.claims.jwt_audience,
             args.access_token_ttl,
         );
         let sessions = RedisSessionStore::new(
@@ -135,7 +135,7 @@ impl Auth {
         );
         let verifier = TokenVerifier::new(
             keys.verification_keys(),
-            ValidationPolicy::new(&args.jwt_issuer, &args.jwt_audience),
+            ValidationPolicy::new(&args.claims.jwt_issuer, &args.claims.jwt_audience),
         );
         let jwt = JwtLayer::new(verifier).with_session_check(StoreSessionCheck(sessions.clone()));
         let hasher = PasswordHasher::new(password.params())?;

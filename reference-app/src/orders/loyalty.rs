@@ -1,0 +1,190 @@
+//! The loyalty responder: NATS request-reply on `loyalty.points.get`.
+//!
+//! A request carries the caller's access token in the `Authorization` header
+//! (and `X-Request-Id`); the reply is the points and tier of the token's
+//! subject, as JSON. Failures are replies too, with the NATS service-error
+//! headers (`Nats-Service-Error`, `Nats-Service-Error-Code`: 401 or 503) and an
+//! empty body, so a requester never waits out its timeout on a known failure.
+
+use async_nats::HeaderMap;
+use bff_core::RequestId;
+use futures_util::StreamExt;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::caller::{CallerError, CallerVerifier};
+use super::store;
+use crate::messaging::Topology;
+
+/// The request subject, relative to the deployment's prefix.
+pub const SUBJECT: &str = "loyalty.points.get";
+
+/// Queue group: with several instances each request is answered once.
+const QUEUE_GROUP: &str = "loyalty";
+
+/// Header carrying a service error's text.
+pub const ERROR_HEADER: &str = "Nats-Service-Error";
+/// Header carrying a service error's HTTP-like code.
+pub const ERROR_CODE_HEADER: &str = "Nats-Service-Error-Code";
+
+/// A user's standing in the loyalty programme.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Loyalty {
+    /// One point per whole currency unit of every order not cancelled.
+    pub points: i64,
+    /// `bronze` below 500 points, `silver` below 2000, `gold` from 2000.
+    pub tier: Tier,
+}
+
+/// Loyalty tiers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    /// Under 500 points.
+    Bronze,
+    /// 500 to 1999 points.
+    Silver,
+    /// 2000 points and more.
+    Gold,
+}
+
+impl Tier {
+    /// The tier of `points`.
+    pub fn of(points: i64) -> Self {
+        match points {
+            ..500 => Self::Bronze,
+            500..2000 => Self::Silver,
+            _ => Self::Gold,
+        }
+    }
+}
+
+/// Answers `loyalty.points.get` from the orders tables.
+#[derive(Debug)]
+pub struct LoyaltyResponder {
+    nats: async_nats::Client,
+    subject: String,
+    db: PgPool,
+    callers: CallerVerifier,
+}
+
+impl LoyaltyResponder {
+    /// A responder on `topology`'s loyalty subject.
+    pub fn new(
+        nats: async_nats::Client,
+        topology: &Topology,
+        db: PgPool,
+        callers: CallerVerifier,
+    ) -> Self {
+        Self {
+            nats,
+            subject: topology.subject(SUBJECT),
+            db,
+            callers,
+        }
+    }
+
+    /// Answers requests until `stop` turns true.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut requests = match self
+            .nats
+            .queue_subscribe(self.subject.clone(), QUEUE_GROUP.to_owned())
+            .await
+        {
+            Ok(subscriber) => subscriber,
+            Err(error) => {
+                tracing::error!(%error, subject = %self.subject, "cannot subscribe the loyalty responder");
+                return;
+            }
+        };
+        tracing::info!(subject = %self.subject, "loyalty responder ready");
+        let mut in_flight = JoinSet::new();
+        loop {
+            tokio::select! {
+                message = requests.next() => match message {
+                    Some(message) => {
+                        let (nats, db, callers) = (self.nats.clone(), self.db.clone(), self.callers.clone());
+                        in_flight.spawn(answer(nats, db, callers, message));
+                    }
+                    None => break,
+                },
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                _ = stop.changed() => break,
+            }
+        }
+        let _ = requests.unsubscribe().await;
+        while in_flight.join_next().await.is_some() {}
+        tracing::debug!("loyalty responder stopped");
+    }
+}
+
+async fn answer(
+    nats: async_nats::Client,
+    db: PgPool,
+    callers: CallerVerifier,
+    message: async_nats::Message,
+) {
+    let Some(reply) = message.reply.clone() else {
+        return;
+    };
+    let header = |name: &str| {
+        message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(name))
+            .map(|v| v.as_str().to_owned())
+    };
+    let request_id = header("X-Request-Id")
+        .and_then(|id| http::HeaderValue::from_str(&id).ok())
+        .and_then(|id| RequestId::parse(&id))
+        .unwrap_or_else(RequestId::generate);
+    let authorization = header("Authorization");
+    let work = async move {
+        let outcome = match callers.verify(authorization.as_deref()).await {
+            Ok(user) => store::points(&db, user).await.map_err(|error| {
+                tracing::error!(error = %bff_core::problem::ErrorChain(&error), "loyalty lookup failed");
+                (503, "the loyalty store is unavailable".to_owned())
+            }),
+            Err(error @ CallerError::KeysUnavailable) => Err((503, error.to_string())),
+            Err(error) => Err((401, error.to_string())),
+        };
+        let sent = match outcome {
+            Ok(points) => {
+                let body = serde_json::to_vec(&Loyalty {
+                    points,
+                    tier: Tier::of(points),
+                })
+                .unwrap_or_default();
+                nats.publish(reply, body.into()).await
+            }
+            Err((code, text)) => {
+                let mut headers = HeaderMap::new();
+                headers.insert(ERROR_HEADER, text.as_str());
+                headers.insert(ERROR_CODE_HEADER, code.to_string().as_str());
+                nats.publish_with_headers(reply, headers, Default::default())
+                    .await
+            }
+        };
+        if let Err(error) = sent {
+            tracing::warn!(%error, "could not send a loyalty reply");
+        }
+    };
+    request_id.scope(work).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiers_have_sharp_edges() {
+        assert_eq!(Tier::of(0), Tier::Bronze);
+        assert_eq!(Tier::of(499), Tier::Bronze);
+        assert_eq!(Tier::of(500), Tier::Silver);
+        assert_eq!(Tier::of(1999), Tier::Silver);
+        assert_eq!(Tier::of(2000), Tier::Gold);
+    }
+}
