@@ -76,6 +76,9 @@ pub struct OrdersArgs {
         default_value = "http://127.0.0.1:8080/.well-known/jwks.json"
     )]
     pub orders_jwks_url: url::Url,
+    /// Answer loyalty requests (`loyalty.points.get`) in this process too.
+    #[arg(long, env = "BFF_LOYALTY_RESPONDER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub loyalty_responder: bool,
     /// How long in-flight calls may take to finish after SIGTERM.
     #[arg(long, env = "BFF_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,

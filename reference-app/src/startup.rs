@@ -498,6 +498,7 @@ async fn build_backends(
                     .outbox
                     .outbox_relay
                     .then(|| config.outbox.relay_config()),
+                loyalty: true,
                 listener: grpc,
                 shutdown_timeout: CLOSE_TIMEOUT,
             });

@@ -107,6 +107,8 @@ pub struct OrdersSetup {
     pub callers: CallerVerifier,
     /// The outbox relay's settings; `None` leaves relaying to another instance.
     pub relay: Option<RelayConfig>,
+    /// Whether this instance answers loyalty requests too.
+    pub loyalty: bool,
     /// Where gRPC is served.
     pub listener: TcpListener,
     /// How long in-flight calls may finish after the stop signal.
@@ -142,6 +144,7 @@ impl OrdersServer {
             topology,
             callers,
             relay,
+            loyalty,
             listener,
             shutdown_timeout,
         } = self.setup;
@@ -153,8 +156,10 @@ impl OrdersServer {
             let relay = Relay::new(db.clone(), js, topology.clone(), signal.clone(), config);
             workers.push(tokio::spawn(relay.run(stopped.clone())));
         }
-        let loyalty = LoyaltyResponder::new(nats, &topology, db.clone(), callers.clone());
-        workers.push(tokio::spawn(loyalty.run(stopped)));
+        if loyalty {
+            let responder = LoyaltyResponder::new(nats, &topology, db.clone(), callers.clone());
+            workers.push(tokio::spawn(responder.run(stopped)));
+        }
 
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<GrpcOrders<OrdersService>>().await;
@@ -254,6 +259,7 @@ pub async fn run(
             &args.claims.jwt_audience,
         ),
         relay: args.outbox.outbox_relay.then(|| args.outbox.relay_config()),
+        loyalty: args.loyalty_responder,
         listener,
         shutdown_timeout: args.shutdown_timeout,
     });

@@ -8,7 +8,7 @@ use bff_auth::keys::{Algorithm, SigningKey};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{SEED_PASSWORD, TestApp, assert_problem};
+use crate::helpers::{SEED_PASSWORD, TestApp, assert_problem, forge};
 
 const CUSTOMER: &str = "customer@example.com";
 const MANAGER: &str = "manager@example.com";
@@ -397,14 +397,6 @@ async fn patch_me_renames_with_validation() {
     let me: Value = app.get_json_authed("/api/v1/me", access(&tokens)).await;
     assert_eq!(me["name"], "Ada Lovelace");
     assert_eq!(me["role"], "customer");
-}
-
-/// A JWT signed by `key` with `header` and `claims` exactly as given.
-fn forge(key: &SigningKey, header: &Value, claims: &Value) -> String {
-    let encode = |v: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).expect("json"));
-    let input = format!("{}.{}", encode(header), encode(claims));
-    let signature = key.sign(input.as_bytes()).expect("sign");
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
 }
 
 #[tokio::test]

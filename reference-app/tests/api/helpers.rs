@@ -249,6 +249,11 @@ impl TestApp {
         }
     }
 
+    /// The test database's URL, not through any proxy the app was given.
+    pub(crate) fn direct_database_url(&self) -> SecretString {
+        self._database.url.clone()
+    }
+
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
@@ -760,4 +765,19 @@ impl TestApp {
         }
         request.send().await.expect("sent")
     }
+}
+
+/// A JWT signed by `key` with `header` and `claims` exactly as given.
+pub(crate) fn forge(
+    key: &SigningKey,
+    header: &serde_json::Value,
+    claims: &serde_json::Value,
+) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let encode =
+        |v: &serde_json::Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).expect("json"));
+    let input = format!("{}.{}", encode(header), encode(claims));
+    let signature = key.sign(input.as_bytes()).expect("sign");
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
 }

@@ -2,10 +2,12 @@
 //! One test binary (rather than one per file) keeps link time down.
 
 mod auth;
+mod backends;
 mod cache;
 mod cli;
 mod codes;
 mod currencies;
+mod dashboard;
 mod errors;
 mod health;
 mod helpers;
@@ -13,6 +15,7 @@ mod limits;
 mod money;
 mod notifier;
 mod observability;
+mod orders;
 mod outbox;
 mod rbac;
 mod records;

@@ -1,0 +1,451 @@
+//! The orders endpoints through gRPC, and the orders service's own guard.
+
+use std::time::Duration;
+
+use bff_app::identity::Role;
+use bff_app::orders::proto::orders_client::OrdersClient;
+use bff_app::orders::proto::{CreateOrderRequest, ListOrdersRequest, OrderItem};
+use bff_auth::keys::{Algorithm, SigningKey};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tonic::Code;
+
+use crate::backends::OrdersProcess;
+use crate::helpers::{TestApp, assert_problem, forge};
+
+fn order(currency: &str, items: Value) -> Value {
+    json!({"currency": currency, "items": items})
+}
+
+#[tokio::test]
+async fn orders_are_placed_listed_read_and_cancelled_through_grpc() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com", Role::Customer).await;
+    let bob = app.user("bob@example.com", Role::Customer).await;
+    let mut events = app.events().await;
+
+    let created = app
+        .call(
+            Method::POST,
+            "/api/v1/orders",
+            Some(&alice.token),
+            Some(&order(
+                "EUR",
+                json!([
+                    {"sku": "TEA-1", "quantity": 3, "unit_price": "0.1"},
+                    {"sku": "cup_2", "quantity": 1, "unit_price": "19.99"}
+                ]),
+            )),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let first: Value = created.json().await.expect("order");
+    assert_eq!(first["status"], "created");
+    assert_eq!(first["user_id"], alice.id.as_str());
+    assert_eq!(first["currency"], "EUR");
+    // Exact decimals, at the currency's scale.
+    assert_eq!(first["total"], "20.29");
+    assert_eq!(first["items"][0]["unit_price"], "0.10");
+    assert_eq!(first["items"][1]["quantity"], 1);
+    let id = first["id"].as_str().expect("id").to_owned();
+
+    let second: Value = app
+        .call(
+            Method::POST,
+            "/api/v1/orders",
+            Some(&alice.token),
+            Some(&order(
+                "JPY",
+                json!([{"sku": "X", "quantity": 2, "unit_price": "500"}]),
+            )),
+        )
+        .await
+        .json()
+        .await
+        .expect("order");
+    assert_eq!(second["total"], "1000");
+
+    // Newest first, a page at a time.
+    let page: Value = app
+        .get_json_authed("/api/v1/orders?limit=1", &alice.token)
+        .await;
+    assert_eq!(page["items"][0]["id"], second["id"]);
+    let cursor = page["next_cursor"].as_str().expect("more").to_owned();
+    let page: Value = app
+        .get_json_authed(
+            &format!("/api/v1/orders?limit=1&cursor={cursor}"),
+            &alice.token,
+        )
+        .await;
+    assert_eq!(page["items"][0]["id"], id.as_str());
+    assert!(page["next_cursor"].is_null());
+
+    let read: Value = app
+        .get_json_authed(&format!("/api/v1/orders/{id}"), &alice.token)
+        .await;
+    assert_eq!(read, first);
+
+    // Another user's order does not exist for them, to read or to cancel.
+    for (method, path) in [
+        (Method::GET, format!("/api/v1/orders/{id}")),
+        (Method::POST, format!("/api/v1/orders/{id}/cancel")),
+    ] {
+        let response = app.call(method, &path, Some(&bob.token), None).await;
+        assert_problem(response, 404, "not_found").await;
+    }
+    let theirs: Value = app.get_json_authed("/api/v1/orders", &bob.token).await;
+    assert_eq!(theirs["items"], json!([]));
+
+    let cancel = format!("/api/v1/orders/{id}/cancel");
+    let cancelled = app
+        .call(Method::POST, &cancel, Some(&alice.token), None)
+        .await;
+    assert_eq!(cancelled.status(), 200);
+    let cancelled: Value = cancelled.json().await.expect("order");
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(cancelled["total"], "20.29");
+    // Cancelling again changes nothing and announces nothing.
+    let again: Value = app
+        .call(Method::POST, &cancel, Some(&alice.token), None)
+        .await
+        .json()
+        .await
+        .expect("order");
+    assert_eq!(again, cancelled);
+
+    let mut seen = Vec::new();
+    while let Some(event) = events.next_within(Duration::from_secs(5)).await {
+        seen.push((event.subject, event.payload["data"]["order_id"].clone()));
+        if seen.len() == 3 {
+            break;
+        }
+    }
+    let prefix = app.topology.subject("");
+    assert_eq!(
+        seen,
+        [
+            (format!("{prefix}events.order.created"), json!(id)),
+            (
+                format!("{prefix}events.order.created"),
+                second["id"].clone()
+            ),
+            (format!("{prefix}events.order.cancelled"), json!(id)),
+        ]
+    );
+    assert!(
+        events
+            .next_within(Duration::from_millis(500))
+            .await
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn bad_orders_are_422_naming_the_field_and_create_nothing() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com", Role::Customer).await;
+    let line = json!({"sku": "A", "quantity": 1, "unit_price": "1.00"});
+    let many: Vec<Value> = (0..101).map(|_| line.clone()).collect();
+    let cases = [
+        (order("XXX", json!([line])), "currency"),
+        (order("eur!", json!([line])), "currency"),
+        (order("EUR", json!([])), "items"),
+        (order("EUR", json!(many)), "items"),
+        (
+            order(
+                "EUR",
+                json!([{"sku": "A", "quantity": 1, "unit_price": 1.5}]),
+            ),
+            "items[0].unit_price",
+        ),
+        (
+            order(
+                "EUR",
+                json!([{"sku": "A", "quantity": 1, "unit_price": "1.005"}]),
+            ),
+            "items[0].unit_price",
+        ),
+        (
+            order(
+                "JPY",
+                json!([{"sku": "A", "quantity": 1, "unit_price": "1.5"}]),
+            ),
+            "items[0].unit_price",
+        ),
+        (
+            order(
+                "EUR",
+                json!([{"sku": "A", "quantity": 1, "unit_price": "-1"}]),
+            ),
+            "items[0].unit_price",
+        ),
+        (
+            order(
+                "EUR",
+                json!([{"sku": "A", "quantity": 1, "unit_price": "0"}]),
+            ),
+            "items[0].unit_price",
+        ),
+        (
+            order(
+                "EUR",
+                json!([{"sku": "A", "quantity": 0, "unit_price": "1"}]),
+            ),
+            "items[0].quantity",
+        ),
+        (
+            order(
+                "EUR",
+                json!([{"sku": "A", "quantity": -1, "unit_price": "1"}]),
+            ),
+            "items[0].quantity",
+        ),
+        (
+            order(
+                "EUR",
+                json!([{"sku": "A", "quantity": 10001, "unit_price": "1"}]),
+            ),
+            "items[0].quantity",
+        ),
+        (
+            order(
+                "EUR",
+                json!([{"sku": "a b", "quantity": 1, "unit_price": "1"}]),
+            ),
+            "items[0].sku",
+        ),
+        (
+            order(
+                "EUR",
+                json!([{"sku": "", "quantity": 1, "unit_price": "1"}]),
+            ),
+            "items[0].sku",
+        ),
+        (
+            order(
+                "EUR",
+                json!([{"sku": "A", "quantity": 1, "unit_price": "1", "extra": 1}]),
+            ),
+            "items[0].extra",
+        ),
+        (
+            json!({"currency": "EUR", "items": [line], "user_id": alice.id}),
+            "user_id",
+        ),
+        (json!({"items": [line]}), "currency"),
+    ];
+    for (body, field) in cases {
+        let response = app
+            .call(
+                Method::POST,
+                "/api/v1/orders",
+                Some(&alice.token),
+                Some(&body),
+            )
+            .await;
+        let problem = assert_problem(response, 422, "validation_failed").await;
+        let fields: Vec<&str> = problem["errors"]
+            .as_array()
+            .expect("errors")
+            .iter()
+            .filter_map(|e| e["field"].as_str())
+            .collect();
+        assert!(fields.contains(&field), "{body}: {fields:?}");
+    }
+    for path in [
+        "/api/v1/orders?limit=0",
+        "/api/v1/orders?limit=101",
+        "/api/v1/orders?cursor=nonsense",
+    ] {
+        let response = app.call(Method::GET, path, Some(&alice.token), None).await;
+        assert_problem(response, 422, "validation_failed").await;
+    }
+    for path in [
+        "/api/v1/orders/not-an-id",
+        "/api/v1/orders/0190b5a4-0000-7000-8000-000000000000",
+    ] {
+        let response = app.call(Method::GET, path, Some(&alice.token), None).await;
+        assert_problem(response, 404, "not_found").await;
+    }
+    let response = app.call(Method::GET, "/api/v1/orders", None, None).await;
+    assert_problem(response, 401, "unauthorized").await;
+
+    let listed: Value = app.get_json_authed("/api/v1/orders", &alice.token).await;
+    assert_eq!(listed["items"], json!([]));
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM orders.orders")
+        .fetch_one(&app.db)
+        .await
+        .expect("count");
+    assert_eq!(rows, 0);
+}
+
+/// A gRPC request to the orders service with `authorization` as given.
+fn with_token<T>(message: T, authorization: Option<&str>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(value) = authorization {
+        request
+            .metadata_mut()
+            .insert("authorization", value.parse().expect("metadata"));
+    }
+    request
+}
+
+#[tokio::test]
+async fn the_orders_service_verifies_every_token_itself() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com", Role::Customer).await;
+    let orders = OrdersProcess::spawn(&app, false).await;
+    let mut client = OrdersClient::connect(orders.url()).await.expect("connects");
+
+    let list = ListOrdersRequest {
+        limit: 10,
+        cursor: String::new(),
+    };
+    let valid = format!("Bearer {}", alice.token);
+    let ok = client
+        .list_orders(with_token(list.clone(), Some(&valid)))
+        .await
+        .expect("a valid token is served");
+    assert!(ok.get_ref().orders.is_empty());
+
+    // Forged tokens: the app's own key with an expired `exp`, and a key the
+    // BFF never published.
+    let mut parts = alice.token.split('.');
+    let decode = |p: &str| -> Value {
+        use base64::Engine;
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .expect("b64"),
+        )
+        .expect("json")
+    };
+    let header = decode(parts.next().expect("header"));
+    let claims = decode(parts.next().expect("claims"));
+    let key = SigningKey::from_pem(app.signing_key_pem.as_bytes()).expect("the app's key");
+    let mut expired = claims.clone();
+    expired["exp"] = json!(claims["iat"].as_i64().expect("iat") - 3600);
+    let stranger = SigningKey::generate(Algorithm::EdDsa)
+        .expect("gen")
+        .signing_key()
+        .expect("load");
+    let foreign = forge(
+        &stranger,
+        &json!({"alg": "EdDSA", "typ": "JWT", "kid": stranger.kid()}),
+        &claims,
+    );
+    let refused = [
+        ("missing", None),
+        ("not bearer", Some(format!("Basic {}", alice.token))),
+        (
+            "expired",
+            Some(format!("Bearer {}", forge(&key, &header, &expired))),
+        ),
+        ("foreign key", Some(format!("Bearer {foreign}"))),
+        ("garbage", Some("Bearer not.a.token".to_owned())),
+    ];
+    for (what, authorization) in refused {
+        let status = client
+            .list_orders(with_token(list.clone(), authorization.as_deref()))
+            .await
+            .expect_err(what);
+        assert_eq!(status.code(), Code::Unauthenticated, "{what}");
+        let status = client
+            .create_order(with_token(
+                CreateOrderRequest {
+                    currency: "EUR".to_owned(),
+                    items: vec![OrderItem {
+                        sku: "A".to_owned(),
+                        quantity: 1,
+                        unit_price: "1.00".to_owned(),
+                    }],
+                    minor_units: 2,
+                },
+                authorization.as_deref(),
+            ))
+            .await
+            .expect_err(what);
+        assert_eq!(status.code(), Code::Unauthenticated, "{what}");
+    }
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM orders.orders")
+        .fetch_one(&app.db)
+        .await
+        .expect("count");
+    assert_eq!(rows, 0, "no refused call placed an order");
+
+    // Bad input straight to the service: INVALID_ARGUMENT naming the field.
+    let status = client
+        .create_order(with_token(
+            CreateOrderRequest {
+                currency: "EUR".to_owned(),
+                items: vec![OrderItem {
+                    sku: "A".to_owned(),
+                    quantity: 1,
+                    unit_price: "1.001".to_owned(),
+                }],
+                minor_units: 2,
+            },
+            Some(&valid),
+        ))
+        .await
+        .expect_err("invalid");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(
+        status
+            .metadata()
+            .get("bff-field")
+            .and_then(|v| v.to_str().ok()),
+        Some("items[0].unit_price")
+    );
+    orders.stop().await;
+}
+
+#[tokio::test]
+async fn the_orders_service_serves_grpc_health_and_reflection() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let app = TestApp::spawn().await;
+    let orders = OrdersProcess::spawn(&app, false).await;
+    let channel = tonic::transport::Endpoint::from_shared(orders.url())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connects");
+    let health = HealthClient::new(channel.clone())
+        .check(HealthCheckRequest {
+            service: "bff.orders.v1.Orders".to_owned(),
+        })
+        .await
+        .expect("health");
+    assert_eq!(health.get_ref().status(), ServingStatus::Serving);
+
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut replies = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream_once(request))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let reply = replies.message().await.expect("reply").expect("one reply");
+    let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else {
+        panic!("a service list");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"bff.orders.v1.Orders".to_owned()),
+        "{names:?}"
+    );
+    orders.stop().await;
+}
+
+/// A request stream of one message.
+fn tokio_stream_once<T: Send + 'static>(item: T) -> impl futures_util::Stream<Item = T> + Send {
+    futures_util::stream::iter([item])
+}
