@@ -564,6 +564,13 @@ async fn connect_redis(config: &ServeArgs) -> Result<ConnectionManager, StartupE
         .map_err(StartupError::Redis)
 }
 
+/// The Prometheus recorder, with the help texts of the aggregate's metrics.
+fn recorder() -> metrics::PrometheusHandle {
+    let handle = metrics::install_recorder();
+    bff_aggregate::describe_metrics();
+    handle
+}
+
 /// The dashboard, cached per user when a TTL is set; the tag `user:<id>` lets
 /// every write that changes a part of it invalidate it at once.
 fn dashboard_routes(state: &AppState) -> ApiRouter<AppState> {
@@ -651,7 +658,7 @@ pub fn app(
         // The API, not the probes and documents below.
         .layer(state.limits.per_ip_layer())
         .merge(bff_core::health::routes(readiness))
-        .merge(metrics::routes(metrics::install_recorder()))
+        .merge(metrics::routes(recorder()))
         .merge(openapi::routes(docs.clone()))
         .fallback(stack::not_found)
         // Any route can also answer 413, 429, 500 or 503 from the stack, so every

@@ -121,8 +121,10 @@ impl Orders for OrdersService {
             })
             .collect();
         let order = validate(&body.currency, body.minor_units, &items).map_err(|errors| {
-            let first = &errors[0];
-            invalid(&first.field, first.message.clone())
+            match errors.first() {
+                Some(first) => invalid(&first.field, first.message.clone()),
+                None => Status::invalid_argument("invalid order"),
+            }
         })?;
         let created = store::create(&self.db, user, order)
             .await

@@ -223,7 +223,8 @@ async fn sources_run_concurrently() {
     .await;
     let app = &stack.app;
     let alice = app.user("alice@example.com", Role::Customer).await;
-    let responder = slow_loyalty(app, Duration::from_millis(120)).await;
+    let seen = Seen::default();
+    let responder = slow_loyalty(app, Duration::from_millis(120), seen.clone()).await;
     // Warm connections and statements before measuring.
     read(dashboard(app, &alice).await.0).await;
     postgres.set_delay(Duration::from_millis(50));
@@ -255,11 +256,35 @@ async fn sources_run_concurrently() {
         best * 2 < sum * 3 / 2,
         "{best:?} against {sum:?} of sources"
     );
+    // Identity and the request id travelled as NATS headers.
+    let response = app
+        .authed(Method::GET, "/api/v1/dashboard", &alice.token)
+        .header("x-request-id", "dashboard-test-7")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
     responder.abort();
+    let seen = seen.lock().expect("seen");
+    let bearer = format!("Bearer {}", alice.token);
+    assert!(
+        seen.iter()
+            .all(|(_, auth)| auth.as_deref() == Some(bearer.as_str())),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|(id, _)| id.as_deref() == Some("dashboard-test-7")),
+        "{seen:?}"
+    );
 }
 
-/// A loyalty responder of the test's own on `app`'s subject that answers after `delay`.
-async fn slow_loyalty(app: &TestApp, delay: Duration) -> tokio::task::JoinHandle<()> {
+/// Headers of the requests a test's loyalty responder received.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, Option<String>)>>>;
+
+/// A loyalty responder of the test's own on `app`'s subject that answers after
+/// `delay` and records each request's `X-Request-Id` and `Authorization`.
+async fn slow_loyalty(app: &TestApp, delay: Duration, seen: Seen) -> tokio::task::JoinHandle<()> {
     let nats = async_nats::connect(app.config.nats.nats_url.expose_secret())
         .await
         .expect("NATS");
@@ -270,6 +295,16 @@ async fn slow_loyalty(app: &TestApp, delay: Duration) -> tokio::task::JoinHandle
     nats.flush().await.expect("flush");
     tokio::spawn(async move {
         while let Some(message) = requests.next().await {
+            let header = |name: &str| {
+                message
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(name))
+                    .map(|v| v.as_str().to_owned())
+            };
+            seen.lock()
+                .expect("seen")
+                .push((header("X-Request-Id"), header("Authorization")));
             let nats = nats.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;

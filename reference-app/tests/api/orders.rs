@@ -49,17 +49,17 @@ async fn orders_are_placed_listed_read_and_cancelled_through_grpc() {
     assert_eq!(first["items"][1]["quantity"], 1);
     let id = first["id"].as_str().expect("id").to_owned();
 
+    // The request id travels with the gRPC call into the service's outbox.
     let second: Value = app
-        .call(
-            Method::POST,
-            "/api/v1/orders",
-            Some(&alice.token),
-            Some(&order(
-                "JPY",
-                json!([{"sku": "X", "quantity": 2, "unit_price": "500"}]),
-            )),
-        )
+        .authed(Method::POST, "/api/v1/orders", &alice.token)
+        .header("x-request-id", "order-test-42")
+        .json(&order(
+            "JPY",
+            json!([{"sku": "X", "quantity": 2, "unit_price": "500"}]),
+        ))
+        .send()
         .await
+        .expect("sent")
         .json()
         .await
         .expect("order");
@@ -114,7 +114,9 @@ async fn orders_are_placed_listed_read_and_cancelled_through_grpc() {
     assert_eq!(again, cancelled);
 
     let mut seen = Vec::new();
+    let mut request_ids = Vec::new();
     while let Some(event) = events.next_within(Duration::from_secs(5)).await {
+        request_ids.push(event.request_id.clone());
         seen.push((event.subject, event.payload["data"]["order_id"].clone()));
         if seen.len() == 3 {
             break;

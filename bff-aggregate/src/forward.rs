@@ -1,0 +1,108 @@
+//! What every backend call carries on behalf of the frontend request.
+
+use std::fmt;
+
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// The `x-request-id` header name.
+pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What is propagated to backends: the request id, so one request can be
+/// followed through every log, and the caller's `Authorization`, so each
+/// backend decides for itself what the user may see.
+///
+/// The protocol helpers (modules `grpc`, `nats` and `http`, behind features
+/// of the same names) put both on every call. `Debug` never shows the
+/// authorization value, so a `Forward` can sit in a logged struct.
+///
+/// ```
+/// use bff_aggregate::Forward;
+/// use http::{HeaderMap, HeaderValue};
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("authorization", HeaderValue::from_static("Bearer secret"));
+/// headers.insert("x-request-id", HeaderValue::from_static("req-1"));
+/// let forward = Forward::from_headers(&headers);
+///
+/// assert_eq!(forward.request_id().map(|v| v.as_bytes()), Some(&b"req-1"[..]));
+/// assert!(!format!("{forward:?}").contains("secret"));
+/// ```
+#[derive(Clone, Default)]
+pub struct Forward {
+    request_id: Option<HeaderValue>,
+    authorization: Option<HeaderValue>,
+}
+
+impl Forward {
+    /// Nothing to forward.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes `x-request-id` and `authorization` from the incoming request's
+    /// headers. The request id should already be the one the BFF validated
+    /// or generated (bff-core's request-id layer puts it in the headers).
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        let mut forward = Self::new();
+        if let Some(id) = headers.get(X_REQUEST_ID) {
+            forward = forward.with_request_id(id.clone());
+        }
+        if let Some(authorization) = headers.get(AUTHORIZATION) {
+            forward = forward.with_authorization(authorization.clone());
+        }
+        forward
+    }
+
+    /// Sets the request id.
+    #[must_use]
+    pub fn with_request_id(mut self, id: HeaderValue) -> Self {
+        self.request_id = Some(id);
+        self
+    }
+
+    /// Sets the authorization, marked sensitive so that HTTP/2 never puts it
+    /// in its header compression tables.
+    #[must_use]
+    pub fn with_authorization(mut self, mut authorization: HeaderValue) -> Self {
+        authorization.set_sensitive(true);
+        self.authorization = Some(authorization);
+        self
+    }
+
+    /// The request id, if any.
+    pub fn request_id(&self) -> Option<&HeaderValue> {
+        self.request_id.as_ref()
+    }
+
+    /// The authorization, if any.
+    pub fn authorization(&self) -> Option<&HeaderValue> {
+        self.authorization.as_ref()
+    }
+
+    /// Adds `x-request-id` and `authorization` to `headers`, leaving any value
+    /// already there: a caller that set its own (a service token for one
+    /// backend, say) keeps it.
+    pub fn apply_to(&self, headers: &mut HeaderMap) {
+        if let Some(id) = &self.request_id {
+            headers.entry(X_REQUEST_ID).or_insert_with(|| id.clone());
+        }
+        if let Some(authorization) = &self.authorization {
+            headers
+                .entry(AUTHORIZATION)
+                .or_insert_with(|| authorization.clone());
+        }
+    }
+}
+
+impl fmt::Debug for Forward {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Forward")
+            .field("request_id", &self.request_id)
+            .field(
+                "authorization",
+                &self.authorization.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
+}
