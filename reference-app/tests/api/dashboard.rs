@@ -365,8 +365,11 @@ async fn the_breaker_stops_waiting_on_a_dead_source_and_closes_when_it_returns()
         "no wait on an open breaker: {elapsed:?}"
     );
 
-    // The backend recovers; after the open period one probe closes the breaker.
+    // The backend recovers (restarted: the stuck connections are gone); after
+    // the open period one probe closes the breaker.
+    stack.proxy.down();
     stack.proxy.set_delay(Duration::ZERO);
+    stack.proxy.up();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     for _ in 0..3 {
         let body = read(dashboard(app, &alice).await.0).await;
