@@ -64,6 +64,10 @@ fn serve_help_lists_every_setting_with_its_variable() {
         "BFF_REDIS_PREFIX",
         "BFF_NATS_URL",
         "BFF_NATS_PREFIX",
+        "BFF_ORDERS_URL",
+        "BFF_ORDERS_DATABASE_URL",
+        "BFF_DASHBOARD_DEADLINE",
+        "BFF_BREAKER_FAILURES",
     ] {
         assert!(help.contains(variable), "{variable} missing from:\n{help}");
     }
@@ -102,6 +106,12 @@ async fn migrate_creates_the_database_and_is_idempotent() {
         .await
         .expect("migrated");
     assert!(count > 30);
+    // The orders service's schema, with its own bookkeeping.
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders._sqlx_migrations")
+        .fetch_one(&pool)
+        .await
+        .expect("orders migrated");
+    assert!(orders >= 1);
     pool.close().await;
 }
 
@@ -241,4 +251,73 @@ async fn seed_creates_the_demo_accounts_once() {
     // In prod, seeding is a successful no-op.
     run_against(&database, &["seed", "--profile", "prod"]).await;
     pool.close().await;
+}
+
+#[tokio::test]
+async fn bff_orders_runs_as_its_own_process() {
+    use bff_app::identity::Role;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let orders_url = format!("http://127.0.0.1:{port}");
+    let app = crate::helpers::TestApp::spawn_with(|config| {
+        config.backends.orders_url = Some(orders_url.parse().expect("url"));
+        config.backends.dashboard_cache_ttl = std::time::Duration::ZERO;
+    })
+    .await;
+    let mut command = tokio::process::Command::from(bff());
+    command
+        .args(["orders", "--orders-addr", &format!("127.0.0.1:{port}")])
+        .args(["--orders-jwks-url", &app.url("/.well-known/jwks.json")])
+        .args(["--database-url", app.direct_database_url().expose_secret()])
+        .args(["--nats-prefix", &app.config.nats.nats_prefix])
+        .kill_on_drop(true);
+    let mut child = command.spawn().expect("starts");
+
+    let mut serving = false;
+    for _ in 0..200 {
+        let endpoint = tonic::transport::Endpoint::from_shared(orders_url.clone()).expect("url");
+        if let Ok(channel) = endpoint.connect().await
+            && let Ok(reply) = HealthClient::new(channel)
+                .check(HealthCheckRequest {
+                    service: "bff.orders.v1.Orders".to_owned(),
+                })
+                .await
+        {
+            serving = reply.get_ref().status() == ServingStatus::Serving;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(serving, "`bff orders` serves gRPC health");
+
+    let alice = app.user("alice@example.com", Role::Customer).await;
+    let created = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/orders",
+            Some(&alice.token),
+            Some(&serde_json::json!({"currency": "EUR", "items": [{"sku": "A", "quantity": 1, "unit_price": "2.50"}]})),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let dashboard: serde_json::Value = app.get_json_authed("/api/v1/dashboard", &alice.token).await;
+    assert_eq!(dashboard["meta"]["complete"], true, "{dashboard}");
+    assert_eq!(dashboard["loyalty"]["points"], 2);
+
+    // SIGTERM: a clean, prompt exit.
+    let pid = child.id().expect("running");
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
+        .await
+        .expect("stops in time")
+        .expect("waits");
+    assert!(status.success(), "{status:?}");
 }

@@ -222,7 +222,9 @@ impl TestApp {
         database: Arc<TestDatabase>,
         streams: Arc<TestStreams>,
     ) -> Self {
-        let app = Application::build(&config).await.expect("the app builds");
+        let app = Application::build(&config)
+            .await
+            .unwrap_or_else(|e| panic!("the app builds: {}", bff_core::problem::ErrorChain(&e)));
         let address = format!("http://{}", app.local_addr().expect("bound"));
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async move {
