@@ -486,6 +486,11 @@ fn log_failure(name: &'static str, required: bool, failure: &Failure) {
         (Some(error), false) => {
             tracing::warn!(source = name, status, error = %error, "optional source failed");
         }
+        // Skipped by an open breaker: the breaker logged the outage once when
+        // it opened; a line per request would flood the log at request rate.
+        (None, _) if failure.status == Status::Skipped => {
+            tracing::debug!(source = name, required, status, "source skipped");
+        }
         (None, true) => tracing::warn!(source = name, status, "required source failed"),
         (None, false) => tracing::warn!(source = name, status, "optional source failed"),
     }

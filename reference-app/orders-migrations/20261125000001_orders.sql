@@ -12,7 +12,13 @@ CREATE TABLE orders (
     minor_units smallint    NOT NULL CHECK (minor_units BETWEEN 0 AND 4),
     created_at  timestamptz NOT NULL DEFAULT now(),
     cancelled_at timestamptz,
-    CHECK ((status = 'cancelled') = (cancelled_at IS NOT NULL))
+    -- The client's Idempotency-Key, if it sent one, and a hash of the order it
+    -- came with: a retry replays the first order, another order under the
+    -- same key is refused.
+    idempotency_key text CHECK (length(idempotency_key) BETWEEN 1 AND 255),
+    request_hash bytea CHECK ((idempotency_key IS NULL) = (request_hash IS NULL)),
+    CHECK ((status = 'cancelled') = (cancelled_at IS NOT NULL)),
+    UNIQUE (user_id, idempotency_key)
 );
 
 -- A user's orders, newest first (ids are UUID v7, so id order is time order).

@@ -500,7 +500,9 @@ async fn build_backends(
                     .then(|| config.outbox.relay_config()),
                 loyalty: true,
                 listener: grpc,
-                shutdown_timeout: CLOSE_TIMEOUT,
+                // By the time workers stop, the HTTP side has drained and
+                // nothing in this process calls the orders service any more.
+                shutdown_timeout: Duration::from_secs(1),
             });
             let stop = stopped_orders(stop);
             workers.push(Box::pin(async move {
@@ -512,6 +514,22 @@ async fn build_backends(
             format!("http://{grpc_addr}")
         }
     };
+    if config.common.profile == Profile::Prod
+        && orders_url.starts_with("http://")
+        && !url::Url::parse(&orders_url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .is_some_and(|host| {
+                host == "localhost"
+                    || host
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            })
+    {
+        tracing::warn!(
+            "BFF_ORDERS_URL is plain http to another host: callers' access tokens cross the network unencrypted; use https"
+        );
+    }
     let orders = OrdersClient::connect_lazy(&orders_url, args.orders_timeout)
         .map_err(|e| StartupError::Config(format!("BFF_ORDERS_URL {orders_url:?}: {e}")))?;
     let breaker = || {

@@ -387,7 +387,8 @@ pub struct DepositRequest {
 }
 
 /// The `Idempotency-Key` header, if any: 1 to 255 visible ASCII characters.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, &'static str> {
+/// The optional `Idempotency-Key` header: 1 to 255 visible ASCII characters.
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, &'static str> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };

@@ -8,7 +8,7 @@ use bff_core::Problem;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
 use uuid::Uuid;
 
@@ -25,11 +25,18 @@ pub struct OrdersClient {
 }
 
 impl OrdersClient {
-    /// A client of the service at `url` (`http://host:port`); nothing is
+    /// A client of the service at `url` (`http://host:port`, or `https://` for
+    /// TLS); nothing is
     /// connected until the first call, so the BFF starts while orders is down.
     /// Each call of the endpoints gets `timeout`.
     pub fn connect_lazy(url: &str, timeout: Duration) -> Result<Self, tonic::transport::Error> {
-        let channel = Endpoint::from_shared(url.to_owned())?
+        let mut endpoint = Endpoint::from_shared(url.to_owned())?;
+        if url.starts_with("https://") {
+            // Across hosts the bearer tokens travel in these calls: TLS with
+            // the Mozilla roots, the same trust the rest of the app uses.
+            endpoint = endpoint.tls_config(ClientTlsConfig::new().with_webpki_roots())?;
+        }
+        let channel = endpoint
             // A dead host is noticed in one connect timeout, not the OS's minutes.
             .connect_timeout(Duration::from_millis(500))
             .tcp_nodelay(true)
@@ -53,7 +60,12 @@ impl OrdersClient {
     /// A request for an endpoint call: the caller's identity and request id
     /// travel as metadata, and the call's timeout as `grpc-timeout`.
     pub fn request<T>(&self, message: T, forward: &Forward) -> tonic::Request<T> {
-        let call = Call::new(tokio::time::Instant::now() + self.timeout);
+        let now = tokio::time::Instant::now();
+        // A timeout too large to add is as good as none.
+        let deadline = now
+            .checked_add(self.timeout)
+            .unwrap_or(now + Duration::from_secs(86_400 * 365));
+        let call = Call::new(deadline);
         bff_aggregate::grpc::request(message, forward, &call)
     }
 }
@@ -164,8 +176,13 @@ impl From<Status> for ApiError {
                     .unwrap_or("body");
                 Problem::invalid_field(field, status.message()).into()
             }
-            // The BFF checked the token a moment ago; it may have expired since.
-            Code::Unauthenticated => Problem::unauthorized().into(),
+            Code::AlreadyExists => {
+                Problem::conflict("The `Idempotency-Key` was used for another order.").into()
+            }
+            // The BFF verified the token with the same keys a moment ago, so a
+            // refusal means the two disagree on issuer, audience or keys: a
+            // misconfiguration to log, not a reason for the client to log in again.
+            Code::Unauthenticated => ApiError::internal(OrdersFailed(status)),
             Code::PermissionDenied => Problem::forbidden().into(),
             Code::Unavailable
             | Code::DeadlineExceeded

@@ -115,7 +115,18 @@ impl LoyaltyResponder {
                 _ = stop.changed() => break,
             }
         }
-        let _ = requests.unsubscribe().await;
+        // Requests already delivered to this subscriber are answered, not
+        // dropped: their requesters would otherwise wait out their timeouts.
+        if requests.drain().await.is_ok() {
+            let drained = async {
+                while let Some(message) = requests.next().await {
+                    let (nats, db, callers) =
+                        (self.nats.clone(), self.db.clone(), self.callers.clone());
+                    in_flight.spawn(answer(nats, db, callers, message));
+                }
+            };
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drained).await;
+        }
         while in_flight.join_next().await.is_some() {}
         tracing::debug!("loyalty responder stopped");
     }

@@ -33,7 +33,8 @@ pub mod proto {
 pub const MAX_ITEMS: usize = 100;
 /// Most pieces of one line.
 pub const MAX_QUANTITY: u32 = 10_000;
-/// Totals stay below this, so sums of orders (loyalty points) fit in 64 bits.
+/// Totals stay below this: far beyond any real order, and well inside the
+/// `NUMERIC(24, 4)` column.
 const MAX_TOTAL: Decimal = Decimal::from_parts(2_764_472_320, 232_830, 0, false, 0); // 10^15
 
 /// One line as a client sent it.
@@ -129,6 +130,28 @@ pub fn validate(
         })
     } else {
         Err(errors)
+    }
+}
+
+impl store::NewOrder {
+    /// SHA-256 of the order's canonical form (normalised amounts), so a retry
+    /// of the same order matches whatever spelling its prices had.
+    pub fn content_hash(&self) -> Vec<u8> {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(self.currency.as_bytes());
+        hasher.update(self.minor_units.to_be_bytes());
+        for item in &self.items {
+            let mut price = item.unit_price;
+            price.rescale(self.minor_units);
+            hasher.update(b"\n");
+            hasher.update(item.sku.as_bytes());
+            hasher.update(b"\t");
+            hasher.update(item.quantity.to_be_bytes());
+            hasher.update(b"\t");
+            hasher.update(price.to_string().as_bytes());
+        }
+        hasher.finalize().to_vec()
     }
 }
 

@@ -44,9 +44,14 @@ pub fn routes() -> ApiRouter<AppState> {
             })
             .post_with(create_order, |op| {
                 invalid(doc(op.summary("Place an order").description(
-                    "The total is computed by the orders service with exact decimals; prices have at most the currency's decimal places.",
+                    "The total is computed by the orders service with exact decimals; prices have at most the currency's decimal places. \
+                     With an `Idempotency-Key` header a repeat of the same order returns the first one (201) instead of placing another, \
+                     so a request that timed out can be retried safely; the same key with another order is 409.",
                 )))
                 .response::<201, axum::Json<OrderView>>()
+                .response_with::<409, Problem, _>(|r| {
+                    r.description("The `Idempotency-Key` was used for another order.")
+                })
             }),
         )
         .api_route(
@@ -115,7 +120,20 @@ async fn create_order(
         })
         .collect();
     // The service checks again; checking here names every bad field at once.
-    validate(code.as_str(), minor_units, &items).map_err(Problem::validation)?;
+    let mut errors = match validate(code.as_str(), minor_units, &items) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors,
+    };
+    let idempotency_key = crate::wallets::idempotency_key(&headers).unwrap_or_else(|message| {
+        errors.push(bff_core::problem::FieldError::new(
+            "Idempotency-Key",
+            message,
+        ));
+        None
+    });
+    if !errors.is_empty() {
+        return Err(Problem::validation(errors).into());
+    }
     let request = proto::CreateOrderRequest {
         currency: code.as_str().to_owned(),
         items: body
@@ -128,6 +146,7 @@ async fn create_order(
             })
             .collect(),
         minor_units,
+        idempotency_key: idempotency_key.unwrap_or_default(),
     };
     let backends = &state.backends;
     let order = backends

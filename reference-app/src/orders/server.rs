@@ -78,9 +78,11 @@ pub async fn connect(args: &DatabaseArgs, migrate: bool) -> Result<PgPool, DbErr
         .await
         .map_err(DbError::Connect)?;
     if migrate {
-        match sqlx::query("CREATE SCHEMA IF NOT EXISTS orders")
-            .execute(&pool)
-            .await
+        match sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE SCHEMA IF NOT EXISTS {SCHEMA}"
+        )))
+        .execute(&pool)
+        .await
         {
             Ok(_) => {}
             // Another instance created it at the same moment.
@@ -178,6 +180,8 @@ impl OrdersServer {
             let _ = signalled.send(true);
         };
         let serve = Server::builder()
+            // A call without a grpc-timeout still ends.
+            .timeout(Duration::from_secs(30))
             // The caller's X-Request-Id, for the logs and the events of the call.
             .layer(RequestIdLayer::new())
             .add_service(health_service)
@@ -196,13 +200,12 @@ impl OrdersServer {
             }
         };
         let _ = stop.send(true);
-        for worker in workers {
-            if tokio::time::timeout(Duration::from_secs(5), worker)
-                .await
-                .is_err()
-            {
-                tracing::warn!("an orders worker did not stop in time");
-            }
+        let workers = futures_util::future::join_all(workers);
+        if tokio::time::timeout(Duration::from_secs(4), workers)
+            .await
+            .is_err()
+        {
+            tracing::warn!("orders workers did not stop in time");
         }
         db.close().await;
         tracing::info!("orders service stopped");

@@ -126,12 +126,35 @@ impl Orders for OrdersService {
                 None => Status::invalid_argument("invalid order"),
             }
         })?;
-        let created = store::create(&self.db, user, order)
+        let idempotency = match body.idempotency_key.as_str() {
+            "" => None,
+            key if (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) => {
+                Some(store::Idempotency {
+                    key: key.to_owned(),
+                    hash: order.content_hash(),
+                })
+            }
+            _ => {
+                return Err(invalid(
+                    "Idempotency-Key",
+                    "must be 1 to 255 visible ASCII characters",
+                ));
+            }
+        };
+        match store::create(&self.db, user, order, idempotency.as_ref())
             .await
-            .map_err(storage)?;
-        self.outbox.wake();
-        tracing::info!(order_id = %created.id, user_id = %user, "order created");
-        Ok(Response::new(to_proto(created)))
+            .map_err(storage)?
+        {
+            store::Placed::New(created) => {
+                self.outbox.wake();
+                tracing::info!(order_id = %created.id, user_id = %user, "order created");
+                Ok(Response::new(to_proto(created)))
+            }
+            store::Placed::Replayed(first) => Ok(Response::new(to_proto(first))),
+            store::Placed::KeyReused => Err(Status::already_exists(
+                "the idempotency key was used for another order",
+            )),
+        }
     }
 
     async fn get_order(

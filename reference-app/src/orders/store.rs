@@ -75,17 +75,43 @@ struct ItemRow {
 
 const ORDER_COLUMNS: &str = "id, user_id, status, currency, total, minor_units, created_at";
 
+/// What placing an order came to.
+#[derive(Debug)]
+pub enum Placed {
+    /// A new order.
+    New(OrderRecord),
+    /// The order first placed with this idempotency key and the same content.
+    Replayed(OrderRecord),
+    /// The idempotency key was used for a different order.
+    KeyReused,
+}
+
+/// A client's idempotency key and the hash of the order it came with.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    /// The key, 1 to 255 visible ASCII characters.
+    pub key: String,
+    /// SHA-256 of the order's canonical form.
+    pub hash: Vec<u8>,
+}
+
 /// Places `order` for `user_id` and writes `events.order.created` to the outbox,
-/// in one transaction.
+/// in one transaction. With an idempotency key already used by this user, the
+/// first order is returned (same content) or nothing is placed (other content).
 pub async fn create(
     db: &PgPool,
     user_id: Uuid,
     order: NewOrder,
-) -> Result<OrderRecord, sqlx::Error> {
+    idempotency: Option<&Idempotency>,
+) -> Result<Placed, sqlx::Error> {
     let id = Uuid::now_v7();
     let mut tx = db.begin().await?;
-    let row: OrderRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO orders (id, user_id, currency, total, minor_units) VALUES ($1, $2, $3, $4, $5)
+    // A concurrent insert with the same key waits here for the other to commit,
+    // then conflicts: exactly one order per key.
+    let row: Option<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO orders (id, user_id, currency, total, minor_units, idempotency_key, request_hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (user_id, idempotency_key) DO NOTHING
          RETURNING {ORDER_COLUMNS}"
     )))
     .bind(id)
@@ -93,8 +119,14 @@ pub async fn create(
     .bind(&order.currency)
     .bind(order.total)
     .bind(i16::try_from(order.minor_units).unwrap_or(4))
-    .fetch_one(&mut *tx)
+    .bind(idempotency.map(|i| i.key.as_str()))
+    .bind(idempotency.map(|i| i.hash.as_slice()))
+    .fetch_optional(&mut *tx)
     .await?;
+    let Some(row) = row else {
+        tx.rollback().await?;
+        return replay(db, user_id, idempotency).await;
+    };
     let positions: Vec<i16> = (0..order.items.len())
         .map(|i| i16::try_from(i).unwrap_or(i16::MAX))
         .collect();
@@ -115,7 +147,34 @@ pub async fn create(
     let record = record(row, order.items);
     announce(&mut tx, "order.created", &record).await?;
     tx.commit().await?;
-    Ok(record)
+    Ok(Placed::New(record))
+}
+
+/// The order an idempotency key was first used for, if it matches.
+async fn replay(
+    db: &PgPool,
+    user_id: Uuid,
+    idempotency: Option<&Idempotency>,
+) -> Result<Placed, sqlx::Error> {
+    let Some(idempotency) = idempotency else {
+        // Without a key there is no conflict to lose; the insert cannot skip.
+        return Err(sqlx::Error::RowNotFound);
+    };
+    let first: Option<(Uuid, Vec<u8>)> = sqlx::query_as(
+        "SELECT id, request_hash FROM orders WHERE user_id = $1 AND idempotency_key = $2",
+    )
+    .bind(user_id)
+    .bind(&idempotency.key)
+    .fetch_optional(db)
+    .await?;
+    match first {
+        Some((id, hash)) if hash == idempotency.hash => match get(db, user_id, id).await? {
+            Some(order) => Ok(Placed::Replayed(order)),
+            None => Err(sqlx::Error::RowNotFound),
+        },
+        Some(_) => Ok(Placed::KeyReused),
+        None => Err(sqlx::Error::RowNotFound),
+    }
 }
 
 /// `user_id`'s order `id`, if it exists and is theirs.
@@ -184,8 +243,10 @@ pub async fn cancel(
 
 /// Loyalty points of `user_id`: one per whole unit of every order not cancelled.
 pub async fn points(db: &PgPool, user_id: Uuid) -> Result<i64, sqlx::Error> {
+    // Each total is below 10^15, but enough orders could still pass i64's range:
+    // the sum is capped there rather than failing the user's every lookup.
     sqlx::query_scalar(
-        "SELECT COALESCE(sum(floor(total)), 0)::bigint FROM orders
+        "SELECT LEAST(COALESCE(sum(floor(total)), 0), 9223372036854775807)::bigint FROM orders
          WHERE user_id = $1 AND status = 'created'",
     )
     .bind(user_id)

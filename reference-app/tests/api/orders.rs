@@ -362,6 +362,7 @@ async fn the_orders_service_verifies_every_token_itself() {
                         unit_price: "1.00".to_owned(),
                     }],
                     minor_units: 2,
+                    idempotency_key: String::new(),
                 },
                 authorization.as_deref(),
             ))
@@ -386,6 +387,7 @@ async fn the_orders_service_verifies_every_token_itself() {
                     unit_price: "1.001".to_owned(),
                 }],
                 minor_units: 2,
+                idempotency_key: String::new(),
             },
             Some(&valid),
         ))
@@ -450,4 +452,77 @@ async fn the_orders_service_serves_grpc_health_and_reflection() {
 /// A request stream of one message.
 fn tokio_stream_once<T: Send + 'static>(item: T) -> impl futures_util::Stream<Item = T> + Send {
     futures_util::stream::iter([item])
+}
+
+#[tokio::test]
+async fn an_idempotency_key_makes_placing_an_order_safe_to_retry() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com", Role::Customer).await;
+    let bob = app.user("bob@example.com", Role::Customer).await;
+    let place = |token: String, key: &'static str, body: Value| {
+        let app = &app;
+        async move {
+            app.authed(Method::POST, "/api/v1/orders", &token)
+                .header("idempotency-key", key)
+                .json(&body)
+                .send()
+                .await
+                .expect("sent")
+        }
+    };
+    let body = order(
+        "EUR",
+        json!([{"sku": "A", "quantity": 1, "unit_price": "5.5"}]),
+    );
+    // The same order spelled differently is the same order.
+    let same = order(
+        "EUR",
+        json!([{"sku": "A", "quantity": 1, "unit_price": "5.50"}]),
+    );
+
+    let (first, second) = tokio::join!(
+        place(alice.token.clone(), "order-1", body.clone()),
+        place(alice.token.clone(), "order-1", same.clone())
+    );
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (201, 201)
+    );
+    let first: Value = first.json().await.expect("order");
+    let second: Value = second.json().await.expect("order");
+    assert_eq!(first["id"], second["id"], "one order for one key");
+
+    let other = order(
+        "EUR",
+        json!([{"sku": "B", "quantity": 1, "unit_price": "5.50"}]),
+    );
+    let reused = place(alice.token.clone(), "order-1", other).await;
+    assert_problem(reused, 409, "conflict").await;
+    // Keys are per user.
+    let theirs = place(bob.token.clone(), "order-1", body.clone()).await;
+    assert_eq!(theirs.status(), 201);
+    for bad in ["", "has space", "é"] {
+        let response = app
+            .authed(Method::POST, "/api/v1/orders", &alice.token)
+            .header("idempotency-key", bad)
+            .json(&body)
+            .send()
+            .await
+            .expect("sent");
+        let problem = assert_problem(response, 422, "validation_failed").await;
+        assert_eq!(problem["errors"][0]["field"], "Idempotency-Key", "{bad:?}");
+    }
+
+    let rows: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM orders.orders WHERE user_id = $1::uuid")
+            .bind(&alice.id)
+            .fetch_one(&app.db)
+            .await
+            .expect("count");
+    assert_eq!(rows, 1);
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM orders.outbox")
+        .fetch_one(&app.db)
+        .await
+        .expect("count");
+    assert_eq!(events, 2, "one event for Alice's order, one for Bob's");
 }
