@@ -40,11 +40,16 @@ use crate::source::Call;
 const SERVICE_ERROR: &str = "Nats-Service-Error";
 const SERVICE_ERROR_CODE: &str = "Nats-Service-Error-Code";
 
+/// The header carrying the requester's remaining time in whole milliseconds
+/// (NATS has no deadline of its own, unlike gRPC's `grpc-timeout`), so a
+/// responder can stop working on a request nobody waits for any more.
+pub const TIMEOUT_HEADER: &str = "Bff-Timeout-Ms";
+
 /// Sends `payload` to `subject` and waits for one reply, at most the call's
 /// remaining time.
 ///
 /// The request carries `X-Request-Id` and `Authorization` headers from
-/// `forward`. Errors: no responders and a timeout are transient (the timeout
+/// `forward`, and the remaining time in [`TIMEOUT_HEADER`]. Errors: no responders and a timeout are transient (the timeout
 /// reported as [`SourceError::timeout`]); an invalid subject or an oversized
 /// payload is permanent. A reply from a NATS micro service with a
 /// `Nats-Service-Error` header is an error too: transient for codes of 500
@@ -58,7 +63,7 @@ pub async fn request(
 ) -> Result<Message, SourceError> {
     let request = async_nats::Request::new()
         .payload(payload)
-        .headers(headers(forward))
+        .headers(headers(forward, call))
         .timeout(Some(call.remaining()));
     let reply = client
         .send_request(subject, request)
@@ -78,8 +83,12 @@ pub async fn request(
 
 // NATS header values are text; a value that is not visible ASCII is left
 // out rather than sent mangled.
-fn headers(forward: &Forward) -> HeaderMap {
+fn headers(forward: &Forward, call: &Call) -> HeaderMap {
     let mut headers = HeaderMap::new();
+    headers.insert(
+        TIMEOUT_HEADER,
+        call.remaining().as_millis().to_string().as_str(),
+    );
     let forwarded = [
         ("X-Request-Id", forward.request_id()),
         ("Authorization", forward.authorization()),

@@ -49,7 +49,12 @@ async fn responder(client: &async_nats::Client, subject: &str, error: Option<(&'
                     .map(|v| v.as_str().to_owned())
                     .unwrap_or_default()
             };
-            let body = format!("{}|{}", header("X-Request-Id"), header("Authorization"));
+            let body = format!(
+                "{}|{}|{}",
+                header("X-Request-Id"),
+                header("Authorization"),
+                header(nats::TIMEOUT_HEADER)
+            );
             let mut headers = async_nats::HeaderMap::new();
             if let Some((message, code)) = error {
                 headers.insert("Nats-Service-Error", message);
@@ -77,7 +82,12 @@ async fn forwarded_headers_arrive() {
     )
     .await
     .expect("a reply");
-    assert_eq!(&reply.payload[..], b"req-nats-1|Bearer n4ts");
+    let text = String::from_utf8_lossy(&reply.payload).into_owned();
+    let (forwarded, timeout) = text.rsplit_once('|').expect("three fields");
+    assert_eq!(forwarded, "req-nats-1|Bearer n4ts");
+    // The remaining time, so the responder can give up with the requester.
+    let ms: u64 = timeout.parse().expect("milliseconds");
+    assert!((1_000..=2_000).contains(&ms), "{ms}");
 }
 
 #[tokio::test]
@@ -98,7 +108,7 @@ async fn as_a_source_in_an_aggregate() {
         .run((echo,))
         .await
         .expect("a reply");
-    assert_eq!(&assembled.parts.0[..], b"req-nats-1|Bearer n4ts");
+    assert!(assembled.parts.0.starts_with(b"req-nats-1|Bearer n4ts|"));
     assert!(assembled.meta.complete);
 }
 

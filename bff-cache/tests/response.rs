@@ -262,3 +262,45 @@ async fn an_unannounced_vary_is_not_stored() {
         assert_eq!(response.headers()["x-cache"], "MISS");
     }
 }
+
+#[tokio::test]
+async fn without_a_lock_wait_a_miss_never_waits_on_another_fill() {
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (now, peak) = (Arc::clone(&in_flight), Arc::clone(&most));
+    let app = Router::new()
+        .route(
+            "/slow",
+            get(move || {
+                let (now, peak) = (Arc::clone(&now), Arc::clone(&peak));
+                async move {
+                    let current = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(current, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    ([("cache-control", "no-store")], "partial")
+                }
+            }),
+        )
+        .layer(CacheLayer::new("slow", MemoryStore::new(1 << 20)).lock_wait(Duration::ZERO));
+    let send = || {
+        let app = app.clone();
+        tokio::spawn(async move {
+            app.oneshot(Request::get("/slow").body(Body::empty()).expect("request"))
+                .await
+                .expect("infallible")
+                .status()
+        })
+    };
+    let first = send();
+    // The first request holds the fill when the second arrives.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let second = send();
+    assert_eq!(first.await.expect("joins"), StatusCode::OK);
+    assert_eq!(second.await.expect("joins"), StatusCode::OK);
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        2,
+        "the second did not queue behind the first"
+    );
+}

@@ -661,6 +661,48 @@ pub struct NatsArgs {
     pub nats_prefix: String,
 }
 
+impl BackendArgs {
+    /// Refuses deadlines that contradict each other, which would otherwise be
+    /// capped or ignored without a word.
+    pub fn validate(&self) -> Result<(), String> {
+        let whole = self.dashboard_deadline;
+        if whole.is_zero() {
+            return Err("BFF_DASHBOARD_DEADLINE must be more than zero".to_owned());
+        }
+        for (name, deadline) in [
+            (
+                "BFF_DASHBOARD_DATABASE_DEADLINE",
+                self.dashboard_database_deadline,
+            ),
+            (
+                "BFF_DASHBOARD_ORDERS_DEADLINE",
+                self.dashboard_orders_deadline,
+            ),
+            (
+                "BFF_DASHBOARD_LOYALTY_DEADLINE",
+                self.dashboard_loyalty_deadline,
+            ),
+        ] {
+            if deadline.is_zero() || deadline > whole {
+                return Err(format!(
+                    "{name} ({deadline:?}) must be more than zero and at most BFF_DASHBOARD_DEADLINE ({whole:?})"
+                ));
+            }
+        }
+        let hedge = self.dashboard_hedge_after;
+        if !hedge.is_zero() && hedge >= self.dashboard_orders_deadline {
+            return Err(format!(
+                "BFF_DASHBOARD_HEDGE_AFTER ({hedge:?}) must be shorter than BFF_DASHBOARD_ORDERS_DEADLINE ({:?}), or 0s for no hedging",
+                self.dashboard_orders_deadline
+            ));
+        }
+        if self.orders_timeout.is_zero() {
+            return Err("BFF_ORDERS_TIMEOUT must be more than zero".to_owned());
+        }
+        Ok(())
+    }
+}
+
 impl OutboxArgs {
     /// The relay's settings.
     pub fn relay_config(&self) -> crate::messaging::outbox::RelayConfig {
@@ -745,6 +787,28 @@ mod tests {
         }
         assert!(Cli::try_parse_from(["bff", "--trusted-proxies", "10.0.0.0/8,::1"]).is_ok());
         assert!(Cli::try_parse_from(["bff", "--trusted-proxies", "10.0.0.0/99"]).is_err());
+    }
+
+    #[test]
+    fn contradictory_dashboard_deadlines_are_refused() {
+        let parse = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).expect("parses");
+            let Command::Serve(serve) = cli.into_command() else {
+                panic!("serve")
+            };
+            serve.backends.validate()
+        };
+        assert!(parse(&["bff"]).is_ok());
+        assert!(parse(&["bff", "--dashboard-hedge-after", "50ms"]).is_ok());
+        for bad in [
+            &["bff", "--dashboard-orders-deadline", "2s"][..],
+            &["bff", "--dashboard-loyalty-deadline", "0s"],
+            &["bff", "--dashboard-deadline", "0s"],
+            &["bff", "--dashboard-hedge-after", "300ms"],
+            &["bff", "--orders-timeout", "0s"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -32,7 +32,7 @@ use crate::auth::bearer;
 use crate::error::ApiResult;
 use crate::ids::caller_id;
 use crate::orders::client::{OrderView, OrdersClient};
-use crate::orders::loyalty::{self, Loyalty};
+use crate::orders::loyalty::Loyalty;
 use crate::orders::proto;
 use crate::startup::AppState;
 use crate::users::{self, UserView};
@@ -245,20 +245,7 @@ async fn dashboard(
     Ok(response)
 }
 
-/// Reads a loyalty reply: the points, or the service error it carries.
+/// Reads a loyalty reply (service errors were turned into errors already).
 fn loyalty_reply(reply: &async_nats::Message) -> Result<Loyalty, SourceError> {
-    if let Some(code) = reply
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(loyalty::ERROR_CODE_HEADER))
-    {
-        let text = format!("the loyalty service answered {code}");
-        // A refused token will be refused again; an outage may pass.
-        return Err(if code.as_str() == "401" {
-            SourceError::permanent(text)
-        } else {
-            SourceError::transient(text)
-        });
-    }
     serde_json::from_slice(&reply.payload).map_err(SourceError::permanent)
 }

@@ -176,6 +176,7 @@ impl Application {
             "starting"
         );
 
+        config.backends.validate().map_err(StartupError::Config)?;
         let addr = config.http.http_addr;
         let listener = TcpListener::bind(addr)
             .await
@@ -600,6 +601,9 @@ fn dashboard_routes(state: &AppState) -> ApiRouter<AppState> {
     routes.layer(
         CacheLayer::new("dashboard", Arc::clone(&state.cache))
             .ttl(ttl)
+            // A partial dashboard is not stored, so a duplicate request would
+            // wait for nothing: it never queues behind another's deadline.
+            .lock_wait(Duration::ZERO)
             .per_user(UserId)
             .tags(|_, user| user.map(|u| vec![format!("user:{u}")]).unwrap_or_default()),
     )

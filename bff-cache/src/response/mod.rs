@@ -61,7 +61,8 @@ type TagFn = dyn Fn(&RequestInfo<'_>, Option<&str>) -> Vec<String> + Send + Sync
 
 /// How long one instance's fill lock holds other instances off.
 const LOCK_TTL: Duration = Duration::from_secs(5);
-/// How long a request waits for another instance's fill before calling the origin.
+/// How long a miss waits, by default, for another request's fill of the same
+/// key before calling the origin itself.
 const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 struct Shared {
@@ -72,6 +73,7 @@ struct Shared {
     user: Option<Arc<dyn KeyExtractor>>,
     tags: Option<Arc<TagFn>>,
     max_body: usize,
+    lock_wait: Duration,
     fills: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     failing: AtomicBool,
 }
@@ -104,6 +106,7 @@ impl CacheLayer {
                 user: None,
                 tags: None,
                 max_body: 1024 * 1024,
+                lock_wait: LOCK_WAIT,
                 fills: Mutex::new(HashMap::new()),
                 failing: AtomicBool::new(false),
             }),
@@ -149,6 +152,17 @@ impl CacheLayer {
     #[must_use]
     pub fn max_body(self, bytes: usize) -> Self {
         self.edit(|s| s.max_body = bytes)
+    }
+
+    /// How long a miss waits for a fill of the same key already under way (in
+    /// this process, or on another instance through a shared store) before it
+    /// calls the origin itself; 2 s by default. Waiting saves origin calls when
+    /// the answer will be stored; for answers that are often not stored (a
+    /// partial aggregate) or that have a deadline of their own, a short wait or
+    /// none keeps a duplicate request from taking twice as long.
+    #[must_use]
+    pub fn lock_wait(self, wait: Duration) -> Self {
+        self.edit(|s| s.lock_wait = wait)
     }
 
     /// Invalidates this cache's tags (and those of any cache on the same store).
@@ -498,18 +512,19 @@ where
             let _filling = match fill.try_lock() {
                 Ok(guard) => guard,
                 Err(_) => {
-                    let guard = fill.lock().await;
-                    if let Ok(Some(entry)) = shared.lookup(&key).await {
-                        return Ok(shared.hit(&entry, if_none_match.as_ref(), head));
+                    if let Ok(guard) = tokio::time::timeout(shared.lock_wait, fill.lock()).await {
+                        if let Ok(Some(entry)) = shared.lookup(&key).await {
+                            return Ok(shared.hit(&entry, if_none_match.as_ref(), head));
+                        }
+                        drop(guard);
                     }
-                    drop(guard);
                     return Ok(shared.passed(inner.call(req).await?, "MISS"));
                 }
             };
             // And, with a shared store, one across instances, for a while.
             let token = shared.store.lock(&key, LOCK_TTL).await.unwrap_or(None);
             if token.is_none() {
-                let deadline = tokio::time::Instant::now() + LOCK_WAIT;
+                let deadline = tokio::time::Instant::now() + shared.lock_wait;
                 while tokio::time::Instant::now() < deadline {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     if let Ok(Some(entry)) = shared.lookup(&key).await {

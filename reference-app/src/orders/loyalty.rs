@@ -12,7 +12,10 @@ use futures_util::StreamExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
-use tokio::sync::watch;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use super::caller::{CallerError, CallerVerifier};
@@ -24,6 +27,13 @@ pub const SUBJECT: &str = "loyalty.points.get";
 
 /// Queue group: with several instances each request is answered once.
 const QUEUE_GROUP: &str = "loyalty";
+
+/// Requests answered at once by one instance; more wait in the subscription,
+/// so a slow database is not flooded by work for requesters that gave up.
+const CONCURRENCY: usize = 64;
+
+/// How long an answer may take when the request names no deadline.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Header carrying a service error's text.
 pub const ERROR_HEADER: &str = "Nats-Service-Error";
@@ -102,18 +112,24 @@ impl LoyaltyResponder {
         };
         tracing::info!(subject = %self.subject, "loyalty responder ready");
         let mut in_flight = JoinSet::new();
+        let slots = Arc::new(Semaphore::new(CONCURRENCY));
         loop {
-            tokio::select! {
-                message = requests.next() => match message {
-                    Some(message) => {
-                        let (nats, db, callers) = (self.nats.clone(), self.db.clone(), self.callers.clone());
-                        in_flight.spawn(answer(nats, db, callers, message));
-                    }
-                    None => break,
-                },
-                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            let permit = tokio::select! {
+                permit = Arc::clone(&slots).acquire_owned() => permit,
                 _ = stop.changed() => break,
-            }
+            };
+            let Ok(permit) = permit else { break };
+            let message = tokio::select! {
+                message = requests.next() => message,
+                _ = stop.changed() => break,
+            };
+            let Some(message) = message else { break };
+            let (nats, db, callers) = (self.nats.clone(), self.db.clone(), self.callers.clone());
+            in_flight.spawn(async move {
+                answer(nats, db, callers, message).await;
+                drop(permit);
+            });
+            while in_flight.try_join_next().is_some() {}
         }
         // Requests already delivered to this subscriber are answered, not
         // dropped: their requesters would otherwise wait out their timeouts.
@@ -153,6 +169,11 @@ async fn answer(
         .and_then(|id| RequestId::parse(&id))
         .unwrap_or_else(RequestId::generate);
     let authorization = header("Authorization");
+    // Past the requester's deadline nobody reads the answer: stop there.
+    let budget = header(bff_aggregate::nats::TIMEOUT_HEADER)
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .map_or(DEFAULT_TIMEOUT, Duration::from_millis)
+        .min(DEFAULT_TIMEOUT);
     let work = async move {
         let outcome = match callers.verify(authorization.as_deref()).await {
             Ok(user) => store::points(&db, user).await.map_err(|error| {
@@ -183,7 +204,13 @@ async fn answer(
             tracing::warn!(%error, "could not send a loyalty reply");
         }
     };
-    request_id.scope(work).await;
+    if request_id
+        .scope(tokio::time::timeout(budget, work))
+        .await
+        .is_err()
+    {
+        tracing::debug!("a loyalty request outlived its requester's deadline");
+    }
 }
 
 #[cfg(test)]
