@@ -18,6 +18,7 @@ use bff_core::Problem;
 use bff_core::extract::Json;
 use bff_core::problem::FieldError;
 
+use crate::ops::invalid;
 use crate::validation::{Fields, text};
 use http::StatusCode;
 use schemars::JsonSchema;
@@ -50,34 +51,31 @@ pub fn routes() -> ApiRouter<AppState> {
         .api_route(
             "/api/v1/auth/register",
             post_with(register, |op| {
-                op.tag("auth")
+                invalid(op).tag("auth")
                     .summary("Register with a code")
                     .response::<201, axum::Json<TokenResponse>>()
                     .description("Checks the `register` code and creates the account, its identifier verified.")
                     .response_with::<400, Problem, _>(|r| r.description("`code_invalid`: wrong, expired, used or burnt (after 5 wrong tries)."))
                     .response_with::<409, Problem, _>(|r| r.description("The identifier already has an account."))
-                    .response_with::<422, Problem, _>(|r| r.description("Invalid fields, named in `errors`."))
             }),
         )
         .api_route(
             "/api/v1/auth/reset-password",
             post_with(reset_password, |op| {
-                op.tag("auth")
+                invalid(op).tag("auth")
                     .summary("Ask for a password reset code")
                     .response::<202, axum::Json<CodeSent>>()
                     .description("Sends a `reset_password` code if the account exists; the answer is the same if it does not.")
                     .response_with::<429, Problem, _>(|r| r.description("`rate_limited`, as for verify-code."))
-                    .response_with::<422, Problem, _>(|r| r.description("Invalid fields, named in `errors`."))
             }),
         )
         .api_route(
             "/api/v1/auth/confirm-reset-password",
             post_with(confirm_reset_password, |op| {
-                op.tag("auth")
+                invalid(op).tag("auth")
                     .summary("Reset the password with a code")
                     .description("Sets the new password and ends every session of the account.")
                     .response_with::<400, Problem, _>(|r| r.description("`code_invalid`."))
-                    .response_with::<422, Problem, _>(|r| r.description("Invalid fields, named in `errors`."))
             }),
         )
 }
