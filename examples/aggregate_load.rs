@@ -138,7 +138,7 @@ async fn bff(addr: SocketAddr, backends: SocketAddr) -> Result<(), Box<dyn std::
                     }
                 }
                 "/sequential" => {
-                    let call = Call::new(tokio::time::Instant::now() + deadline);
+                    let call = Call::within(deadline);
                     let mut parts = Vec::new();
                     for (name, _) in BACKENDS {
                         match fetch(&client, backends, name, &forward, &call).await {

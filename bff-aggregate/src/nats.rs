@@ -36,9 +36,13 @@ use crate::forward::Forward;
 use crate::source::Call;
 
 /// The header a NATS micro service (`async_nats::service`) sets on an error
-/// reply, with its message; the code is in [`SERVICE_ERROR_CODE`].
-const SERVICE_ERROR: &str = "Nats-Service-Error";
-const SERVICE_ERROR_CODE: &str = "Nats-Service-Error-Code";
+/// reply, with its message; the code is in [`SERVICE_ERROR_CODE`]. A
+/// responder written by hand answers errors the same way, and [`request`]
+/// turns them into errors.
+pub const SERVICE_ERROR: &str = "Nats-Service-Error";
+/// The header with a service error's HTTP-like code: 500 and above are
+/// transient, below permanent.
+pub const SERVICE_ERROR_CODE: &str = "Nats-Service-Error-Code";
 
 /// The header carrying the requester's remaining time in whole milliseconds
 /// (NATS has no deadline of its own, unlike gRPC's `grpc-timeout`), so a

@@ -39,6 +39,13 @@ impl Call {
         }
     }
 
+    /// A first call due `timeout` from now, for calling a protocol helper
+    /// outside an aggregate (one backend call of an endpoint, say). A timeout
+    /// too large to add to the clock means no deadline in practice.
+    pub fn within(timeout: Duration) -> Self {
+        Self::new(deadline_after(timeout))
+    }
+
     /// When the source's deadline passes.
     pub fn deadline(&self) -> Instant {
         self.deadline

@@ -15,7 +15,6 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
-use tokio::time::Instant;
 
 /// What the test server does by path: `/echo` answers the forwarded headers,
 /// `/status/N` answers status N, `/slow` answers after five seconds.
@@ -87,10 +86,6 @@ async fn body(response: Response<Incoming>) -> String {
     String::from_utf8(bytes.to_vec()).expect("utf-8")
 }
 
-fn call_within(deadline: Duration) -> Call {
-    Call::new(Instant::now() + deadline)
-}
-
 #[tokio::test]
 async fn forwarded_headers_arrive() {
     let addr = serve().await;
@@ -98,7 +93,7 @@ async fn forwarded_headers_arrive() {
         &client(),
         get(addr, "/echo"),
         &forward(),
-        &call_within(Duration::from_secs(2)),
+        &Call::within(Duration::from_secs(2)),
     )
     .await
     .expect("200");
@@ -117,7 +112,7 @@ async fn headers_the_caller_set_are_kept() {
         &client(),
         request,
         &forward(),
-        &call_within(Duration::from_secs(2)),
+        &Call::within(Duration::from_secs(2)),
     )
     .await
     .expect("200");
@@ -128,7 +123,7 @@ async fn headers_the_caller_set_are_kept() {
 async fn statuses_map_to_kinds() {
     let addr = serve().await;
     let client = client();
-    let call = call_within(Duration::from_secs(2));
+    let call = Call::within(Duration::from_secs(2));
     for (code, kind) in [
         (503, ErrorKind::Transient),
         (500, ErrorKind::Transient),
@@ -163,7 +158,7 @@ async fn a_closed_port_is_transient() {
         &client(),
         get(addr, "/echo"),
         &forward(),
-        &call_within(Duration::from_secs(2)),
+        &Call::within(Duration::from_secs(2)),
     )
     .await
     .expect_err("nothing listens");
@@ -179,7 +174,7 @@ async fn a_slow_server_times_out_at_the_deadline() {
         &client(),
         get(addr, "/slow"),
         &forward(),
-        &call_within(Duration::from_millis(200)),
+        &Call::within(Duration::from_millis(200)),
     )
     .await
     .expect_err("too slow");

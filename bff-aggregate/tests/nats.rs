@@ -7,7 +7,6 @@ use bff_aggregate::{Aggregate, Call, ErrorKind, Forward, Source, Status, nats};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::HeaderValue;
-use tokio::time::Instant;
 
 async fn client() -> async_nats::Client {
     async_nats::connect("127.0.0.1:4222")
@@ -23,10 +22,6 @@ fn forward() -> Forward {
     Forward::new()
         .with_request_id(HeaderValue::from_static("req-nats-1"))
         .with_authorization(HeaderValue::from_static("Bearer n4ts"))
-}
-
-fn call_within(deadline: Duration) -> Call {
-    Call::new(Instant::now() + deadline)
 }
 
 /// Answers every request on `subject` with the headers it received, or with
@@ -78,7 +73,7 @@ async fn forwarded_headers_arrive() {
         subject.clone(),
         Bytes::from_static(b"hi"),
         &forward(),
-        &call_within(Duration::from_secs(2)),
+        &Call::within(Duration::from_secs(2)),
     )
     .await
     .expect("a reply");
@@ -121,7 +116,7 @@ async fn no_responders_fails_fast_and_transient() {
         subject("nobody"),
         Bytes::new(),
         &forward(),
-        &call_within(Duration::from_secs(2)),
+        &Call::within(Duration::from_secs(2)),
     )
     .await
     .expect_err("nobody listens");
@@ -151,7 +146,7 @@ async fn a_silent_responder_times_out_at_the_deadline() {
         subject.clone(),
         Bytes::new(),
         &forward(),
-        &call_within(Duration::from_millis(300)),
+        &Call::within(Duration::from_millis(300)),
     )
     .await
     .expect_err("no answer");
@@ -181,7 +176,7 @@ async fn service_error_replies_are_errors() {
     let broken = subject("broken");
     responder(&client, &broken, Some(("database down", 503))).await;
 
-    let call = call_within(Duration::from_secs(2));
+    let call = Call::within(Duration::from_secs(2));
     let error = nats::request(&client, missing, Bytes::new(), &forward(), &call)
         .await
         .expect_err("a service error");

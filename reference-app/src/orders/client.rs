@@ -60,12 +60,7 @@ impl OrdersClient {
     /// A request for an endpoint call: the caller's identity and request id
     /// travel as metadata, and the call's timeout as `grpc-timeout`.
     pub fn request<T>(&self, message: T, forward: &Forward) -> tonic::Request<T> {
-        let now = tokio::time::Instant::now();
-        // A timeout too large to add is as good as none.
-        let deadline = now
-            .checked_add(self.timeout)
-            .unwrap_or(now + Duration::from_secs(86_400 * 365));
-        let call = Call::new(deadline);
+        let call = Call::within(self.timeout);
         bff_aggregate::grpc::request(message, forward, &call)
     }
 }

@@ -35,11 +35,6 @@ const CONCURRENCY: usize = 64;
 /// How long an answer may take when the request names no deadline.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Header carrying a service error's text.
-pub const ERROR_HEADER: &str = "Nats-Service-Error";
-/// Header carrying a service error's HTTP-like code.
-pub const ERROR_CODE_HEADER: &str = "Nats-Service-Error-Code";
-
 /// A user's standing in the loyalty programme.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Loyalty {
@@ -194,8 +189,11 @@ async fn answer(
             }
             Err((code, text)) => {
                 let mut headers = HeaderMap::new();
-                headers.insert(ERROR_HEADER, text.as_str());
-                headers.insert(ERROR_CODE_HEADER, code.to_string().as_str());
+                headers.insert(bff_aggregate::nats::SERVICE_ERROR, text.as_str());
+                headers.insert(
+                    bff_aggregate::nats::SERVICE_ERROR_CODE,
+                    code.to_string().as_str(),
+                );
                 nats.publish_with_headers(reply, headers, Default::default())
                     .await
             }
