@@ -392,12 +392,10 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, &'s
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
-    match value.to_str() {
-        Ok(key) if (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) => {
-            Ok(Some(key.to_owned()))
-        }
-        _ => Err("must be 1 to 255 visible ASCII characters"),
-    }
+    let key = value
+        .to_str()
+        .map_err(|_| "must be 1 to 255 visible ASCII characters")?;
+    crate::ids::idempotency_key(key).map(|key| Some(key.to_owned()))
 }
 
 /// What an idempotency key says about a request.
@@ -497,7 +495,13 @@ struct Movement<'a> {
 /// Moves money inside the transaction: locks both wallets in id order, checks
 /// ownership, currency, scale and funds, then writes balances, the transfer,
 /// two ledger entries and the audit record.
-async fn move_money(conn: &mut PgConnection, m: &Movement<'_>) -> ApiResult<TransferView> {
+/// A movement made: its view, and the users whose balances it changed.
+struct Moved {
+    view: TransferView,
+    owners: Vec<Uuid>,
+}
+
+async fn move_money(conn: &mut PgConnection, m: &Movement<'_>) -> ApiResult<Moved> {
     let from = match m.from {
         Some(from) => from,
         None => system_wallet_for(conn, m.to).await?,
@@ -611,7 +615,11 @@ async fn move_money(conn: &mut PgConnection, m: &Movement<'_>) -> ApiResult<Tran
         },
     )
     .await?;
-    Ok(view)
+    let owners = [source.user_id, target.user_id]
+        .into_iter()
+        .flatten()
+        .collect();
+    Ok(Moved { view, owners })
 }
 
 /// The system wallet of `wallet`'s currency, created on first use.
@@ -658,14 +666,18 @@ async fn run(
             if let Some(idempotency) = idempotency
                 && let Claim::Replay(first) = idempotency.claim(&mut tx).await?
             {
-                return Ok(first);
+                // A replay changes no balance.
+                return Ok(Moved {
+                    view: first,
+                    owners: Vec::new(),
+                });
             }
-            let view = move_money(&mut tx, movement).await?;
+            let moved = move_money(&mut tx, movement).await?;
             if let Some(idempotency) = idempotency {
-                idempotency.remember(&mut tx, &view).await?;
+                idempotency.remember(&mut tx, &moved.view).await?;
             }
             tx.commit().await?;
-            Ok(view)
+            Ok(moved)
         }
         .await;
         match result {
@@ -675,31 +687,15 @@ async fn run(
                     "money transaction retried after a deadlock or serialization failure"
                 );
             }
-            Ok(view) => {
-                balances_changed(state, &view).await;
-                return Ok(view);
+            Ok(moved) => {
+                // Their cached dashboards show the old balances.
+                for owner in moved.owners {
+                    state.user_changed(owner).await;
+                }
+                return Ok(moved.view);
             }
-            other => return other,
+            Err(error) => return Err(error),
         }
-    }
-}
-
-/// Invalidates the cached dashboards of the owners of both wallets of a movement.
-async fn balances_changed(state: &AppState, view: &TransferView) {
-    let owners: Result<Vec<Uuid>, sqlx::Error> = sqlx::query_scalar(
-        "SELECT user_id FROM wallets WHERE id = ANY($1) AND user_id IS NOT NULL",
-    )
-    .bind(vec![view.from_wallet_id, view.to_wallet_id])
-    .fetch_all(&state.db)
-    .await;
-    match owners {
-        Ok(owners) => {
-            for owner in owners {
-                state.user_changed(owner).await;
-            }
-        }
-        // The dashboards then live out their few seconds.
-        Err(error) => tracing::warn!(%error, "could not find whose balances changed"),
     }
 }
 

@@ -101,6 +101,24 @@ async fn with_every_source_up_the_dashboard_is_complete_and_cached_until_a_write
     assert_eq!(fresh["recent_orders"][0]["status"], "cancelled");
     assert_eq!(fresh["loyalty"], json!({"points": 0, "tier": "bronze"}));
 
+    // A deposit changes the balance shown: the cached dashboard goes too.
+    let again = read(dashboard(&app, &alice).await.0).await;
+    assert_eq!(again["wallets"][0]["balance"], "0.00");
+    let manager = app.user("boss@example.com", Role::Manager).await;
+    let wallet_id = again["wallets"][0]["id"].as_str().expect("id");
+    let deposit = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/admin/wallets/{wallet_id}/deposit"),
+            Some(&manager.token),
+            Some(&json!({"amount": "10.00", "note": "test"})),
+        )
+        .await;
+    assert_eq!(deposit.status(), 201);
+    let (after, _) = dashboard(&app, &alice).await;
+    assert_eq!(after.headers()["x-cache"], "MISS");
+    assert_eq!(read(after).await["wallets"][0]["balance"], "10.00");
+
     // Another user sees their own.
     let bob = app.user("bob@example.com", Role::Customer).await;
     let theirs = read(dashboard(&app, &bob).await.0).await;
