@@ -115,11 +115,6 @@ pub fn routes() -> ApiRouter<AppState> {
     )
 }
 
-/// The caller's profile is gone (deleted after the token was issued).
-#[derive(Debug, thiserror::Error)]
-#[error("the caller's account no longer exists")]
-struct NoAccount;
-
 async fn dashboard(
     State(state): State<AppState>,
     principal: Principal,
@@ -187,7 +182,7 @@ async fn dashboard(
             let reply =
                 bff_aggregate::nats::request(&nats, subject, bytes::Bytes::new(), &forward, &call)
                     .await?;
-            loyalty_reply(&reply)
+            serde_json::from_slice::<Loyalty>(&reply.payload).map_err(SourceError::permanent)
         }
     })
     .breaker(backends.loyalty_breaker.clone());
@@ -215,7 +210,7 @@ async fn dashboard(
     };
     let Some(profile) = profile else {
         return Err(Problem::unauthorized()
-            .with_detail(NoAccount.to_string())
+            .with_detail("The account no longer exists.")
             .into());
     };
     let complete = meta.complete;
@@ -243,9 +238,4 @@ async fn dashboard(
         }),
     );
     Ok(response)
-}
-
-/// Reads a loyalty reply (service errors were turned into errors already).
-fn loyalty_reply(reply: &async_nats::Message) -> Result<Loyalty, SourceError> {
-    serde_json::from_slice(&reply.payload).map_err(SourceError::permanent)
 }

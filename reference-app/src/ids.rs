@@ -15,3 +15,13 @@ pub(crate) fn caller_id(principal: &Principal) -> Result<Uuid, Problem> {
 pub(crate) fn path_id(value: &str) -> Result<Uuid, Problem> {
     Uuid::parse_str(value).map_err(|_| Problem::not_found())
 }
+
+/// An idempotency key as the API accepts it: 1 to 255 visible ASCII
+/// characters, from the `Idempotency-Key` header or a backend call.
+pub(crate) fn idempotency_key(key: &str) -> Result<&str, &'static str> {
+    if (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(key)
+    } else {
+        Err("must be 1 to 255 visible ASCII characters")
+    }
+}

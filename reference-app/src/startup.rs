@@ -471,20 +471,15 @@ async fn build_backends(
                 database.migrate_on_start(config.common.profile),
             )
             .await?;
-            let grpc = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+            let any_loopback = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0));
+            let bind_error = |addr| move |source| StartupError::Bind { addr, source };
+            let grpc = TcpListener::bind(any_loopback)
                 .await
-                .map_err(|source| StartupError::Bind {
-                    addr: SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
-                    source,
-                })?;
-            let grpc_addr = grpc.local_addr().map_err(|source| StartupError::Bind {
-                addr: SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
-                source,
-            })?;
-            let http_addr = listener.local_addr().map_err(|source| StartupError::Bind {
-                addr: config.http.http_addr,
-                source,
-            })?;
+                .map_err(bind_error(any_loopback))?;
+            let grpc_addr = grpc.local_addr().map_err(bind_error(any_loopback))?;
+            let http_addr = listener
+                .local_addr()
+                .map_err(bind_error(config.http.http_addr))?;
             let jwks_url = format!("http://{}/.well-known/jwks.json", loopback(http_addr));
             let server = OrdersServer::new(OrdersSetup {
                 db,

@@ -128,17 +128,13 @@ impl Orders for OrdersService {
         })?;
         let idempotency = match body.idempotency_key.as_str() {
             "" => None,
-            key if (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) => {
+            key => {
+                let key = crate::ids::idempotency_key(key)
+                    .map_err(|message| invalid("Idempotency-Key", message))?;
                 Some(store::Idempotency {
                     key: key.to_owned(),
                     hash: order.content_hash(),
                 })
-            }
-            _ => {
-                return Err(invalid(
-                    "Idempotency-Key",
-                    "must be 1 to 255 visible ASCII characters",
-                ));
             }
         };
         match store::create(&self.db, user, order, idempotency.as_ref())

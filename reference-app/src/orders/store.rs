@@ -318,14 +318,15 @@ async fn with_items(db: &PgPool, rows: Vec<OrderRow>) -> Result<Vec<OrderRecord>
     }
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let mut conn = db.acquire().await?;
-    let mut items = items_of(&mut conn, &ids).await?;
+    let mut items: std::collections::HashMap<Uuid, Vec<Item>> = std::collections::HashMap::new();
+    // Rows come in position order, so each order's lines stay in order.
+    for (order, item) in items_of(&mut conn, &ids).await? {
+        items.entry(order).or_default().push(item);
+    }
     Ok(rows
         .into_iter()
         .map(|row| {
-            let mine: Vec<Item> = items
-                .extract_if(.., |(order, _)| *order == row.id)
-                .map(|(_, item)| item)
-                .collect();
+            let mine = items.remove(&row.id).unwrap_or_default();
             record(row, mine)
         })
         .collect())

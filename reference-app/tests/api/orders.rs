@@ -281,6 +281,20 @@ async fn bad_orders_are_422_naming_the_field_and_create_nothing() {
     assert_eq!(rows, 0);
 }
 
+/// A one-line EUR order for the gRPC API.
+fn one_line_order(unit_price: &str) -> CreateOrderRequest {
+    CreateOrderRequest {
+        currency: "EUR".to_owned(),
+        items: vec![OrderItem {
+            sku: "A".to_owned(),
+            quantity: 1,
+            unit_price: unit_price.to_owned(),
+        }],
+        minor_units: 2,
+        idempotency_key: String::new(),
+    }
+}
+
 /// A gRPC request to the orders service with `authorization` as given.
 fn with_token<T>(message: T, authorization: Option<&str>) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
@@ -353,19 +367,7 @@ async fn the_orders_service_verifies_every_token_itself() {
             .expect_err(what);
         assert_eq!(status.code(), Code::Unauthenticated, "{what}");
         let status = client
-            .create_order(with_token(
-                CreateOrderRequest {
-                    currency: "EUR".to_owned(),
-                    items: vec![OrderItem {
-                        sku: "A".to_owned(),
-                        quantity: 1,
-                        unit_price: "1.00".to_owned(),
-                    }],
-                    minor_units: 2,
-                    idempotency_key: String::new(),
-                },
-                authorization.as_deref(),
-            ))
+            .create_order(with_token(one_line_order("1.00"), authorization.as_deref()))
             .await
             .expect_err(what);
         assert_eq!(status.code(), Code::Unauthenticated, "{what}");
@@ -378,19 +380,7 @@ async fn the_orders_service_verifies_every_token_itself() {
 
     // Bad input straight to the service: INVALID_ARGUMENT naming the field.
     let status = client
-        .create_order(with_token(
-            CreateOrderRequest {
-                currency: "EUR".to_owned(),
-                items: vec![OrderItem {
-                    sku: "A".to_owned(),
-                    quantity: 1,
-                    unit_price: "1.001".to_owned(),
-                }],
-                minor_units: 2,
-                idempotency_key: String::new(),
-            },
-            Some(&valid),
-        ))
+        .create_order(with_token(one_line_order("1.001"), Some(&valid)))
         .await
         .expect_err("invalid");
     assert_eq!(status.code(), Code::InvalidArgument);
