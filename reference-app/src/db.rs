@@ -1,13 +1,49 @@
 //! The Postgres pool, database creation and the embedded migrations.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use sqlx::migrate::{MigrateDatabase, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Postgres};
 
-use crate::config::DatabaseArgs;
+use clap::Args;
+use secrecy::SecretString;
+
+use crate::config::{Profile, parse_secret};
+
+/// Postgres settings.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Postgres")]
+pub struct DatabaseArgs {
+    /// Connection URL; the database is created if it does not exist.
+    #[arg(
+        long,
+        env = "BFF_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/bff",
+        value_parser = parse_secret,
+        hide_env_values = true
+    )]
+    pub database_url: SecretString,
+    /// Largest number of pooled connections.
+    #[arg(long, env = "BFF_DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    pub database_max_connections: u32,
+    /// How long a request waits for a pooled connection before failing with 503.
+    #[arg(long, env = "BFF_DATABASE_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub database_acquire_timeout: Duration,
+    /// Apply pending migrations at start. Default: yes in the dev profile; no in
+    /// prod, where `serve` refuses to start on a schema that is behind.
+    #[arg(long, env = "BFF_MIGRATE_ON_START")]
+    pub migrate_on_start: Option<bool>,
+}
+
+impl DatabaseArgs {
+    /// Whether migrations are applied at start under `profile`.
+    pub fn migrate_on_start(&self, profile: Profile) -> bool {
+        self.migrate_on_start.unwrap_or(profile == Profile::Dev)
+    }
+}
 
 /// The migrations under `reference-app/migrations`, compiled into the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");

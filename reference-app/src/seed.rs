@@ -4,8 +4,11 @@ use bff_auth::password::{PasswordError, PasswordHasher};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 
+use clap::Args;
+
+use crate::config::parse_secret;
 use crate::identity::{NewPassword, Role};
-use crate::users::{self, NewUser};
+use crate::users::{NewUser, store as users};
 
 /// The demo accounts: email, name, role.
 pub const DEMO_ACCOUNTS: [(&str, &str, Role); 3] = [
@@ -13,6 +16,15 @@ pub const DEMO_ACCOUNTS: [(&str, &str, Role); 3] = [
     ("manager@example.com", "Demo Manager", Role::Manager),
     ("customer@example.com", "Demo Customer", Role::Customer),
 ];
+
+/// The demo accounts' password.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Seed")]
+pub struct SeedPasswordArgs {
+    /// Password of the demo accounts; a random one is generated and logged when unset.
+    #[arg(long, env = "BFF_SEED_PASSWORD", value_parser = parse_secret, hide_env_values = true)]
+    pub seed_password: Option<SecretString>,
+}
 
 /// Why seeding failed.
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,7 @@
 //! stored twice when a publish is repeated. The [`notifier::Notifier`] consumes
 //! `NOTIFICATIONS` and sends through a [`senders::Sender`].
 
+pub mod config;
 pub mod notifier;
 pub mod outbox;
 pub mod senders;

@@ -1,6 +1,7 @@
 //! Senders: where the notifier hands a rendered message over to the outside
 //! world. SMTP for email, an HTTP webhook for SMS, and the log for development.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bff_auth::layer::BoxFuture;
@@ -12,6 +13,8 @@ use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use super::Channel;
+use super::config::{EmailSenderKind, NotifierArgs, SmsSenderKind, SmtpTls};
+use crate::config::Profile;
 
 /// A message ready to go.
 #[derive(Clone)]
@@ -131,7 +134,6 @@ impl SmtpSender {
     /// A sender through the relay `config` describes. Connections are made on
     /// demand and pooled.
     pub fn new(config: &SmtpConfig) -> Result<Self, SenderSetupError> {
-        use crate::config::SmtpTls;
         let from: Mailbox = config.from.parse().map_err(SenderSetupError::From)?;
         let smtp_error = |e| SenderSetupError::Smtp(config.host.clone(), e);
         let builder = match config.tls {
@@ -237,4 +239,78 @@ impl Sender for WebhookSender {
             }
         })
     }
+}
+
+/// The notifier's senders as `args` configure them; the log sender only in
+/// the dev profile, where it is also the default.
+pub fn configured(
+    args: &NotifierArgs,
+    profile: Profile,
+) -> Result<super::notifier::Senders, SenderSetupError> {
+    fn dev_default<T>(chosen: Option<T>, log: T, profile: Profile) -> Option<T> {
+        chosen.or((profile == Profile::Dev).then_some(log))
+    }
+    let email: Arc<dyn Sender> = match dev_default(args.email_sender, EmailSenderKind::Log, profile)
+    {
+        Some(EmailSenderKind::Log) if profile == Profile::Dev => Arc::new(LogSender),
+        Some(EmailSenderKind::Smtp) => {
+            let host = args.smtp_host.clone().ok_or(SenderSetupError::Missing(
+                "BFF_EMAIL_SENDER=smtp needs BFF_SMTP_HOST",
+            ))?;
+            let from = args.smtp_from.clone().ok_or(SenderSetupError::Missing(
+                "BFF_EMAIL_SENDER=smtp needs BFF_SMTP_FROM",
+            ))?;
+            let port = args.smtp_port.unwrap_or(match args.smtp_tls {
+                SmtpTls::Tls => 465,
+                SmtpTls::Starttls => 587,
+                SmtpTls::None => 25,
+            });
+            let credentials = match (&args.smtp_username, &args.smtp_password) {
+                (Some(user), Some(password)) => Some((user.clone(), password.clone())),
+                (None, None) => None,
+                _ => {
+                    return Err(SenderSetupError::Missing(
+                        "BFF_SMTP_USERNAME and BFF_SMTP_PASSWORD go together",
+                    ));
+                }
+            };
+            Arc::new(SmtpSender::new(&SmtpConfig {
+                host,
+                port,
+                tls: args.smtp_tls,
+                credentials,
+                from,
+                timeout: args.smtp_timeout,
+            })?)
+        }
+        _ => {
+            return Err(SenderSetupError::Missing(
+                "the prod profile needs BFF_EMAIL_SENDER=smtp (the log sender is for development only), or BFF_NOTIFIER=false to deliver elsewhere",
+            ));
+        }
+    };
+    let sms: Arc<dyn Sender> = match dev_default(args.sms_sender, SmsSenderKind::Log, profile) {
+        Some(SmsSenderKind::Log) if profile == Profile::Dev => Arc::new(LogSender),
+        Some(SmsSenderKind::Webhook) => {
+            let url = args
+                .sms_webhook_url
+                .clone()
+                .ok_or(SenderSetupError::Missing(
+                    "BFF_SMS_SENDER=webhook needs BFF_SMS_WEBHOOK_URL",
+                ))?;
+            let token = args
+                .sms_webhook_token
+                .clone()
+                .ok_or(SenderSetupError::Missing(
+                    "BFF_SMS_SENDER=webhook needs BFF_SMS_WEBHOOK_TOKEN",
+                ))?;
+            Arc::new(WebhookSender::new(url, token, args.sms_webhook_timeout)?)
+        }
+        _ => {
+            return Err(SenderSetupError::Missing(
+                "the prod profile needs BFF_SMS_SENDER=webhook (the log sender is for development only), or BFF_NOTIFIER=false to deliver elsewhere",
+            ));
+        }
+    };
+    Ok(super::notifier::Senders { email, sms })
 }

@@ -1,20 +1,16 @@
-//! The BFF's side of the orders service: a lazily connected gRPC channel, the
-//! JSON views of orders, and the mapping of gRPC statuses to problem+json.
+//! The BFF's side of the orders service: a lazily connected gRPC channel and
+//! the JSON views of orders.
 
 use std::time::Duration;
 
 use bff_aggregate::{Call, Forward};
-use bff_core::Problem;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
-use tonic::{Code, Status};
 use uuid::Uuid;
 
 use super::proto::{self, orders_client::OrdersClient as GrpcClient};
-use super::service::FIELD_METADATA;
-use crate::error::ApiError;
 
 /// A handle on the orders service. Cheap to clone: clones share one HTTP/2
 /// connection, re-established on demand after the service restarts.
@@ -152,49 +148,18 @@ impl TryFrom<proto::Order> for OrderView {
     }
 }
 
-impl From<MalformedOrder> for ApiError {
-    fn from(error: MalformedOrder) -> Self {
-        ApiError::internal(error)
-    }
+/// The backends the BFF calls for orders and loyalty, and their breakers
+/// (shared by every request).
+#[derive(Debug)]
+pub struct Backends {
+    /// The orders service.
+    pub orders: OrdersClient,
+    /// NATS, for the loyalty responder.
+    pub nats: async_nats::Client,
+    /// The loyalty subject, with the deployment's prefix.
+    pub loyalty_subject: String,
+    /// Breaker of the orders service.
+    pub orders_breaker: bff_aggregate::CircuitBreaker,
+    /// Breaker of the loyalty responder.
+    pub loyalty_breaker: bff_aggregate::CircuitBreaker,
 }
-
-/// What a gRPC status from the orders service means to an HTTP client.
-impl From<Status> for ApiError {
-    fn from(status: Status) -> Self {
-        match status.code() {
-            Code::NotFound => Problem::not_found().into(),
-            Code::InvalidArgument => {
-                let field = status
-                    .metadata()
-                    .get(FIELD_METADATA)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("body");
-                Problem::invalid_field(field, status.message()).into()
-            }
-            Code::AlreadyExists => {
-                Problem::conflict("The `Idempotency-Key` was used for another order.").into()
-            }
-            // The BFF verified the token with the same keys a moment ago, so a
-            // refusal means the two disagree on issuer, audience or keys: a
-            // misconfiguration to log, not a reason for the client to log in again.
-            Code::Unauthenticated => ApiError::internal(OrdersFailed(status)),
-            Code::PermissionDenied => Problem::forbidden().into(),
-            Code::Unavailable
-            | Code::DeadlineExceeded
-            | Code::ResourceExhausted
-            | Code::Cancelled
-            | Code::Aborted => ApiError::Unavailable(Box::new(OrdersUnavailable(status))),
-            _ => ApiError::internal(OrdersFailed(status)),
-        }
-    }
-}
-
-/// The orders service could not be reached or did not answer in time.
-#[derive(Debug, thiserror::Error)]
-#[error("the orders service is unavailable: {0}")]
-struct OrdersUnavailable(Status);
-
-/// The orders service failed.
-#[derive(Debug, thiserror::Error)]
-#[error("the orders service failed: {0}")]
-struct OrdersFailed(Status);

@@ -4,15 +4,23 @@
 //! - [`server`]: `bff orders`, or in-process under `serve` when no orders URL is set.
 //! - [`service`]: the gRPC service; it verifies every caller's token itself
 //!   ([`caller`]) and keeps its rows in [`store`].
-//! - [`client`] and [`routes`]: the BFF's `/api/v1/orders` endpoints over gRPC.
+//! - [`client`], [`gateway`] and [`routes`]: the BFF's `/api/v1/orders`
+//!   endpoints over gRPC; [`OrdersError`] maps what they fail with.
+//! - [`config`]: the settings of `bff orders` and of the orders schema.
 
 pub mod caller;
 pub mod client;
+pub mod config;
+mod error;
+pub mod gateway;
 pub mod loyalty;
 pub mod routes;
 pub mod server;
 pub mod service;
 pub mod store;
+
+pub use self::error::OrdersError;
+pub use self::gateway::OrdersGateway;
 
 use bff_core::problem::FieldError;
 use rust_decimal::Decimal;

@@ -4,9 +4,8 @@
 use aide::axum::ApiRouter;
 use aide::axum::routing::{get_with, post_with};
 use aide::transform::TransformOperation;
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use bff_aggregate::Forward;
-use bff_auth::layer::Principal;
 use bff_core::Problem;
 use bff_core::extract::{Json, Query};
 use bff_core::pagination::{Page, PageParams};
@@ -16,13 +15,12 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::client::OrderView;
-use super::{ItemInput, proto, validate};
-use crate::auth::bearer;
-use crate::currencies::{self, CurrencyCode};
-use crate::error::ApiResult;
-use crate::ids::{caller_id, path_id};
-use crate::ops::{self, invalid};
-use crate::startup::AppState;
+use super::gateway::{OrdersGateway, PlaceOrder};
+use super::proto;
+use crate::currencies::CurrencyCode;
+use crate::http::ApiResult;
+use crate::http::docs::{self, bearer, invalid};
+use crate::http::extract::{CallerId, IdempotencyKeyHeader, path_id};
 
 fn doc(op: TransformOperation<'_>) -> TransformOperation<'_> {
     bearer(op.tag("orders")).response_with::<503, Problem, _>(|r| {
@@ -31,11 +29,15 @@ fn doc(op: TransformOperation<'_>) -> TransformOperation<'_> {
 }
 
 fn missing(op: TransformOperation<'_>) -> TransformOperation<'_> {
-    ops::not_found(op, "No such order of yours.")
+    docs::not_found(op, "No such order of yours.")
 }
 
 /// The orders endpoints.
-pub fn routes() -> ApiRouter<AppState> {
+pub fn routes<S>() -> ApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    OrdersGateway: FromRef<S>,
+{
     ApiRouter::new()
         .api_route(
             "/api/v1/orders",
@@ -98,44 +100,16 @@ pub struct OrderPath {
 }
 
 async fn create_order(
-    State(state): State<AppState>,
-    principal: Principal,
+    State(orders): State<OrdersGateway>,
+    caller: CallerId,
+    key: IdempotencyKeyHeader,
     headers: HeaderMap,
     Json(body): Json<NewOrderRequest>,
 ) -> ApiResult<(StatusCode, Json<OrderView>)> {
-    let user = caller_id(&principal)?;
-    let code = CurrencyCode::parse(body.currency.trim())
+    let currency = CurrencyCode::parse(body.currency.trim())
         .map_err(|e| Problem::invalid_field("currency", e.to_string()))?;
-    let currency = currencies::find(&state.db, &code).await?.ok_or_else(|| {
-        Problem::invalid_field("currency", "is not a supported ISO 4217 currency")
-    })?;
-    let minor_units = u32::try_from(currency.minor_units).unwrap_or(0);
-    let items: Vec<ItemInput<'_>> = body
-        .items
-        .iter()
-        .map(|item| ItemInput {
-            sku: &item.sku,
-            quantity: item.quantity,
-            unit_price: &item.unit_price,
-        })
-        .collect();
-    // The service checks again; checking here names every bad field at once.
-    let mut errors = match validate(code.as_str(), minor_units, &items) {
-        Ok(_) => Vec::new(),
-        Err(errors) => errors,
-    };
-    let idempotency_key = crate::wallets::idempotency_key(&headers).unwrap_or_else(|message| {
-        errors.push(bff_core::problem::FieldError::new(
-            "Idempotency-Key",
-            message,
-        ));
-        None
-    });
-    if !errors.is_empty() {
-        return Err(Problem::validation(errors).into());
-    }
-    let request = proto::CreateOrderRequest {
-        currency: code.as_str().to_owned(),
+    let order = PlaceOrder {
+        currency: &currency,
         items: body
             .items
             .into_iter()
@@ -145,97 +119,52 @@ async fn create_order(
                 unit_price: item.unit_price,
             })
             .collect(),
-        minor_units,
-        idempotency_key: idempotency_key.unwrap_or_default(),
+        key: key.into_result(),
     };
-    let backends = &state.backends;
-    let order = backends
-        .orders
-        .grpc()
-        .create_order(
-            backends
-                .orders
-                .request(request, &Forward::from_headers(&headers)),
-        )
-        .await?
-        .into_inner();
-    state.user_changed(user).await;
-    Ok((StatusCode::CREATED, Json(order.try_into()?)))
+    let order = orders
+        .place(caller.0, &Forward::from_headers(&headers), order)
+        .await?;
+    Ok((StatusCode::CREATED, Json(order)))
 }
 
 async fn list_orders(
-    State(state): State<AppState>,
-    principal: Principal,
+    State(orders): State<OrdersGateway>,
+    _caller: CallerId,
     headers: HeaderMap,
     Query(params): Query<PageParams>,
 ) -> ApiResult<Json<Page<OrderView>>> {
-    caller_id(&principal)?;
     let page = params.validate::<Uuid>()?;
-    let backends = &state.backends;
-    let request = proto::ListOrdersRequest {
-        limit: page.limit,
-        cursor: params.cursor.unwrap_or_default(),
-    };
-    let response = backends
-        .orders
-        .grpc()
-        .list_orders(
-            backends
-                .orders
-                .request(request, &Forward::from_headers(&headers)),
+    let (items, next_cursor) = orders
+        .list(
+            &Forward::from_headers(&headers),
+            page.limit,
+            params.cursor.unwrap_or_default(),
         )
-        .await?
-        .into_inner();
-    let items = response
-        .orders
-        .into_iter()
-        .map(OrderView::try_from)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(Page {
-        items,
-        next_cursor: (!response.next_cursor.is_empty()).then_some(response.next_cursor),
-    }))
+        .await?;
+    Ok(Json(Page { items, next_cursor }))
 }
 
 async fn get_order(
-    State(state): State<AppState>,
-    principal: Principal,
+    State(orders): State<OrdersGateway>,
+    _caller: CallerId,
     headers: HeaderMap,
     Path(path): Path<OrderPath>,
 ) -> ApiResult<Json<OrderView>> {
-    caller_id(&principal)?;
     let id = path_id(&path.id)?;
-    let backends = &state.backends;
-    let order = backends
-        .orders
-        .grpc()
-        .get_order(backends.orders.request(
-            proto::GetOrderRequest { id: id.to_string() },
-            &Forward::from_headers(&headers),
-        ))
-        .await?
-        .into_inner();
-    Ok(Json(order.try_into()?))
+    Ok(Json(
+        orders.get(&Forward::from_headers(&headers), id).await?,
+    ))
 }
 
 async fn cancel_order(
-    State(state): State<AppState>,
-    principal: Principal,
+    State(orders): State<OrdersGateway>,
+    caller: CallerId,
     headers: HeaderMap,
     Path(path): Path<OrderPath>,
 ) -> ApiResult<Json<OrderView>> {
-    let user = caller_id(&principal)?;
     let id = path_id(&path.id)?;
-    let backends = &state.backends;
-    let order = backends
-        .orders
-        .grpc()
-        .cancel_order(backends.orders.request(
-            proto::CancelOrderRequest { id: id.to_string() },
-            &Forward::from_headers(&headers),
-        ))
-        .await?
-        .into_inner();
-    state.user_changed(user).await;
-    Ok(Json(order.try_into()?))
+    let order = orders
+        .cancel(caller.0, &Forward::from_headers(&headers), id)
+        .await?;
+    Ok(Json(order))
 }

@@ -16,10 +16,12 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
 use super::caller::CallerVerifier;
+use super::config::OrdersArgs;
 use super::loyalty::LoyaltyResponder;
 use super::proto::{self, orders_server::OrdersServer as GrpcOrders};
 use super::service::OrdersService;
-use crate::config::{DatabaseArgs, OrdersArgs, Profile};
+use crate::config::Profile;
+use crate::db::DatabaseArgs;
 use crate::db::{self, DbError};
 use crate::messaging::Topology;
 use crate::messaging::outbox::{OutboxSignal, Relay, RelayConfig};
@@ -227,10 +229,9 @@ pub async fn run(
     );
     let database = args.store.database(&args.database);
     let db = connect(&database, database.migrate_on_start(args.common.profile)).await?;
-    let nats = async_nats::ConnectOptions::new()
-        .name("bff-orders")
-        .connection_timeout(Duration::from_secs(10))
-        .connect(args.nats.nats_url.expose_secret())
+    let nats = args
+        .nats
+        .connect("bff-orders")
         .await
         .map_err(OrdersError::Nats)?;
     let topology = Topology::new(args.nats.nats_prefix.clone());

@@ -10,6 +10,7 @@ use super::caller::{CallerError, CallerVerifier};
 use super::proto::{self, orders_server::Orders};
 use super::store::{self, OrderRecord};
 use super::{ItemInput, validate};
+use crate::idempotency::IdempotencyKey;
 use crate::messaging::outbox::OutboxSignal;
 
 /// Metadata key naming the field an `INVALID_ARGUMENT` is about.
@@ -129,10 +130,10 @@ impl Orders for OrdersService {
         let idempotency = match body.idempotency_key.as_str() {
             "" => None,
             key => {
-                let key = crate::ids::idempotency_key(key)
+                let key = IdempotencyKey::parse(key)
                     .map_err(|message| invalid("Idempotency-Key", message))?;
                 Some(store::Idempotency {
-                    key: key.to_owned(),
+                    key: key.into_string(),
                     hash: order.content_hash(),
                 })
             }

@@ -1,14 +1,14 @@
 //! `/addresses`: postal addresses, at most one of them the default.
 
+use bff_core::problem::FieldError;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Collection, conflict_on_unique};
-use crate::error::ApiResult;
-use crate::validation::{Fields, text};
+use super::{Collection, store};
+use crate::http::validation::{Fields, text};
 
 /// An address.
 #[derive(Debug, Serialize, JsonSchema, sqlx::FromRow)]
@@ -100,56 +100,40 @@ fn postal_code(value: String) -> Result<String, &'static str> {
     }
 }
 
-/// The validated fields of a create or patch.
-struct Checked {
-    label: Option<String>,
-    country: Option<String>,
-    city: Option<String>,
-    street: Option<String>,
-    postal_code: Option<String>,
+/// The validated fields of a create or patch: what is `Some` is set.
+#[derive(Debug)]
+pub struct CheckedAddress {
+    pub(super) label: Option<String>,
+    pub(super) country: Option<String>,
+    pub(super) city: Option<String>,
+    pub(super) street: Option<String>,
+    pub(super) postal_code: Option<String>,
+    pub(super) is_default: Option<bool>,
 }
 
-fn check(patch: AddressPatch) -> Result<(Checked, Option<bool>), crate::error::ApiError> {
+fn check(patch: AddressPatch) -> Result<CheckedAddress, Vec<FieldError>> {
     let mut fields = Fields::default();
-    let checked = Checked {
+    let checked = CheckedAddress {
         label: fields.check_opt("label", patch.label, |v| text(&v, 1, 50, false)),
         country: fields.check_opt("country", patch.country, country),
         city: fields.check_opt("city", patch.city, |v| text(&v, 1, 100, false)),
         street: fields.check_opt("street", patch.street, |v| text(&v, 1, 200, false)),
         postal_code: fields.check_opt("postal_code", patch.postal_code, postal_code),
+        is_default: patch.is_default,
     };
-    fields.finish()?;
-    Ok((checked, patch.is_default))
-}
-
-const COLUMNS: &str = "id, user_id, label, country, city, street, postal_code, is_default, version, created_at, updated_at";
-
-const CONFLICT: &str = "You already have a default address.";
-
-/// Makes room for a new default: the owner's current default stops being one.
-async fn clear_default(
-    conn: &mut PgConnection,
-    owner: Uuid,
-    except: Uuid,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE addresses SET is_default = false, version = version + 1, updated_at = now()
-         WHERE user_id = $1 AND id <> $2 AND is_default AND deleted_at IS NULL",
-    )
-    .bind(owner)
-    .bind(except)
-    .execute(conn)
-    .await
-    .map(drop)
+    fields.errors()?;
+    Ok(checked)
 }
 
 impl Collection for Address {
     const TABLE: &'static str = "addresses";
-    const COLUMNS: &'static str = COLUMNS;
+    const COLUMNS: &'static str = store::ADDRESS_COLUMNS;
     const PATH: &'static str = "addresses";
     const KIND: &'static str = "address";
+    const CONFLICT: &'static str = "You already have a default address.";
     type Create = NewAddress;
     type Patch = AddressPatch;
+    type Checked = CheckedAddress;
 
     fn id(&self) -> Uuid {
         self.id
@@ -159,70 +143,36 @@ impl Collection for Address {
         self.version
     }
 
-    async fn insert(conn: &mut PgConnection, owner: Uuid, body: NewAddress) -> ApiResult<Self> {
-        let (checked, is_default) = check(AddressPatch {
+    fn check_create(body: NewAddress) -> Result<CheckedAddress, Vec<FieldError>> {
+        check(AddressPatch {
             label: Some(body.label),
             country: Some(body.country),
             city: Some(body.city),
             street: Some(body.street),
             postal_code: Some(body.postal_code),
             is_default: Some(body.is_default),
-        })?;
-        let id = Uuid::now_v7();
-        let is_default = is_default.unwrap_or(false);
-        if is_default {
-            clear_default(conn, owner, id).await?;
-        }
-        let sql = format!(
-            "INSERT INTO addresses (id, user_id, label, country, city, street, postal_code, is_default)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
-        );
-        sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .bind(owner)
-            .bind(checked.label)
-            .bind(checked.country)
-            .bind(checked.city)
-            .bind(checked.street)
-            .bind(checked.postal_code)
-            .bind(is_default)
-            .fetch_one(conn)
-            .await
-            .map_err(|e| conflict_on_unique(e, CONFLICT))
+        })
+    }
+
+    fn check_patch(body: AddressPatch) -> Result<CheckedAddress, Vec<FieldError>> {
+        check(body)
+    }
+
+    async fn insert(
+        conn: &mut PgConnection,
+        owner: Uuid,
+        checked: &CheckedAddress,
+    ) -> Result<Self, sqlx::Error> {
+        store::insert_address(conn, owner, checked).await
     }
 
     async fn update(
         conn: &mut PgConnection,
         id: Uuid,
         owner: Uuid,
-        expected: Option<Vec<i32>>,
-        body: AddressPatch,
-    ) -> ApiResult<Option<Self>> {
-        let (checked, is_default) = check(body)?;
-        if is_default == Some(true) {
-            clear_default(conn, owner, id).await?;
-        }
-        let sql = format!(
-            "UPDATE addresses SET
-                 label = coalesce($4, label), country = coalesce($5, country),
-                 city = coalesce($6, city), street = coalesce($7, street),
-                 postal_code = coalesce($8, postal_code), is_default = coalesce($9, is_default),
-                 version = version + 1, updated_at = now()
-             WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL AND ($3::int[] IS NULL OR version = ANY($3))
-             RETURNING {COLUMNS}"
-        );
-        sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .bind(owner)
-            .bind(expected)
-            .bind(checked.label)
-            .bind(checked.country)
-            .bind(checked.city)
-            .bind(checked.street)
-            .bind(checked.postal_code)
-            .bind(is_default)
-            .fetch_optional(conn)
-            .await
-            .map_err(|e| conflict_on_unique(e, CONFLICT))
+        expected: Option<&[i32]>,
+        checked: &CheckedAddress,
+    ) -> Result<Option<Self>, sqlx::Error> {
+        store::update_address(conn, id, owner, expected, checked).await
     }
 }

@@ -1,14 +1,14 @@
 //! `/wishlist`: products a user wants, each SKU once.
 
+use bff_core::problem::FieldError;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Collection, conflict_on_unique};
-use crate::error::ApiResult;
-use crate::validation::{Fields, text};
+use super::{Collection, store};
+use crate::http::validation::{Fields, text};
 
 /// A wishlist item.
 #[derive(Debug, Serialize, JsonSchema, sqlx::FromRow)]
@@ -88,34 +88,34 @@ fn priority(value: i64) -> Result<i16, &'static str> {
     }
 }
 
-struct Checked {
-    sku: Option<String>,
-    note: Option<String>,
-    priority: Option<i16>,
+/// The validated fields of a create or patch: what is `Some` is set.
+#[derive(Debug)]
+pub struct CheckedItem {
+    pub(super) sku: Option<String>,
+    pub(super) note: Option<String>,
+    pub(super) priority: Option<i16>,
 }
 
-fn check(patch: WishlistPatch) -> Result<Checked, crate::error::ApiError> {
+fn check(patch: WishlistPatch) -> Result<CheckedItem, Vec<FieldError>> {
     let mut fields = Fields::default();
-    let checked = Checked {
+    let checked = CheckedItem {
         sku: fields.check_opt("sku", patch.sku, sku),
         note: fields.check_opt("note", patch.note, |v| text(&v, 0, 500, true)),
         priority: fields.check_opt("priority", patch.priority, priority),
     };
-    fields.finish()?;
+    fields.errors()?;
     Ok(checked)
 }
 
-const COLUMNS: &str = "id, user_id, sku, note, priority, version, created_at, updated_at";
-
-const CONFLICT: &str = "This SKU is already on your wishlist.";
-
 impl Collection for WishlistItem {
     const TABLE: &'static str = "wishlist_items";
-    const COLUMNS: &'static str = COLUMNS;
+    const COLUMNS: &'static str = store::WISHLIST_COLUMNS;
     const PATH: &'static str = "wishlist";
     const KIND: &'static str = "wishlist";
+    const CONFLICT: &'static str = "This SKU is already on your wishlist.";
     type Create = NewWishlistItem;
     type Patch = WishlistPatch;
+    type Checked = CheckedItem;
 
     fn id(&self) -> Uuid {
         self.id
@@ -125,55 +125,33 @@ impl Collection for WishlistItem {
         self.version
     }
 
-    async fn insert(
-        conn: &mut PgConnection,
-        owner: Uuid,
-        body: NewWishlistItem,
-    ) -> ApiResult<Self> {
-        let checked = check(WishlistPatch {
+    fn check_create(body: NewWishlistItem) -> Result<CheckedItem, Vec<FieldError>> {
+        check(WishlistPatch {
             sku: Some(body.sku),
             note: Some(body.note),
             priority: Some(body.priority),
-        })?;
-        let sql = format!(
-            "INSERT INTO wishlist_items (id, user_id, sku, note, priority)
-             VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
-        );
-        sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(Uuid::now_v7())
-            .bind(owner)
-            .bind(checked.sku)
-            .bind(checked.note)
-            .bind(checked.priority)
-            .fetch_one(conn)
-            .await
-            .map_err(|e| conflict_on_unique(e, CONFLICT))
+        })
+    }
+
+    fn check_patch(body: WishlistPatch) -> Result<CheckedItem, Vec<FieldError>> {
+        check(body)
+    }
+
+    async fn insert(
+        conn: &mut PgConnection,
+        owner: Uuid,
+        checked: &CheckedItem,
+    ) -> Result<Self, sqlx::Error> {
+        store::insert_wishlist_item(conn, owner, checked).await
     }
 
     async fn update(
         conn: &mut PgConnection,
         id: Uuid,
         owner: Uuid,
-        expected: Option<Vec<i32>>,
-        body: WishlistPatch,
-    ) -> ApiResult<Option<Self>> {
-        let checked = check(body)?;
-        let sql = format!(
-            "UPDATE wishlist_items SET
-                 sku = coalesce($4, sku), note = coalesce($5, note), priority = coalesce($6, priority),
-                 version = version + 1, updated_at = now()
-             WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL AND ($3::int[] IS NULL OR version = ANY($3))
-             RETURNING {COLUMNS}"
-        );
-        sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .bind(owner)
-            .bind(expected)
-            .bind(checked.sku)
-            .bind(checked.note)
-            .bind(checked.priority)
-            .fetch_optional(conn)
-            .await
-            .map_err(|e| conflict_on_unique(e, CONFLICT))
+        expected: Option<&[i32]>,
+        checked: &CheckedItem,
+    ) -> Result<Option<Self>, sqlx::Error> {
+        store::update_wishlist_item(conn, id, owner, expected, checked).await
     }
 }

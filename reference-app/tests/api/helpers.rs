@@ -729,7 +729,7 @@ impl TestApp {
             .hash(SecretString::from(SEED_PASSWORD))
             .await
             .expect("hash");
-        bff_app::users::insert_if_absent(
+        bff_app::users::store::insert_if_absent(
             &self.db,
             &bff_app::users::NewUser {
                 email: Some(email.to_owned()),

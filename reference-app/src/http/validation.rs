@@ -34,6 +34,20 @@ impl Fields {
         value.and_then(|v| self.check(field, parse(v)))
     }
 
+    /// Records that `field` is wrong.
+    pub(crate) fn push(&mut self, field: &str, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, message));
+    }
+
+    /// The errors recorded, if any.
+    pub(crate) fn errors(self) -> Result<(), Vec<FieldError>> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(self.0)
+        }
+    }
+
     /// `Ok` when no field failed.
     pub(crate) fn finish(self) -> Result<(), Problem> {
         if self.0.is_empty() {

@@ -1,16 +1,19 @@
 //! Rate limits: a limit per client IP on every API request and per user on
 //! every authenticated one (tower layers from `bff-cache`), and login limits
-//! per IP and per identifier, checked in the handler where the identifier is
-//! known. State is shared by every instance through Redis.
+//! per IP and per identifier, checked by the auth service where the
+//! identifier is known. State is shared by every instance through Redis.
+
+mod config;
 
 use std::sync::Arc;
 
 use bff_cache::ratelimit::{
-    Backend, ClientIp, Policy, Quota, RateLimitLayer, RedisBackend, UserId, rejection,
+    Backend, ClientIp, Decision, Policy, Quota, RateLimitLayer, RedisBackend, UserId, rejection,
 };
 use bff_core::Problem;
 
-use crate::config::{OnRedisError, RateLimitArgs};
+pub use self::config::{OnRedisError, RateLimitArgs, parse_cidr};
+use crate::http::ApiError;
 
 /// The limiter and its settings.
 #[derive(Clone)]
@@ -35,6 +38,44 @@ impl std::fmt::Debug for Limits {
     }
 }
 
+/// A request over a limit, or a limiter that could not decide.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LimitError {
+    /// Over the limit `name`.
+    #[error("rate limited by {name}")]
+    Limited {
+        /// The policy's name, e.g. `login_ip`.
+        name: &'static str,
+        /// Its quota.
+        quota: Quota,
+        /// The decision, with when to retry.
+        decision: Decision,
+        /// What the client is told.
+        detail: &'static str,
+    },
+    /// The limiter's store is down: the request is refused, not let through.
+    #[error("the rate limiter is unavailable")]
+    Unavailable,
+}
+
+impl From<LimitError> for ApiError {
+    fn from(error: LimitError) -> Self {
+        match error {
+            LimitError::Limited {
+                name,
+                quota,
+                decision,
+                detail,
+            } => rejection(name, &quota, &decision, detail).into(),
+            LimitError::Unavailable => {
+                Problem::unavailable("The service is temporarily unavailable; try again shortly.")
+                    .into()
+            }
+        }
+    }
+}
+
 impl Limits {
     /// Limits in Redis under `prefix`, with `args`; `trusted_proxies` are CIDRs.
     pub fn new(
@@ -47,12 +88,12 @@ impl Limits {
         for cidr in trusted_proxies {
             client_ip = client_ip.trust_cidr(cidr)?;
         }
-        let on_error = match args.rate_limit_on_redis_error {
-            OnRedisError::Fallback => bff_cache::ratelimit::OnRedisError::FallBackToMemory,
-            OnRedisError::Refuse => bff_cache::ratelimit::OnRedisError::Refuse,
-        };
         Ok(Self {
-            backend: Arc::new(RedisBackend::new(redis, format!("{prefix}rl:"), on_error)),
+            backend: Arc::new(RedisBackend::new(
+                redis,
+                format!("{prefix}rl:"),
+                args.rate_limit_on_redis_error.into(),
+            )),
             client_ip,
             enabled: args.rate_limit,
             per_ip: args.rate_limit_per_ip,
@@ -84,9 +125,9 @@ impl Limits {
             .policy(Policy::new("per_user", self.per_user, UserId))
     }
 
-    /// Counts a login attempt from `ip` for `identifier`; 429 when either
+    /// Counts a login attempt from `ip` for `identifier`; refused when either
     /// limit is exhausted.
-    pub async fn login(&self, ip: Option<&str>, identifier: &str) -> Result<(), Problem> {
+    pub async fn login(&self, ip: Option<&str>, identifier: &str) -> Result<(), LimitError> {
         if !self.enabled {
             return Ok(());
         }
@@ -97,20 +138,23 @@ impl Limits {
             .await
     }
 
-    async fn check(&self, name: &str, quota: Quota, key: &str) -> Result<(), Problem> {
+    async fn check(&self, name: &'static str, quota: Quota, key: &str) -> Result<(), LimitError> {
         let decision = match self.backend.check(&format!("{name}:{key}"), &quota).await {
             Ok(decision) => decision,
             Err(error) => {
                 tracing::error!(%error, "rate limiter unavailable; refusing");
-                return Err(Problem::unavailable(
-                    "The service is temporarily unavailable; try again shortly.",
-                ));
+                return Err(LimitError::Unavailable);
             }
         };
-        metrics::counter!("bff_ratelimit_decisions_total", "policy" => name.to_owned(), "outcome" => if decision.allowed { "allowed" } else { "limited" }).increment(1);
+        metrics::counter!("bff_ratelimit_decisions_total", "policy" => name, "outcome" => if decision.allowed { "allowed" } else { "limited" }).increment(1);
         if decision.allowed {
             return Ok(());
         }
-        Err(rejection(name, &quota, &decision, "Too many attempts."))
+        Err(LimitError::Limited {
+            name,
+            quota,
+            decision,
+            detail: "Too many attempts.",
+        })
     }
 }

@@ -1,7 +1,5 @@
-//! Accounts: the `users` table and the user object of the contract.
+//! The `users` table.
 
-use schemars::JsonSchema;
-use serde::Serialize;
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -42,56 +40,6 @@ impl std::fmt::Debug for UserRecord {
             .field("blocked", &self.blocked_at.is_some())
             .finish_non_exhaustive()
     }
-}
-
-impl UserRecord {
-    /// The role; an unknown stored value (impossible under the table's check)
-    /// falls back to the least privileged.
-    pub fn role(&self) -> Role {
-        Role::parse(&self.role).unwrap_or(Role::Customer)
-    }
-
-    /// The contract's user object.
-    pub fn view(&self) -> UserView {
-        UserView {
-            id: self.id,
-            email: self.email.clone(),
-            phone: self.phone.clone(),
-            name: self.name.clone(),
-            role: self.role(),
-            email_verified_at: self.email_verified_at,
-            phone_verified_at: self.phone_verified_at,
-            created_at: self.created_at,
-        }
-    }
-}
-
-/// The user object: `{"id", "email", "phone", "name", "role", "email_verified_at",
-/// "phone_verified_at", "created_at"}`.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct UserView {
-    /// Id (UUID v7).
-    pub id: Uuid,
-    /// Email address, if the account has one.
-    pub email: Option<String>,
-    /// Phone number (E.164), if the account has one.
-    pub phone: Option<String>,
-    /// Display name.
-    pub name: String,
-    /// Role.
-    pub role: Role,
-    /// When the email was verified (RFC 3339).
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[schemars(with = "Option<String>")]
-    pub email_verified_at: Option<OffsetDateTime>,
-    /// When the phone was verified (RFC 3339).
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[schemars(with = "Option<String>")]
-    pub phone_verified_at: Option<OffsetDateTime>,
-    /// Creation time (RFC 3339).
-    #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String")]
-    pub created_at: OffsetDateTime,
 }
 
 const COLUMNS: &str = "id, email, phone, name, role, password_hash, email_verified_at, phone_verified_at, blocked_at, created_at";

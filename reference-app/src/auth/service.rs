@@ -1,0 +1,320 @@
+//! The rules of sign-in and sessions: credentials checked against a dummy
+//! hash for unknown identifiers, refresh-token rotation and reuse detection,
+//! logout, and password changes that end every other session.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bff_auth::layer::Principal;
+use bff_auth::session::{NewSession, Refresh, RefreshToken, Session, SessionStore};
+use secrecy::SecretString;
+use sqlx::{PgConnection, PgPool};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{Auth, AuthError, TokenResponse};
+use crate::audit::{self, Entry};
+use crate::http::extract::ClientMeta;
+use crate::identity::{Identifier, NewPassword};
+use crate::limits::Limits;
+use crate::messaging::outbox::{self, OutboxSignal};
+use crate::messaging::{Channel, DomainEvent, Locale, Notification, Template};
+use crate::users::{UserRecord, store as users};
+
+/// Sign-in, sessions and passwords.
+#[derive(Debug, Clone)]
+pub struct AuthService {
+    db: PgPool,
+    auth: Arc<Auth>,
+    limits: Limits,
+    outbox: OutboxSignal,
+}
+
+impl AuthService {
+    /// The service over `db`, with `auth`'s keys, sessions and hasher.
+    pub fn new(db: PgPool, auth: Arc<Auth>, limits: Limits, outbox: OutboxSignal) -> Self {
+        Self {
+            db,
+            auth,
+            limits,
+            outbox,
+        }
+    }
+
+    /// Checks `password` for `identifier` and opens a session.
+    pub async fn login(
+        &self,
+        identifier: &Identifier,
+        password: SecretString,
+        meta: ClientMeta,
+    ) -> Result<TokenResponse, AuthError> {
+        // Known and unknown identifiers are counted alike, before any lookup.
+        self.limits
+            .login(meta.client_key.as_deref(), identifier.as_str())
+            .await?;
+        let user = users::find_by_identifier(&self.db, identifier).await?;
+        // An unknown identifier is checked against a dummy hash: same work, same answer.
+        let verification = self
+            .auth
+            .hasher
+            .verify(
+                password.clone(),
+                user.as_ref().map(|u| u.password_hash.clone()),
+            )
+            .await
+            .map_err(AuthError::internal)?;
+        let Some(user) = user.filter(|_| verification.matches) else {
+            return Err(AuthError::InvalidCredentials);
+        };
+        if user.blocked_at.is_some() {
+            return Err(AuthError::AccountBlocked);
+        }
+        if verification.needs_rehash {
+            match self.auth.hasher.hash(password).await {
+                Ok(hash) => users::set_password_hash(&self.db, user.id, &hash).await?,
+                Err(error) => tracing::warn!(%error, "could not rehash a password"),
+            }
+        }
+        let (session, refresh) = self
+            .auth
+            .sessions
+            .create(NewSession {
+                user_id: user.id.to_string(),
+                user_agent: meta.user_agent,
+                ip: meta.ip,
+            })
+            .await?;
+        tracing::info!(user_id = %user.id, session_id = %session.id, "login");
+        tokens(&self.auth, &user, &session.id, &refresh)
+    }
+
+    /// Rotates a refresh token; a reused one ends its whole session.
+    pub async fn refresh(
+        &self,
+        presented: String,
+        ip: Option<&str>,
+    ) -> Result<TokenResponse, AuthError> {
+        if presented.is_empty() || presented.len() > 128 {
+            return Err(AuthError::InvalidRefresh);
+        }
+        let presented = RefreshToken::from_client(presented);
+        match self.auth.sessions.refresh(&presented, ip).await? {
+            Refresh::Rotated { session, token } => {
+                let user = match Uuid::parse_str(&session.user_id) {
+                    Ok(id) => users::find_by_id(&self.db, id).await?,
+                    Err(_) => None,
+                };
+                match user {
+                    Some(user) if user.blocked_at.is_none() => {
+                        tokens(&self.auth, &user, &session.id, &token)
+                    }
+                    // The account was deleted or blocked since: its sessions end here too.
+                    _ => {
+                        let _ = self
+                            .auth
+                            .sessions
+                            .revoke(&session.user_id, &session.id)
+                            .await;
+                        Err(AuthError::InvalidRefresh)
+                    }
+                }
+            }
+            Refresh::Reused {
+                user_id,
+                session_id,
+            } => {
+                tracing::warn!(%user_id, %session_id, "refresh token reused: session revoked");
+                Err(AuthError::RefreshReused)
+            }
+            Refresh::Invalid => Err(AuthError::InvalidRefresh),
+        }
+    }
+
+    /// The public keys that verify access tokens, and how long they may be cached.
+    pub fn jwks(&self) -> (serde_json::Value, Duration) {
+        (self.auth.issuer.keys().jwks(), self.auth.jwks_max_age)
+    }
+
+    /// Ends the caller's session.
+    pub async fn logout(&self, principal: &Principal) -> Result<(), AuthError> {
+        self.auth
+            .sessions
+            .revoke(&principal.user_id, &principal.session_id)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends every session of the caller.
+    pub async fn logout_all(&self, principal: &Principal) -> Result<(), AuthError> {
+        let ended = self
+            .auth
+            .sessions
+            .revoke_all(&principal.user_id, None)
+            .await?;
+        tracing::info!(user_id = %principal.user_id, ended, "logout everywhere");
+        Ok(())
+    }
+
+    /// The caller's sessions, newest first.
+    pub async fn sessions(&self, principal: &Principal) -> Result<Vec<Session>, AuthError> {
+        Ok(self.auth.sessions.list(&principal.user_id).await?)
+    }
+
+    /// Ends another of the caller's sessions.
+    pub async fn end_session(&self, principal: &Principal, id: Uuid) -> Result<(), AuthError> {
+        if self
+            .auth
+            .sessions
+            .revoke(&principal.user_id, &id.to_string())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(AuthError::SessionNotFound)
+        }
+    }
+
+    /// Changes the caller's password after checking the old one, and ends
+    /// every other session.
+    pub async fn update_password(
+        &self,
+        principal: &Principal,
+        user: Uuid,
+        old_password: SecretString,
+        new_password: NewPassword,
+        locale: Locale,
+    ) -> Result<(), AuthError> {
+        let user = users::find_by_id(&self.db, user)
+            .await?
+            .ok_or(AuthError::AccountGone)?;
+        let verification = self
+            .auth
+            .hasher
+            .verify(old_password, Some(user.password_hash.clone()))
+            .await
+            .map_err(AuthError::internal)?;
+        if !verification.matches {
+            return Err(AuthError::WrongOldPassword);
+        }
+        // Other sessions end before (so that with the store down nothing changes)
+        // and again after the commit (so none opened meanwhile survives).
+        self.auth
+            .sessions
+            .revoke_all(&principal.user_id, Some(&principal.session_id))
+            .await?;
+        let hash = self
+            .auth
+            .hasher
+            .hash(new_password.into_secret())
+            .await
+            .map_err(AuthError::internal)?;
+        let mut tx = self.db.begin().await?;
+        users::set_password_hash(&mut *tx, user.id, &hash).await?;
+        password_changed(&mut tx, &user, None, "change", locale).await?;
+        audit::record(
+            &mut *tx,
+            Entry::new(Some(user.id), "auth.password_changed", "user", user.id),
+        )
+        .await?;
+        tx.commit().await?;
+        self.outbox.wake();
+        let ended =
+            end_sessions_after_change(&self.auth, &principal.user_id, Some(&principal.session_id))
+                .await;
+        tracing::info!(target: "audit", action = "password_changed", user_id = %user.id, ended, "password changed; other sessions ended");
+        Ok(())
+    }
+}
+
+/// The token response of a new or refreshed session of `user`.
+pub(crate) fn tokens(
+    auth: &Auth,
+    user: &UserRecord,
+    session_id: &str,
+    refresh: &RefreshToken,
+) -> Result<TokenResponse, AuthError> {
+    let issued = auth
+        .issuer
+        .issue(&user.id.to_string(), session_id, user.role().as_str())
+        .map_err(AuthError::internal)?;
+    Ok(TokenResponse {
+        access_token: issued.access_token,
+        refresh_token: refresh.expose().to_owned(),
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+        user: user.view(),
+    })
+}
+
+/// Ends the user's sessions (but `keep`) once a new password is committed. The
+/// password has changed whatever happens here, so a failure is logged, not
+/// answered: the sessions were already ended once before the change.
+pub(crate) async fn end_sessions_after_change(
+    auth: &Auth,
+    user_id: &str,
+    keep: Option<&str>,
+) -> usize {
+    match auth.sessions.revoke_all(user_id, keep).await {
+        Ok(ended) => ended,
+        Err(error) => {
+            tracing::error!(error = %bff_core::problem::ErrorChain(&error), %user_id, "could not end sessions after a password change");
+            0
+        }
+    }
+}
+
+/// A notification of `template` to `identifier`, with `code` if it carries one.
+pub(crate) fn notification(
+    identifier: &Identifier,
+    template: Template,
+    code: Option<&bff_auth::code::OtpCode>,
+    locale: Locale,
+) -> Notification {
+    Notification {
+        id: Uuid::now_v7(),
+        channel: match identifier {
+            Identifier::Email(_) => Channel::Email,
+            Identifier::Phone(_) => Channel::Sms,
+        },
+        to: identifier.as_str().to_owned(),
+        template,
+        code: code.map(|c| c.as_str().to_owned()),
+        locale,
+        created_at: OffsetDateTime::now_utc(),
+    }
+}
+
+/// Writes the `password_changed` notice and event, inside the caller's transaction.
+///
+/// The notice goes to `via` (the identifier the change was made through) or
+/// else the account's email, or else its phone.
+pub(crate) async fn password_changed(
+    conn: &mut PgConnection,
+    user: &UserRecord,
+    via: Option<&Identifier>,
+    how: &str,
+    locale: Locale,
+) -> Result<(), sqlx::Error> {
+    let to = via.cloned().or_else(|| {
+        user.email
+            .as_deref()
+            .and_then(|e| crate::identity::Email::parse(e).ok().map(Identifier::Email))
+            .or_else(|| {
+                user.phone
+                    .as_deref()
+                    .and_then(|p| crate::identity::Phone::parse(p).ok().map(Identifier::Phone))
+            })
+    });
+    if let Some(to) = to {
+        outbox::notify(
+            conn,
+            &notification(&to, Template::PasswordChanged, None, locale),
+        )
+        .await?;
+    }
+    let event = DomainEvent::new(
+        "user.password_changed",
+        serde_json::json!({"user_id": user.id, "how": how}),
+    );
+    outbox::event(conn, &event).await
+}

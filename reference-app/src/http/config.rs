@@ -1,0 +1,78 @@
+//! The HTTP server's settings.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+use http::HeaderValue;
+
+use crate::limits::parse_cidr;
+
+/// HTTP server settings.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "HTTP")]
+pub struct HttpArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "BFF_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+    /// Largest accepted request body, in bytes; larger bodies get 413.
+    #[arg(long, env = "BFF_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    pub body_limit: usize,
+    /// Longest a request may take before it is answered 503 (e.g. `30s`).
+    #[arg(long, env = "BFF_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    #[arg(long, env = "BFF_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+    /// Browser origins allowed to call the API (comma-separated, e.g.
+    /// `https://app.example.com`); none by default, which disables CORS.
+    #[arg(long, env = "BFF_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_origins: Vec<HeaderValue>,
+    /// Proxies (comma-separated addresses or CIDR networks, e.g. `10.0.0.0/8`)
+    /// trusted to report the client's address in `X-Forwarded-For`; from
+    /// anyone else the header is ignored. None by default.
+    #[arg(long, env = "BFF_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr)]
+    pub trusted_proxies: Vec<String>,
+    /// Time limit of each readiness check.
+    #[arg(long, env = "BFF_READINESS_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub readiness_timeout: Duration,
+}
+
+fn parse_origin(value: &str) -> Result<HeaderValue, String> {
+    let url =
+        url::Url::parse(value.trim()).map_err(|e| format!("{value:?} is not an origin: {e}"))?;
+    let origin = url.origin();
+    if !origin.is_tuple() || !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{value:?} is not an http(s) origin"));
+    }
+    let serialized = origin.ascii_serialization();
+    if serialized != value.trim().trim_end_matches('/') {
+        return Err(format!(
+            "{value:?} has a path, query or credentials; an origin is scheme://host[:port]"
+        ));
+    }
+    HeaderValue::from_str(&serialized).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_checked() {
+        assert_eq!(
+            parse_origin("https://app.example.com").ok(),
+            Some(HeaderValue::from_static("https://app.example.com"))
+        );
+        assert!(parse_origin("http://localhost:3000/").is_ok());
+        for bad in [
+            "*",
+            "app.example.com",
+            "https://app.example.com/path",
+            "ftp://x.example",
+            "https://u:p@x.example",
+        ] {
+            assert!(parse_origin(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The settings of NATS, the outbox relay and the notifier.
+
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::parse_secret;
+
+/// NATS settings.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "NATS")]
+pub struct NatsArgs {
+    /// Server URL.
+    #[arg(long, env = "BFF_NATS_URL", default_value = "nats://127.0.0.1:4222", value_parser = parse_secret, hide_env_values = true)]
+    pub nats_url: SecretString,
+    /// Prefix of the JetStream stream names and subjects this deployment owns;
+    /// empty in production so the names are the contract's, set by tests to
+    /// isolate runs that share one server.
+    #[arg(long, env = "BFF_NATS_PREFIX", default_value = "")]
+    pub nats_prefix: String,
+}
+
+impl NatsArgs {
+    /// A client of the configured server, named `name` in its monitoring.
+    pub async fn connect(
+        &self,
+        name: &str,
+    ) -> Result<async_nats::Client, async_nats::ConnectError> {
+        async_nats::ConnectOptions::new()
+            .name(name)
+            .connection_timeout(crate::config::CONNECT_TIMEOUT)
+            .connect(self.nats_url.expose_secret())
+            .await
+    }
+}
+
+/// The transactional outbox and its relay to NATS JetStream.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Outbox and streams")]
+pub struct OutboxArgs {
+    /// Run the relay that publishes the outbox in this process. Several
+    /// instances may relay at once.
+    #[arg(long, env = "BFF_OUTBOX_RELAY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub outbox_relay: bool,
+    /// How often the relay looks for due messages that no local write announced
+    /// (retries, other instances' rows).
+    #[arg(long, env = "BFF_OUTBOX_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub outbox_poll_interval: Duration,
+    /// Messages published per batch.
+    #[arg(long, env = "BFF_OUTBOX_BATCH_SIZE", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub outbox_batch_size: u32,
+    /// How long published rows are kept before they are deleted.
+    #[arg(long, env = "BFF_OUTBOX_RETENTION", default_value = "1day", value_parser = humantime::parse_duration)]
+    pub outbox_retention: Duration,
+    /// Replicas of the JetStream streams (1 on a single server, 3 in a cluster).
+    #[arg(long, env = "BFF_NATS_STREAM_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub nats_stream_replicas: u8,
+}
+
+/// How notifications are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EmailSenderKind {
+    /// Write them to the log, codes included (dev profile only).
+    Log,
+    /// Send them through an SMTP relay (BFF_SMTP_*).
+    Smtp,
+}
+
+/// How text messages are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SmsSenderKind {
+    /// Write them to the log, codes included (dev profile only).
+    Log,
+    /// POST them to an SMS gateway's webhook (BFF_SMS_WEBHOOK_*).
+    Webhook,
+}
+
+/// TLS towards the SMTP relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SmtpTls {
+    /// Implicit TLS (port 465).
+    Tls,
+    /// STARTTLS, required (port 587).
+    Starttls,
+    /// Plain text; only for a relay on the same host or network.
+    None,
+}
+
+/// The notifier: the consumer of NOTIFICATIONS that delivers messages.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Notifier")]
+pub struct NotifierArgs {
+    /// Run the notifier in this process; switch it off to run it elsewhere.
+    #[arg(long, env = "BFF_NOTIFIER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub notifier: bool,
+    /// Deliveries of a message before it moves to the dead-letter subject.
+    #[arg(long, env = "BFF_NOTIFIER_MAX_DELIVERIES", default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub notifier_max_deliveries: u16,
+    /// Messages sent at once.
+    #[arg(long, env = "BFF_NOTIFIER_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub notifier_concurrency: u16,
+    /// First redelivery delay after a failed send; it doubles with each failure,
+    /// up to 10 minutes.
+    #[arg(long, env = "BFF_NOTIFIER_RETRY_DELAY", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub notifier_retry_delay: Duration,
+    /// How emails are sent: `log` by default in dev; prod must choose `smtp`.
+    #[arg(long, env = "BFF_EMAIL_SENDER", value_enum)]
+    pub email_sender: Option<EmailSenderKind>,
+    /// How text messages are sent: `log` by default in dev; prod must choose `webhook`.
+    #[arg(long, env = "BFF_SMS_SENDER", value_enum)]
+    pub sms_sender: Option<SmsSenderKind>,
+    /// SMTP relay host.
+    #[arg(long, env = "BFF_SMTP_HOST")]
+    pub smtp_host: Option<String>,
+    /// SMTP relay port; by default 465 with `tls`, 587 with `starttls`, 25 with `none`.
+    #[arg(long, env = "BFF_SMTP_PORT")]
+    pub smtp_port: Option<u16>,
+    /// TLS towards the relay.
+    #[arg(long, env = "BFF_SMTP_TLS", value_enum, default_value_t = SmtpTls::Starttls)]
+    pub smtp_tls: SmtpTls,
+    /// SMTP user name (with BFF_SMTP_PASSWORD); none sends without authentication.
+    #[arg(long, env = "BFF_SMTP_USERNAME")]
+    pub smtp_username: Option<String>,
+    /// SMTP password.
+    #[arg(long, env = "BFF_SMTP_PASSWORD", value_parser = parse_secret, hide_env_values = true)]
+    pub smtp_password: Option<SecretString>,
+    /// The From of emails, e.g. `Example <no-reply@example.com>`.
+    #[arg(long, env = "BFF_SMTP_FROM")]
+    pub smtp_from: Option<String>,
+    /// Longest an SMTP conversation may take.
+    #[arg(long, env = "BFF_SMTP_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub smtp_timeout: Duration,
+    /// URL the SMS webhook POSTs to.
+    #[arg(long, env = "BFF_SMS_WEBHOOK_URL")]
+    pub sms_webhook_url: Option<url::Url>,
+    /// Bearer token sent to the webhook in `Authorization`.
+    #[arg(long, env = "BFF_SMS_WEBHOOK_TOKEN", value_parser = parse_secret, hide_env_values = true)]
+    pub sms_webhook_token: Option<SecretString>,
+    /// Longest a webhook call may take.
+    #[arg(long, env = "BFF_SMS_WEBHOOK_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub sms_webhook_timeout: Duration,
+}
+
+impl OutboxArgs {
+    /// The relay's settings.
+    pub fn relay_config(&self) -> crate::messaging::outbox::RelayConfig {
+        crate::messaging::outbox::RelayConfig {
+            poll_interval: self.outbox_poll_interval,
+            batch_size: self.outbox_batch_size,
+            retention: self.outbox_retention,
+        }
+    }
+}

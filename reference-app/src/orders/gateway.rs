@@ -1,0 +1,144 @@
+//! The BFF's orders service: the orders endpoints' calls to the orders
+//! service over gRPC, with the caller's identity, and what they change here.
+
+use std::sync::Arc;
+
+use bff_aggregate::Forward;
+use bff_core::problem::FieldError;
+use uuid::Uuid;
+
+use super::client::{Backends, OrderView};
+use super::{ItemInput, OrdersError, proto, validate};
+use crate::currencies::{CurrencyCode, CurrencyService};
+use crate::idempotency::IdempotencyKey;
+use crate::users::ViewCache;
+
+/// Orders, as the BFF's endpoints reach them.
+#[derive(Debug, Clone)]
+pub struct OrdersGateway {
+    backends: Arc<Backends>,
+    currencies: CurrencyService,
+    views: ViewCache,
+}
+
+/// An order to place, as the client sent it.
+#[derive(Debug)]
+pub struct PlaceOrder<'a> {
+    /// The currency, a well-formed code.
+    pub currency: &'a CurrencyCode,
+    /// Its lines, unchecked.
+    pub items: Vec<proto::OrderItem>,
+    /// The `Idempotency-Key` header: absent, a key, or why it is malformed.
+    pub key: Result<Option<IdempotencyKey>, &'static str>,
+}
+
+impl OrdersGateway {
+    /// The gateway to `backends`; orders change the owner's cached `views`.
+    pub fn new(backends: Arc<Backends>, currencies: CurrencyService, views: ViewCache) -> Self {
+        Self {
+            backends,
+            currencies,
+            views,
+        }
+    }
+
+    /// Places an order for `user`. The service checks it again; checking here
+    /// names every bad field at once.
+    pub async fn place(
+        &self,
+        user: Uuid,
+        forward: &Forward,
+        order: PlaceOrder<'_>,
+    ) -> Result<OrderView, OrdersError> {
+        let code = order.currency;
+        let currency = self
+            .currencies
+            .find(code)
+            .await?
+            .ok_or(OrdersError::UnsupportedCurrency)?;
+        let minor_units = u32::try_from(currency.minor_units).unwrap_or(0);
+        let items: Vec<ItemInput<'_>> = order
+            .items
+            .iter()
+            .map(|item| ItemInput {
+                sku: &item.sku,
+                quantity: item.quantity,
+                unit_price: &item.unit_price,
+            })
+            .collect();
+        let mut errors = validate(code.as_str(), minor_units, &items)
+            .err()
+            .unwrap_or_default();
+        let key = order.key.unwrap_or_else(|message| {
+            errors.push(FieldError::new("Idempotency-Key", message));
+            None
+        });
+        if !errors.is_empty() {
+            return Err(OrdersError::Invalid(errors));
+        }
+        let request = proto::CreateOrderRequest {
+            currency: code.as_str().to_owned(),
+            items: order.items,
+            minor_units,
+            idempotency_key: key.map(IdempotencyKey::into_string).unwrap_or_default(),
+        };
+        let orders = &self.backends.orders;
+        let created = orders
+            .grpc()
+            .create_order(orders.request(request, forward))
+            .await?
+            .into_inner();
+        self.views.user_changed(user).await;
+        Ok(created.try_into()?)
+    }
+
+    /// A page of the caller's orders, newest first, and the next page's cursor.
+    pub async fn list(
+        &self,
+        forward: &Forward,
+        limit: u32,
+        cursor: String,
+    ) -> Result<(Vec<OrderView>, Option<String>), OrdersError> {
+        let orders = &self.backends.orders;
+        let response = orders
+            .grpc()
+            .list_orders(orders.request(proto::ListOrdersRequest { limit, cursor }, forward))
+            .await?
+            .into_inner();
+        let items = response
+            .orders
+            .into_iter()
+            .map(OrderView::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = (!response.next_cursor.is_empty()).then_some(response.next_cursor);
+        Ok((items, next))
+    }
+
+    /// One of the caller's orders.
+    pub async fn get(&self, forward: &Forward, id: Uuid) -> Result<OrderView, OrdersError> {
+        let orders = &self.backends.orders;
+        let order = orders
+            .grpc()
+            .get_order(orders.request(proto::GetOrderRequest { id: id.to_string() }, forward))
+            .await?
+            .into_inner();
+        Ok(order.try_into()?)
+    }
+
+    /// Cancels one of `user`'s orders.
+    pub async fn cancel(
+        &self,
+        user: Uuid,
+        forward: &Forward,
+        id: Uuid,
+    ) -> Result<OrderView, OrdersError> {
+        let orders = &self.backends.orders;
+        let order = orders
+            .grpc()
+            .cancel_order(orders.request(proto::CancelOrderRequest { id: id.to_string() }, forward))
+            .await?
+            .into_inner();
+        self.views.user_changed(user).await;
+        Ok(order.try_into()?)
+    }
+}

@@ -1,0 +1,248 @@
+//! `/api/v1/me` and `/api/v1/admin/users`: extract, call the service, map.
+
+use aide::axum::ApiRouter;
+use aide::axum::routing::{get_with, post_with, put_with};
+use aide::transform::TransformOperation;
+use axum::extract::{FromRef, Path, State};
+use bff_auth::layer::Principal;
+use bff_core::Problem;
+use bff_core::extract::{Json, Query};
+use bff_core::pagination::{Page, PageParams};
+use bff_rbac::Authz;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::service::Actor;
+use super::{UserRecord, UserService, UserView};
+use crate::http::ApiResult;
+use crate::http::docs::{self, bearer};
+use crate::http::extract::{CallerId, ClientMeta, path_id};
+use crate::http::validation::text;
+use crate::identity::Role;
+use crate::rbac;
+
+/// `/me`, apart from the other routes so that the per-user response cache
+/// covers it and nothing else.
+pub fn me<S>() -> ApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    UserService: FromRef<S>,
+{
+    ApiRouter::new().api_route(
+        "/api/v1/me",
+        get_with(get_me, |op| {
+            bearer(op.tag("users").summary("My profile").description(
+                "Cached per user for a short time (`X-Cache`); every change to the account invalidates it.",
+            ))
+        })
+        .patch_with(update_me, |op| {
+            bearer(op.tag("users").summary("Update my profile"))
+        }),
+    )
+}
+
+fn forbidden(op: TransformOperation<'_>) -> TransformOperation<'_> {
+    docs::forbidden(bearer(op.tag("admin")))
+}
+
+/// The admin user endpoints.
+pub fn admin<S>() -> ApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    UserService: FromRef<S>,
+    bff_rbac::Policy: FromRef<S>,
+    bff_cache::ratelimit::ClientIp: FromRef<S>,
+{
+    ApiRouter::new()
+        .api_route(
+            "/api/v1/admin/users",
+            get_with(list_users, |op| {
+                forbidden(op.summary("List users").description(
+                    "Managers and admins. Filters: `role`, and `q` (part of the email, phone or name).",
+                ))
+            }),
+        )
+        .api_route(
+            "/api/v1/admin/users/{id}",
+            get_with(get_user, |op| {
+                forbidden(op.summary("Get a user"))
+                    .response_with::<404, Problem, _>(|r| r.description("No such user."))
+            }),
+        )
+        .api_route(
+            "/api/v1/admin/users/{id}/role",
+            put_with(set_role, |op| {
+                forbidden(op.summary("Change a user's role").description(
+                    "Admins. Nobody grants a role above their own or changes their own role. Ends every session of the user.",
+                ))
+                .response_with::<404, Problem, _>(|r| r.description("No such user."))
+            }),
+        )
+        .api_route(
+            "/api/v1/admin/users/{id}/block",
+            post_with(block, |op| {
+                forbidden(op.summary("Block a user").description(
+                    "Admins. Ends every session of the user; logins are refused until unblocked.",
+                ))
+                .response_with::<404, Problem, _>(|r| r.description("No such user."))
+            }),
+        )
+        .api_route(
+            "/api/v1/admin/users/{id}/unblock",
+            post_with(unblock, |op| {
+                forbidden(op.summary("Unblock a user").description("Admins."))
+                    .response_with::<404, Problem, _>(|r| r.description("No such user."))
+            }),
+        )
+}
+
+async fn get_me(State(users): State<UserService>, caller: CallerId) -> ApiResult<Json<UserView>> {
+    Ok(Json(users.me(caller.0).await?.view()))
+}
+
+/// `PATCH /me` body.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct UpdateMeRequest {
+    /// Display name, 1 to 100 characters.
+    name: String,
+}
+
+async fn update_me(
+    State(users): State<UserService>,
+    caller: CallerId,
+    Json(body): Json<UpdateMeRequest>,
+) -> ApiResult<Json<UserView>> {
+    let name = text(&body.name, 1, 100, false).map_err(|e| Problem::invalid_field("name", e))?;
+    Ok(Json(users.rename(caller.0, &name).await?.view()))
+}
+
+/// A user as managers and admins see it: the user object and whether it is blocked.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct AdminUserView {
+    /// The user object.
+    #[serde(flatten)]
+    pub user: UserView,
+    /// When the account was blocked (RFC 3339); `null` if it is not.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>")]
+    pub blocked_at: Option<OffsetDateTime>,
+}
+
+impl From<&UserRecord> for AdminUserView {
+    fn from(user: &UserRecord) -> Self {
+        Self {
+            user: user.view(),
+            blocked_at: user.blocked_at,
+        }
+    }
+}
+
+/// Filters of the user list, with the page.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserQuery {
+    /// Only users with this role.
+    role: Option<Role>,
+    /// Part of the email, phone or name (case-insensitive), up to 100 characters.
+    q: Option<String>,
+    /// Page size, 1 to 100 (default 20).
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// Path of one user.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct UserPath {
+    /// User id.
+    id: String,
+}
+
+async fn list_users(
+    State(users): State<UserService>,
+    authz: Authz<Principal>,
+    Query(query): Query<UserQuery>,
+) -> ApiResult<Json<Page<AdminUserView>>> {
+    authz.require(rbac::USERS_READ_ANY)?;
+    let page = PageParams {
+        limit: query.limit,
+        cursor: query.cursor,
+    }
+    .validate::<Uuid>()?;
+    let q = match query.q.as_deref() {
+        Some(q) => text(q, 0, 100, false).map_err(|e| Problem::invalid_field("q", e))?,
+        None => String::new(),
+    };
+    let q = (!q.is_empty()).then_some(q.as_str());
+    let rows = users
+        .search(query.role, q, page.after, page.fetch_limit())
+        .await?;
+    Ok(Json(
+        Page::from_rows(rows, page.limit, |last| last.id).map(|u| AdminUserView::from(&u)),
+    ))
+}
+
+async fn get_user(
+    State(users): State<UserService>,
+    authz: Authz<Principal>,
+    Path(path): Path<UserPath>,
+) -> ApiResult<Json<AdminUserView>> {
+    authz.require(rbac::USERS_READ_ANY)?;
+    let user = users.get(path_id(&path.id)?).await?;
+    Ok(Json(AdminUserView::from(&user)))
+}
+
+/// `PUT /admin/users/{id}/role` body.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleRequest {
+    /// The new role.
+    role: Role,
+}
+
+/// The caller of an admin action, once its token's role allows it.
+fn actor<'a>(authz: &'a Authz<Principal>, meta: &'a ClientMeta) -> ApiResult<Actor<'a>> {
+    authz.require(rbac::USERS_MANAGE)?;
+    Ok(Actor {
+        id: CallerId::of(&authz.subject)?.0,
+        policy: &authz.policy,
+        ip: meta.ip.as_deref(),
+    })
+}
+
+async fn set_role(
+    State(users): State<UserService>,
+    authz: Authz<Principal>,
+    meta: ClientMeta,
+    Path(path): Path<UserPath>,
+    Json(body): Json<RoleRequest>,
+) -> ApiResult<Json<AdminUserView>> {
+    let actor = actor(&authz, &meta)?;
+    let user = users.set_role(actor, path_id(&path.id)?, body.role).await?;
+    Ok(Json(AdminUserView::from(&user)))
+}
+
+async fn block(
+    State(users): State<UserService>,
+    authz: Authz<Principal>,
+    meta: ClientMeta,
+    Path(path): Path<UserPath>,
+) -> ApiResult<Json<AdminUserView>> {
+    let actor = actor(&authz, &meta)?;
+    let user = users.set_blocked(actor, path_id(&path.id)?, true).await?;
+    Ok(Json(AdminUserView::from(&user)))
+}
+
+async fn unblock(
+    State(users): State<UserService>,
+    authz: Authz<Principal>,
+    meta: ClientMeta,
+    Path(path): Path<UserPath>,
+) -> ApiResult<Json<AdminUserView>> {
+    let actor = actor(&authz, &meta)?;
+    let user = users.set_blocked(actor, path_id(&path.id)?, false).await?;
+    Ok(Json(AdminUserView::from(&user)))
+}
