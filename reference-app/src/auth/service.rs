@@ -75,17 +75,7 @@ impl AuthService {
                 Err(error) => tracing::warn!(%error, "could not rehash a password"),
             }
         }
-        let (session, refresh) = self
-            .auth
-            .sessions
-            .create(NewSession {
-                user_id: user.id.to_string(),
-                user_agent: meta.user_agent,
-                ip: meta.ip,
-            })
-            .await?;
-        tracing::info!(user_id = %user.id, session_id = %session.id, "login");
-        tokens(&self.auth, &user, &session.id, &refresh)
+        open_session(&self.auth, &user, meta, "login").await
     }
 
     /// Rotates a refresh token; a reused one ends its whole session.
@@ -202,12 +192,7 @@ impl AuthService {
             .sessions
             .revoke_all(&principal.user_id, Some(&principal.session_id))
             .await?;
-        let hash = self
-            .auth
-            .hasher
-            .hash(new_password.into_secret())
-            .await
-            .map_err(AuthError::internal)?;
+        let hash = hash(&self.auth, new_password).await?;
         let mut tx = self.db.begin().await?;
         users::set_password_hash(&mut *tx, user.id, &hash).await?;
         password_changed(&mut tx, &user, None, "change", locale).await?;
@@ -224,6 +209,34 @@ impl AuthService {
         tracing::info!(target: "audit", action = "password_changed", user_id = %user.id, ended, "password changed; other sessions ended");
         Ok(())
     }
+}
+
+/// Opens a session of `user` for the client `meta` describes, and answers
+/// with its tokens; `event` names the occasion in the log.
+pub(crate) async fn open_session(
+    auth: &Auth,
+    user: &UserRecord,
+    meta: ClientMeta,
+    event: &'static str,
+) -> Result<TokenResponse, AuthError> {
+    let (session, refresh) = auth
+        .sessions
+        .create(NewSession {
+            user_id: user.id.to_string(),
+            user_agent: meta.user_agent,
+            ip: meta.ip,
+        })
+        .await?;
+    tracing::info!(user_id = %user.id, session_id = %session.id, "{event}");
+    tokens(auth, user, &session.id, &refresh)
+}
+
+/// The PHC hash of a new password (off the async threads).
+pub(crate) async fn hash(auth: &Auth, password: NewPassword) -> Result<String, AuthError> {
+    auth.hasher
+        .hash(password.into_secret())
+        .await
+        .map_err(AuthError::internal)
 }
 
 /// The token response of a new or refreshed session of `user`.

@@ -57,15 +57,7 @@ impl OrdersGateway {
             .await?
             .ok_or(OrdersError::UnsupportedCurrency)?;
         let minor_units = u32::try_from(currency.minor_units).unwrap_or(0);
-        let items: Vec<ItemInput<'_>> = order
-            .items
-            .iter()
-            .map(|item| ItemInput {
-                sku: &item.sku,
-                quantity: item.quantity,
-                unit_price: &item.unit_price,
-            })
-            .collect();
+        let items: Vec<ItemInput<'_>> = order.items.iter().map(ItemInput::from).collect();
         let mut errors = validate(code.as_str(), minor_units, &items)
             .err()
             .unwrap_or_default();

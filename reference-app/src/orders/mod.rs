@@ -56,6 +56,16 @@ pub struct ItemInput<'a> {
     pub unit_price: &'a str,
 }
 
+impl<'a> From<&'a proto::OrderItem> for ItemInput<'a> {
+    fn from(item: &'a proto::OrderItem) -> Self {
+        Self {
+            sku: &item.sku,
+            quantity: item.quantity,
+            unit_price: &item.unit_price,
+        }
+    }
+}
+
 /// Checks an order against the rules both the BFF and the service apply, and
 /// computes its total with exact decimals. Every bad field is reported.
 pub fn validate(

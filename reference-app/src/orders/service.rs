@@ -112,15 +112,7 @@ impl Orders for OrdersService {
     ) -> Result<Response<proto::Order>, Status> {
         let user = self.caller(request.metadata()).await?;
         let body = request.into_inner();
-        let items: Vec<ItemInput<'_>> = body
-            .items
-            .iter()
-            .map(|item| ItemInput {
-                sku: &item.sku,
-                quantity: item.quantity,
-                unit_price: &item.unit_price,
-            })
-            .collect();
+        let items: Vec<ItemInput<'_>> = body.items.iter().map(ItemInput::from).collect();
         let order = validate(&body.currency, body.minor_units, &items).map_err(|errors| {
             match errors.first() {
                 Some(first) => invalid(&first.field, first.message.clone()),

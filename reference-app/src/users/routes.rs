@@ -47,6 +47,11 @@ fn forbidden(op: TransformOperation<'_>) -> TransformOperation<'_> {
     docs::forbidden(bearer(op.tag("admin")))
 }
 
+/// An admin operation on one user: 403 for the wrong role, 404 for no such user.
+fn on_user(op: TransformOperation<'_>) -> TransformOperation<'_> {
+    docs::not_found(forbidden(op), "No such user.")
+}
+
 /// The admin user endpoints.
 pub fn admin<S>() -> ApiRouter<S>
 where
@@ -66,34 +71,28 @@ where
         )
         .api_route(
             "/api/v1/admin/users/{id}",
-            get_with(get_user, |op| {
-                forbidden(op.summary("Get a user"))
-                    .response_with::<404, Problem, _>(|r| r.description("No such user."))
-            }),
+            get_with(get_user, |op| on_user(op.summary("Get a user"))),
         )
         .api_route(
             "/api/v1/admin/users/{id}/role",
             put_with(set_role, |op| {
-                forbidden(op.summary("Change a user's role").description(
+                on_user(op.summary("Change a user's role").description(
                     "Admins. Nobody grants a role above their own or changes their own role. Ends every session of the user.",
                 ))
-                .response_with::<404, Problem, _>(|r| r.description("No such user."))
             }),
         )
         .api_route(
             "/api/v1/admin/users/{id}/block",
             post_with(block, |op| {
-                forbidden(op.summary("Block a user").description(
+                on_user(op.summary("Block a user").description(
                     "Admins. Ends every session of the user; logins are refused until unblocked.",
                 ))
-                .response_with::<404, Problem, _>(|r| r.description("No such user."))
             }),
         )
         .api_route(
             "/api/v1/admin/users/{id}/unblock",
             post_with(unblock, |op| {
-                forbidden(op.summary("Unblock a user").description("Admins."))
-                    .response_with::<404, Problem, _>(|r| r.description("No such user."))
+                on_user(op.summary("Unblock a user").description("Admins."))
             }),
         )
 }

@@ -5,13 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bff_auth::code::{CodeCheck, CodeStore, Limit, OtpCode, Throttle};
-use bff_auth::session::{NewSession, SessionStore};
+use bff_auth::session::SessionStore;
 use bff_cache::ratelimit::{Decision, Quota};
 use sqlx::PgPool;
 
 use super::{CodeSent, Purpose};
 use crate::audit::{self, Entry};
-use crate::auth::service::{end_sessions_after_change, notification, password_changed, tokens};
+use crate::auth::service::{
+    end_sessions_after_change, hash, notification, open_session, password_changed,
+};
 use crate::auth::{Auth, AuthError, TokenResponse};
 use crate::http::extract::ClientMeta;
 use crate::identity::{Identifier, NewPassword, Role};
@@ -209,12 +211,7 @@ impl CodeService {
         meta: ClientMeta,
     ) -> Result<TokenResponse, AuthError> {
         self.check(Purpose::Register, identifier, code).await?;
-        let hash = self
-            .auth
-            .hasher
-            .hash(password.into_secret())
-            .await
-            .map_err(AuthError::internal)?;
+        let hash = hash(&self.auth, password).await?;
         let (email, phone) = match identifier {
             Identifier::Email(email) => (Some(email.as_str().to_owned()), None),
             Identifier::Phone(phone) => (None, Some(phone.as_str().to_owned())),
@@ -245,17 +242,7 @@ impl CodeService {
         tx.commit().await?;
         self.outbox.wake();
 
-        let (session, refresh) = self
-            .auth
-            .sessions
-            .create(NewSession {
-                user_id: user.id.to_string(),
-                user_agent: meta.user_agent,
-                ip: meta.ip,
-            })
-            .await?;
-        tracing::info!(user_id = %user.id, session_id = %session.id, "registered");
-        tokens(&self.auth, &user, &session.id, &refresh)
+        open_session(&self.auth, &user, meta, "registered").await
     }
 
     /// Sets a new password with a `reset_password` code and ends every
@@ -278,12 +265,7 @@ impl CodeService {
         // old password while the new one was being hashed does not survive.
         let user_id = user.id.to_string();
         self.auth.sessions.revoke_all(&user_id, None).await?;
-        let hash = self
-            .auth
-            .hasher
-            .hash(password.into_secret())
-            .await
-            .map_err(AuthError::internal)?;
+        let hash = hash(&self.auth, password).await?;
         let mut tx = self.db.begin().await?;
         users::set_password_hash(&mut *tx, user.id, &hash).await?;
         password_changed(&mut tx, &user, Some(identifier), "reset", locale).await?;
