@@ -1,7 +1,6 @@
 //! Assembling the dashboard: each part from its feature's service, all at
 //! once, each within its deadline.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bff_aggregate::{
@@ -10,9 +9,7 @@ use bff_aggregate::{
 use uuid::Uuid;
 
 use super::{Dashboard, DashboardError, DashboardSettings};
-use crate::orders::client::{Backends, OrderView};
-use crate::orders::loyalty::Loyalty;
-use crate::orders::proto;
+use crate::orders::OrdersGateway;
 use crate::users::UserService;
 use crate::wallets::WalletService;
 
@@ -26,22 +23,22 @@ const WALLETS: i64 = 20;
 pub struct DashboardService {
     users: UserService,
     wallets: WalletService,
-    backends: Arc<Backends>,
+    orders: OrdersGateway,
     settings: DashboardSettings,
 }
 
 impl DashboardService {
-    /// The dashboard from these services and backends.
+    /// The dashboard from these services.
     pub fn new(
         users: UserService,
         wallets: WalletService,
-        backends: Arc<Backends>,
+        orders: OrdersGateway,
         settings: DashboardSettings,
     ) -> Self {
         Self {
             users,
             wallets,
-            backends,
+            orders,
             settings,
         }
     }
@@ -74,57 +71,24 @@ impl DashboardService {
                     .map_err(SourceError::transient)
             }
         });
-        let client = self.backends.orders.clone();
+        let (orders_breaker, loyalty_breaker) = self.orders.breakers();
+        let gateway = self.orders.clone();
         let fwd = forward.clone();
         let orders = Source::optional("recent_orders", settings.orders, move |call: Call| {
-            let mut grpc = client.grpc();
-            let request = bff_aggregate::grpc::request(
-                proto::ListOrdersRequest {
-                    limit: RECENT_ORDERS,
-                    cursor: String::new(),
-                },
-                &fwd,
-                &call,
-            );
-            async move {
-                let response = grpc
-                    .list_orders(request)
-                    .await
-                    .map_err(bff_aggregate::grpc::status_error)?;
-                response
-                    .into_inner()
-                    .orders
-                    .into_iter()
-                    .map(|order| OrderView::try_from(order).map_err(SourceError::permanent))
-                    .collect::<Result<Vec<_>, _>>()
-            }
+            gateway.recent(RECENT_ORDERS, &fwd, &call)
         })
         // An idempotent read: one quick retry, and a hedge when configured.
         .retry(Retry::new(1).backoff(Duration::from_millis(20)))
-        .breaker(self.backends.orders_breaker.clone());
+        .breaker(orders_breaker.clone());
         let orders = match settings.hedge_after {
             Some(delay) => orders.hedge(delay),
             None => orders,
         };
-        let (nats, subject) = (
-            self.backends.nats.clone(),
-            self.backends.loyalty_subject.clone(),
-        );
+        let gateway = self.orders.clone();
         let loyalty = Source::optional("loyalty", settings.loyalty, move |call: Call| {
-            let (nats, subject, forward) = (nats.clone(), subject.clone(), forward.clone());
-            async move {
-                let reply = bff_aggregate::nats::request(
-                    &nats,
-                    subject,
-                    bytes::Bytes::new(),
-                    &forward,
-                    &call,
-                )
-                .await?;
-                serde_json::from_slice::<Loyalty>(&reply.payload).map_err(SourceError::permanent)
-            }
+            gateway.loyalty(&forward, &call)
         })
-        .breaker(self.backends.loyalty_breaker.clone());
+        .breaker(loyalty_breaker.clone());
 
         let run = Aggregate::new(settings.deadline)
             .run((profile, wallets, orders, loyalty))

@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
-use bff_aggregate::Forward;
+use bff_aggregate::{Call, CircuitBreaker, Forward, SourceError};
 use bff_core::problem::FieldError;
 use uuid::Uuid;
 
 use super::client::{Backends, OrderView};
+use super::loyalty::Loyalty;
 use super::{ItemInput, OrdersError, proto, validate};
 use crate::currencies::{CurrencyCode, CurrencyService};
 use crate::idempotency::IdempotencyKey;
@@ -132,5 +133,63 @@ impl OrdersGateway {
             .into_inner();
         self.views.user_changed(user).await;
         Ok(order.try_into()?)
+    }
+
+    /// The caller's `limit` newest orders, as a source of an aggregate: the
+    /// call's remaining time travels as `grpc-timeout`, and a malformed order
+    /// is a permanent error.
+    pub fn recent(
+        &self,
+        limit: u32,
+        forward: &Forward,
+        call: &Call,
+    ) -> impl Future<Output = Result<Vec<OrderView>, SourceError>> + Send + use<> {
+        let mut grpc = self.backends.orders.grpc();
+        let request = bff_aggregate::grpc::request(
+            proto::ListOrdersRequest {
+                limit,
+                cursor: String::new(),
+            },
+            forward,
+            call,
+        );
+        async move {
+            let response = grpc
+                .list_orders(request)
+                .await
+                .map_err(bff_aggregate::grpc::status_error)?;
+            response
+                .into_inner()
+                .orders
+                .into_iter()
+                .map(|order| OrderView::try_from(order).map_err(SourceError::permanent))
+                .collect()
+        }
+    }
+
+    /// The caller's loyalty points and tier from the loyalty responder (NATS
+    /// request-reply), as a source of an aggregate.
+    pub fn loyalty(
+        &self,
+        forward: &Forward,
+        call: &Call,
+    ) -> impl Future<Output = Result<Loyalty, SourceError>> + Send + use<> {
+        let nats = self.backends.nats.clone();
+        let subject = self.backends.loyalty_subject.clone();
+        let (forward, call) = (forward.clone(), call.clone());
+        async move {
+            let reply =
+                bff_aggregate::nats::request(&nats, subject, bytes::Bytes::new(), &forward, &call)
+                    .await?;
+            serde_json::from_slice::<Loyalty>(&reply.payload).map_err(SourceError::permanent)
+        }
+    }
+
+    /// The circuit breakers of the orders service and of the loyalty responder.
+    pub fn breakers(&self) -> (&CircuitBreaker, &CircuitBreaker) {
+        (
+            &self.backends.orders_breaker,
+            &self.backends.loyalty_breaker,
+        )
     }
 }

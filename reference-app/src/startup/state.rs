@@ -90,6 +90,7 @@ impl AppState {
         let users = UserService::new(db.clone(), auth.sessions.clone(), views.clone());
         let wallets = WalletService::new(db.clone(), views.clone());
         let currencies = CurrencyService::new(db.clone());
+        let orders = OrdersGateway::new(backends, currencies.clone(), views);
         Self {
             auth: AuthService::new(
                 db.clone(),
@@ -99,8 +100,13 @@ impl AppState {
             ),
             codes: CodeService::new(db.clone(), Arc::clone(&auth), codes, outbox),
             records: RecordService::new(db.clone(), users.clone()),
-            orders: OrdersGateway::new(Arc::clone(&backends), currencies.clone(), views),
-            dashboard: DashboardService::new(users.clone(), wallets.clone(), backends, dashboard),
+            dashboard: DashboardService::new(
+                users.clone(),
+                wallets.clone(),
+                orders.clone(),
+                dashboard,
+            ),
+            orders,
             audit: AuditLog::new(db),
             users,
             wallets,
