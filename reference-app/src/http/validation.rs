@@ -6,7 +6,7 @@ use bff_core::problem::FieldError;
 
 /// Collects field errors.
 #[derive(Debug, Default)]
-pub(crate) struct Fields(pub(crate) Vec<FieldError>);
+pub(crate) struct Fields(Vec<FieldError>);
 
 impl Fields {
     /// The value, or `None` with the error recorded under `field`.
