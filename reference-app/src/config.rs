@@ -22,6 +22,7 @@ pub use crate::messaging::config::{
 };
 pub use crate::orders::config::{OrdersArgs, OrdersStoreArgs};
 pub use crate::seed::SeedPasswordArgs;
+pub use crate::wallets::config::MoneyArgs;
 
 /// The reference BFF: one binary, several roles.
 #[derive(Debug, Clone, Parser)]
@@ -173,6 +174,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub rate_limit: RateLimitArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub money: MoneyArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub backends: BackendArgs,

@@ -68,6 +68,11 @@ impl Amount {
         Ok(Self(value))
     }
 
+    /// The amount.
+    pub fn value(self) -> Decimal {
+        self.0
+    }
+
     /// Checks the scale against `currency`'s minor units.
     pub fn for_currency(self, currency: &str, minor_units: u32) -> Result<Decimal, InvalidAmount> {
         if self.0.scale() > minor_units {

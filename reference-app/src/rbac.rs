@@ -2,7 +2,8 @@
 //!
 //! Customers own their profile, records, wallets and orders, which needs no
 //! permission beyond being authenticated. Managers also read anyone's and
-//! deposit; admins also change roles, block users and restore deleted records.
+//! deposit; admins also change roles, block users, restore deleted records and
+//! read the audit log.
 
 use bff_rbac::{Policy, PolicyError};
 
@@ -18,7 +19,7 @@ pub const RECORDS_RESTORE: &str = "records:restore";
 pub const WALLETS_READ_ANY: &str = "wallets:read_any";
 /// Deposit into a wallet.
 pub const WALLETS_DEPOSIT: &str = "wallets:deposit";
-/// Read the audit log.
+/// Read the audit log: admins only, for it names every user's security events.
 pub const AUDIT_READ: &str = "audit:read";
 
 /// `customer` < `manager` < `admin`, each including the one before.
@@ -33,10 +34,13 @@ pub fn policy() -> Result<Policy, PolicyError> {
                 RECORDS_READ_ANY,
                 WALLETS_READ_ANY,
                 WALLETS_DEPOSIT,
-                AUDIT_READ,
             ],
         )
-        .role("admin", ["manager"], [USERS_MANAGE, RECORDS_RESTORE])
+        .role(
+            "admin",
+            ["manager"],
+            [USERS_MANAGE, RECORDS_RESTORE, AUDIT_READ],
+        )
         .build()
 }
 
@@ -53,13 +57,12 @@ mod tests {
             RECORDS_READ_ANY,
             WALLETS_READ_ANY,
             WALLETS_DEPOSIT,
-            AUDIT_READ,
         ] {
             assert!(!policy.allows("customer", permission));
             assert!(policy.allows("manager", permission));
             assert!(policy.allows("admin", permission));
         }
-        for permission in [USERS_MANAGE, RECORDS_RESTORE] {
+        for permission in [USERS_MANAGE, RECORDS_RESTORE, AUDIT_READ] {
             assert!(!policy.allows("manager", permission));
             assert!(policy.allows("admin", permission));
         }

@@ -44,11 +44,11 @@ where
         "/api/v1/admin/audit-log",
         get_with(list, |op| {
             bearer(
-                op.tag("admin")
-                    .summary("Read the audit log")
-                    .description("Newest first. Managers and admins."),
+                op.tag("admin").summary("Read the audit log").description(
+                    "Newest first. Admins only: it names every user's security events.",
+                ),
             )
-            .response_with::<403, Problem, _>(|r| r.description("Not a manager or admin."))
+            .response_with::<403, Problem, _>(|r| r.description("Not an admin."))
         }),
     )
 }

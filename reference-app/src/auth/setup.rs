@@ -213,7 +213,12 @@ pub fn write_private(path: &Path, pem: &[u8]) -> Result<(), AuthSetupError> {
         source,
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(error)?;
+        // Directories made for secrets are their owner's alone too.
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(error)?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -223,4 +228,29 @@ pub fn write_private(path: &Path, pem: &[u8]) -> Result<(), AuthSetupError> {
     file.write_all(pem)
         .and_then(|()| file.sync_all())
         .map_err(error)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn secrets_and_the_directories_made_for_them_are_the_owners_alone() {
+        let root = std::env::temp_dir().join(format!("bff-keys-{}", uuid::Uuid::now_v7()));
+        let key = root.join(".bff").join("key.pem");
+        write_private(&key, b"secret").expect("written");
+        let mode = |path: &Path| {
+            std::fs::metadata(path)
+                .expect("exists")
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode(&root.join(".bff")), 0o700);
+        assert_eq!(mode(&key), 0o600);
+        assert!(write_private(&key, b"again").is_err(), "never overwritten");
+        std::fs::remove_dir_all(&root).expect("cleaned up");
+    }
 }

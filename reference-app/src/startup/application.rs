@@ -176,6 +176,7 @@ impl Application {
                 loyalty_breaker: backends.breaker(),
             }),
             dashboard: backends.dashboard(),
+            deposit_max: config.money.deposit_max,
         });
         let router = app(state, readiness, &http)?;
 

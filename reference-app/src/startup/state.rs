@@ -50,6 +50,8 @@ pub struct Parts {
     pub backends: Arc<Backends>,
     /// How the dashboard assembles them.
     pub dashboard: DashboardSettings,
+    /// The largest amount of one deposit.
+    pub deposit_max: rust_decimal::Decimal,
 }
 
 /// State shared by the handlers: one service per feature, built once.
@@ -85,10 +87,11 @@ impl AppState {
             cache,
             backends,
             dashboard,
+            deposit_max,
         } = parts;
         let views = ViewCache::new(Arc::clone(&cache));
         let users = UserService::new(db.clone(), auth.sessions.clone(), views.clone());
-        let wallets = WalletService::new(db.clone(), views.clone());
+        let wallets = WalletService::new(db.clone(), views.clone(), deposit_max);
         let currencies = CurrencyService::new(db.clone());
         let orders = OrdersGateway::new(backends, currencies.clone(), views);
         Self {

@@ -31,6 +31,12 @@ pub enum WalletError {
     /// The currency is not in the table of supported ones.
     #[error("unsupported currency")]
     UnsupportedCurrency,
+    /// A manager or admin depositing into a wallet of their own.
+    #[error("a deposit into the actor's own wallet")]
+    DepositToSelf,
+    /// A deposit above the configured cap.
+    #[error("the deposit is above the cap")]
+    DepositAboveCap(rust_decimal::Decimal),
     /// The owner already has a wallet in this currency.
     #[error("a wallet in this currency exists")]
     AlreadyExists,
@@ -80,6 +86,12 @@ impl From<WalletError> for ApiError {
                 "The source wallet's balance is lower than the amount.",
             ),
             WalletError::InvalidAmount(message) => Problem::invalid_field("amount", message).into(),
+            WalletError::DepositToSelf => Problem::forbidden()
+                .with_detail("You cannot deposit into a wallet of your own.")
+                .into(),
+            WalletError::DepositAboveCap(max) => {
+                Problem::invalid_field("amount", format!("must be at most {max}")).into()
+            }
             WalletError::UnsupportedCurrency => {
                 Problem::invalid_field("currency", "is not a supported ISO 4217 currency").into()
             }

@@ -15,6 +15,7 @@
 //!   idempotency key, the audit record and the cache invalidation.
 //! - [`store`]: the SQL.
 
+pub mod config;
 mod error;
 pub mod routes;
 pub mod service;

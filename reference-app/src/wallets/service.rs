@@ -1,6 +1,7 @@
 //! The rules of money: who may move what, the transaction that moves it, its
 //! retries and idempotency, the audit record, and the cached views it changes.
 
+use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -21,6 +22,7 @@ const ATTEMPTS: u32 = 4;
 pub struct WalletService {
     db: PgPool,
     views: ViewCache,
+    deposit_max: Decimal,
 }
 
 /// A transfer a user asks for, its fields already parsed.
@@ -84,9 +86,14 @@ struct Moved {
 }
 
 impl WalletService {
-    /// The service over `db`, invalidating `views` when balances change.
-    pub fn new(db: PgPool, views: ViewCache) -> Self {
-        Self { db, views }
+    /// The service over `db`, invalidating `views` when balances change;
+    /// one deposit moves at most `deposit_max`.
+    pub fn new(db: PgPool, views: ViewCache, deposit_max: Decimal) -> Self {
+        Self {
+            db,
+            views,
+            deposit_max,
+        }
     }
 
     /// Up to `limit` of `owner`'s wallets in id order, after `after`.
@@ -166,8 +173,12 @@ impl WalletService {
         self.run(&movement, Some(&claim)).await
     }
 
-    /// Deposits money into a user's wallet from its currency's system wallet.
+    /// Deposits money into a user's wallet from its currency's system wallet;
+    /// never into the actor's own, and never more than the cap.
     pub async fn deposit(&self, deposit: Deposit<'_>) -> Result<TransferView, WalletError> {
+        if deposit.amount.value() > self.deposit_max {
+            return Err(WalletError::DepositAboveCap(self.deposit_max));
+        }
         let to = deposit.to.to_string();
         let claim = deposit.key.map(|key| KeyClaim {
             user: deposit.actor,
@@ -265,8 +276,18 @@ async fn move_money(conn: &mut PgConnection, m: &Movement<'_>) -> Result<Moved, 
         // Someone else's wallet is as absent as a wallet that does not exist.
         return Err(WalletError::UnknownWallet);
     }
+    if m.kind == "deposit" && target.user_id == Some(m.actor) {
+        // Managers would otherwise mint money for themselves and move it out.
+        return Err(WalletError::DepositToSelf);
+    }
     if source.currency != target.currency {
-        return Err(WalletError::CurrencyMismatch);
+        // Only between one's own wallets is the mismatch worth saying: for
+        // someone else's wallet it would tell that the wallet exists.
+        return Err(if target.user_id == m.from_owner {
+            WalletError::CurrencyMismatch
+        } else {
+            WalletError::UnknownWallet
+        });
     }
     let amount = m
         .amount

@@ -400,3 +400,70 @@ async fn one_wallet_per_currency_and_only_real_currencies() {
     let mine = app.get_json_authed("/api/v1/wallets", &user.token).await;
     assert_eq!(mine["items"].as_array().map(Vec::len), Some(1));
 }
+
+#[tokio::test]
+async fn someone_elses_wallet_in_another_currency_is_as_absent_as_an_unknown_one() {
+    let app = TestApp::spawn().await;
+    let manager = manager(&app).await;
+    let alice = app.user("alice@example.com", Role::Customer).await;
+    let bob = app.user("bob@example.com", Role::Customer).await;
+    let alice_rub = open_wallet(&app, &alice, "RUB").await;
+    let alice_usd = open_wallet(&app, &alice, "USD").await;
+    let bob_usd = open_wallet(&app, &bob, "USD").await;
+    deposit(&app, &manager, &alice_rub, "10.00").await;
+    let body =
+        |to: &str| json!({"from_wallet_id": alice_rub, "to_wallet_id": to, "amount": "1.00"});
+
+    // Between one's own wallets the mismatch is worth saying.
+    let own = transfer_request(&app, &alice, "own", &body(&alice_usd))
+        .send()
+        .await
+        .expect("sent");
+    assert_problem(own, 422, "currency_mismatch").await;
+    // Someone else's answers exactly like a wallet that does not exist.
+    let theirs = transfer_request(&app, &alice, "theirs", &body(&bob_usd))
+        .send()
+        .await
+        .expect("sent");
+    let theirs = assert_problem(theirs, 404, "not_found").await;
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let unknown = transfer_request(&app, &alice, "unknown", &body(&unknown))
+        .send()
+        .await
+        .expect("sent");
+    let unknown = assert_problem(unknown, 404, "not_found").await;
+    assert_eq!(theirs["detail"], unknown["detail"]);
+    assert_eq!(balance(&app, &alice, &alice_rub).await, "10.00");
+}
+
+#[tokio::test]
+async fn deposits_never_go_to_the_depositor_and_stay_under_the_cap() {
+    let app = TestApp::spawn().await;
+    let manager = app.user("treasurer@example.com", Role::Manager).await;
+    let alice = app.user("alice@example.com", Role::Customer).await;
+    let own = open_wallet(&app, &manager, "EUR").await;
+    let alice_eur = open_wallet(&app, &alice, "EUR").await;
+    let deposit_to = async |wallet: &str, amount: &str| {
+        let path = format!("/api/v1/admin/wallets/{wallet}/deposit");
+        app.call(
+            Method::POST,
+            &path,
+            Some(&manager.token),
+            Some(&json!({"amount": amount})),
+        )
+        .await
+    };
+
+    let response = deposit_to(&own, "5.00").await;
+    assert_problem(response, 403, "forbidden").await;
+    // The default cap is 10000 per deposit.
+    let response = deposit_to(&alice_eur, "10000.01").await;
+    let problem = assert_problem(response, 422, "validation_failed").await;
+    assert_eq!(problem["errors"][0]["field"], "amount");
+    assert_eq!(balance(&app, &manager, &own).await, "0.00");
+    assert_eq!(balance(&app, &alice, &alice_eur).await, "0.00");
+
+    let response = deposit_to(&alice_eur, "10000.00").await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(balance(&app, &alice, &alice_eur).await, "10000.00");
+}
