@@ -18,6 +18,9 @@ pub enum AuthError {
     /// The old password of a password change is wrong.
     #[error("the old password is wrong")]
     WrongOldPassword,
+    /// Too many wrong old passwords: the session that sent them was ended.
+    #[error("the session was ended after wrong passwords")]
+    SessionEnded,
     /// The account is blocked.
     #[error("the account is blocked")]
     AccountBlocked,
@@ -81,6 +84,9 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidCredentials => invalid_credentials().into(),
             AuthError::WrongOldPassword => invalid_credentials()
                 .with_detail("The old password is wrong.")
+                .into(),
+            AuthError::SessionEnded => Problem::unauthorized()
+                .with_detail("Too many wrong passwords: this session has been ended. Log in again.")
                 .into(),
             AuthError::AccountBlocked => {
                 Problem::new(StatusCode::FORBIDDEN, "account_blocked", "Account blocked")

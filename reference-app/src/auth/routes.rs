@@ -10,7 +10,7 @@ use bff_auth::session::Session;
 use bff_cache::ratelimit::ClientIp;
 use bff_core::Problem;
 use bff_core::extract::Json;
-use http::HeaderValue;
+use http::{HeaderMap, HeaderValue};
 use schemars::JsonSchema;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -22,6 +22,7 @@ use crate::http::ApiResult;
 use crate::http::docs::bearer;
 use crate::http::extract::{CallerId, ClientMeta, RequestLocale, path_id};
 use crate::identity::{Identifier, NewPassword};
+use crate::limits::login::{DEVICE_COOKIE, DEVICE_COOKIE_MAX_AGE};
 
 /// Endpoints that need no token: login, refresh and the JWKS.
 pub fn public<S>() -> ApiRouter<S>
@@ -68,6 +69,7 @@ pub fn protected<S>() -> ApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     AuthService: FromRef<S>,
+    ClientIp: FromRef<S>,
 {
     ApiRouter::new()
         .api_route(
@@ -134,12 +136,66 @@ struct RefreshRequest {
 async fn login(
     State(auth): State<AuthService>,
     meta: ClientMeta,
+    headers: HeaderMap,
     Json(body): Json<LoginRequest>,
-) -> ApiResult<Json<TokenResponse>> {
+) -> ApiResult<WithDeviceCookie<TokenResponse>> {
     let identifier = Identifier::parse(&body.identifier)
         .map_err(|e| Problem::invalid_field("identifier", e.to_string()))?;
     let password = SecretString::from(body.password);
-    Ok(Json(auth.login(&identifier, password, meta).await?))
+    let device = cookie(&headers, DEVICE_COOKIE);
+    let logged_in = auth.login(&identifier, password, meta, device).await?;
+    Ok(WithDeviceCookie(logged_in.device, Json(logged_in.tokens)))
+}
+
+/// The value of the cookie `name` in the request's `Cookie` headers.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find_map(|(key, value)| (key == name).then_some(value))
+}
+
+/// A JSON answer that also sets the device cookie: only the auth endpoints
+/// see it (`Path`), scripts cannot read it (`HttpOnly`), and it never
+/// travels in plain text or with cross-site requests.
+struct WithDeviceCookie<T>(String, Json<T>);
+
+impl<T: Serialize> IntoResponse for WithDeviceCookie<T> {
+    fn into_response(self) -> Response {
+        let cookie = format!(
+            "{DEVICE_COOKIE}={}; Max-Age={}; Path=/api/v1/auth; HttpOnly; Secure; SameSite=Strict",
+            self.0,
+            DEVICE_COOKIE_MAX_AGE.as_secs()
+        );
+        let mut response = self.1.into_response();
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response
+                .headers_mut()
+                .append(http::header::SET_COOKIE, value);
+        }
+        response
+    }
+}
+
+impl<T: JsonSchema> aide::OperationOutput for WithDeviceCookie<T> {
+    type Inner = T;
+
+    fn operation_response(
+        ctx: &mut aide::generate::GenContext,
+        operation: &mut aide::openapi::Operation,
+    ) -> Option<aide::openapi::Response> {
+        Json::<T>::operation_response(ctx, operation)
+    }
+
+    fn inferred_responses(
+        ctx: &mut aide::generate::GenContext,
+        operation: &mut aide::openapi::Operation,
+    ) -> Vec<(Option<aide::openapi::StatusCode>, aide::openapi::Response)> {
+        Json::<T>::inferred_responses(ctx, operation)
+    }
 }
 
 async fn refresh(
@@ -265,6 +321,7 @@ struct UpdatePasswordRequest {
 async fn update_password(
     State(auth): State<AuthService>,
     principal: Principal,
+    meta: ClientMeta,
     RequestLocale(locale): RequestLocale,
     Json(body): Json<UpdatePasswordRequest>,
 ) -> ApiResult<NoContent> {
@@ -280,6 +337,7 @@ async fn update_password(
         body.old_password.into(),
         new_password,
         locale,
+        meta,
     )
     .await?;
     Ok(NoContent)

@@ -16,7 +16,7 @@ use super::{Auth, AuthError, TokenResponse};
 use crate::audit::{self, Entry};
 use crate::http::extract::ClientMeta;
 use crate::identity::{Identifier, NewPassword};
-use crate::limits::Limits;
+use crate::limits::{Failure, LoginGuard};
 use crate::messaging::outbox::{self, OutboxSignal};
 use crate::messaging::{Channel, DomainEvent, Locale, Notification, Template};
 use crate::users::{UserRecord, store as users};
@@ -26,31 +26,51 @@ use crate::users::{UserRecord, store as users};
 pub struct AuthService {
     db: PgPool,
     auth: Arc<Auth>,
-    limits: Limits,
+    guard: LoginGuard,
     outbox: OutboxSignal,
 }
 
+/// Consecutive wrong old passwords from one client after which a password
+/// change ends the session it came with (a stolen session is no oracle).
+const PASSWORD_CHANGE_TRIES: u32 = 5;
+
+/// A successful login: the tokens, and the device cookie that marks the
+/// client as one the owner used.
+#[derive(Debug)]
+pub struct LoggedIn {
+    /// The token response.
+    pub tokens: TokenResponse,
+    /// The value of the device cookie.
+    pub device: String,
+}
+
 impl AuthService {
-    /// The service over `db`, with `auth`'s keys, sessions and hasher.
-    pub fn new(db: PgPool, auth: Arc<Auth>, limits: Limits, outbox: OutboxSignal) -> Self {
+    /// The service over `db`, with `auth`'s keys, sessions and hasher, and the
+    /// login guard.
+    pub fn new(db: PgPool, auth: Arc<Auth>, guard: LoginGuard, outbox: OutboxSignal) -> Self {
         Self {
             db,
             auth,
-            limits,
+            guard,
             outbox,
         }
     }
 
-    /// Checks `password` for `identifier` and opens a session.
+    /// Checks `password` for `identifier` and opens a session; `device` is
+    /// the client's device cookie, if it sent one.
+    ///
+    /// Known and unknown identifiers take the same steps: the guard is asked
+    /// before the lookup, and a failure is counted and audited for both.
     pub async fn login(
         &self,
         identifier: &Identifier,
         password: SecretString,
         meta: ClientMeta,
-    ) -> Result<TokenResponse, AuthError> {
-        // Known and unknown identifiers are counted alike, before any lookup.
-        self.limits
-            .login(meta.client_key.as_deref(), identifier.as_str())
+        device: Option<&str>,
+    ) -> Result<LoggedIn, AuthError> {
+        let client = meta.client_key.as_deref();
+        self.guard
+            .check(identifier.as_str(), client, device)
             .await?;
         let user = users::find_by_identifier(&self.db, identifier).await?;
         // An unknown identifier is checked against a dummy hash: same work, same answer.
@@ -64,18 +84,59 @@ impl AuthService {
             .await
             .map_err(AuthError::internal)?;
         let Some(user) = user.filter(|_| verification.matches) else {
+            self.charge(identifier.as_str(), &meta).await?;
             return Err(AuthError::InvalidCredentials);
         };
         if user.blocked_at.is_some() {
             return Err(AuthError::AccountBlocked);
         }
+        self.guard.succeeded(identifier.as_str(), client).await;
         if verification.needs_rehash {
             match self.auth.hasher.hash(password).await {
                 Ok(hash) => users::set_password_hash(&self.db, user.id, &hash).await?,
                 Err(error) => tracing::warn!(%error, "could not rehash a password"),
             }
         }
-        open_session(&self.auth, &user, meta, "login").await
+        let tokens = open_session(&self.auth, &user, meta, "login").await?;
+        Ok(LoggedIn {
+            tokens,
+            device: self.guard.devices().issue(identifier.as_str()),
+        })
+    }
+
+    /// Counts a wrong password for `identifier` from the client of `meta`, and
+    /// audits it (and the lock it may start) under the identifier's keyed hash.
+    async fn charge(&self, identifier: &str, meta: &ClientMeta) -> Result<Failure, AuthError> {
+        let failure = self
+            .guard
+            .failed(identifier, meta.client_key.as_deref())
+            .await?;
+        let hashed = self.guard.identifier_hash(identifier);
+        let entry = |action, details| Entry {
+            ip: meta.ip.as_deref(),
+            ..Entry::new(None, action, "identifier", &hashed).details(details)
+        };
+        let mut conn = self.db.acquire().await?;
+        audit::record(
+            &mut *conn,
+            entry(
+                "auth.login_failed",
+                serde_json::json!({"consecutive": failure.consecutive}),
+            ),
+        )
+        .await?;
+        if let Some(locked) = failure.locked_for {
+            tracing::warn!(target: "audit", identifier = %hashed, ip = ?meta.ip, seconds = locked.as_secs(), "login locked for this client");
+            audit::record(
+                &mut *conn,
+                entry(
+                    "auth.locked",
+                    serde_json::json!({"seconds": locked.as_secs()}),
+                ),
+            )
+            .await?;
+        }
+        Ok(failure)
     }
 
     /// Rotates a refresh token; a reused one ends its whole session.
@@ -166,6 +227,9 @@ impl AuthService {
 
     /// Changes the caller's password after checking the old one, and ends
     /// every other session.
+    ///
+    /// A wrong old password counts as a failed login of the account's
+    /// identifier from this client; a few in a row end the session.
     pub async fn update_password(
         &self,
         principal: &Principal,
@@ -173,10 +237,15 @@ impl AuthService {
         old_password: SecretString,
         new_password: NewPassword,
         locale: Locale,
+        meta: ClientMeta,
     ) -> Result<(), AuthError> {
         let user = users::find_by_id(&self.db, user)
             .await?
             .ok_or(AuthError::AccountGone)?;
+        let identifier = user.identifiers().next().unwrap_or_default().to_owned();
+        self.guard
+            .check(&identifier, meta.client_key.as_deref(), None)
+            .await?;
         let verification = self
             .auth
             .hasher
@@ -184,8 +253,20 @@ impl AuthService {
             .await
             .map_err(AuthError::internal)?;
         if !verification.matches {
+            let failure = self.charge(&identifier, &meta).await?;
+            if failure.locked_for.is_some() || failure.consecutive >= PASSWORD_CHANGE_TRIES {
+                self.auth
+                    .sessions
+                    .revoke(&principal.user_id, &principal.session_id)
+                    .await?;
+                tracing::warn!(user_id = %user.id, "wrong old passwords: session ended");
+                return Err(AuthError::SessionEnded);
+            }
             return Err(AuthError::WrongOldPassword);
         }
+        self.guard
+            .succeeded(&identifier, meta.client_key.as_deref())
+            .await;
         // Other sessions end before (so that with the store down nothing changes)
         // and again after the commit (so none opened meanwhile survives).
         self.auth

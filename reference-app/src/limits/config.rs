@@ -15,12 +15,20 @@ pub struct RateLimitArgs {
     /// Every authenticated request, per user.
     #[arg(long, env = "BFF_RATE_LIMIT_PER_USER", default_value = "600/1m", value_parser = parse_quota)]
     pub rate_limit_per_user: bff_cache::ratelimit::Quota,
-    /// Login attempts per client IP.
+    /// Failed logins per client IP, whatever the identifier.
     #[arg(long, env = "BFF_RATE_LIMIT_LOGIN_PER_IP", default_value = "30/1m", value_parser = parse_quota)]
     pub rate_limit_login_per_ip: bff_cache::ratelimit::Quota,
-    /// Login attempts per identifier (whoever sends them), against password guessing.
-    #[arg(long, env = "BFF_RATE_LIMIT_LOGIN_PER_IDENTIFIER", default_value = "10/15m", value_parser = parse_quota)]
-    pub rate_limit_login_per_identifier: bff_cache::ratelimit::Quota,
+    /// Consecutive failed logins of one identifier from one client address
+    /// (IPv6 by /64) that lock that pair; a success starts the count over.
+    #[arg(long, env = "BFF_LOGIN_LOCK_AFTER", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub login_lock_after: u32,
+    /// The first lock's length; each further lock of the pair doubles it, up to 24 hours.
+    #[arg(long, env = "BFF_LOGIN_LOCK_FOR", default_value = "15m", value_parser = parse_lock)]
+    pub login_lock_for: std::time::Duration,
+    /// Failed logins of one identifier from all clients together, past which
+    /// only a device the owner signed in from (its device cookie) may try.
+    #[arg(long, env = "BFF_LOGIN_FAILURES_PER_IDENTIFIER", default_value = "100/24h", value_parser = parse_quota)]
+    pub login_failures_per_identifier: bff_cache::ratelimit::Quota,
     /// When Redis is unavailable: `fallback` limits with each instance's memory
     /// (and logs once), `refuse` answers 503.
     #[arg(long, env = "BFF_RATE_LIMIT_ON_REDIS_ERROR", value_enum, default_value_t = OnRedisError::Fallback)]
@@ -52,6 +60,17 @@ pub(crate) fn parse_quota(value: &str) -> Result<bff_cache::ratelimit::Quota, St
         return Err(format!("{value:?}: the period must be positive"));
     }
     Ok(bff_cache::ratelimit::Quota::new(count, period))
+}
+
+/// A lock's length: from a second to a day.
+fn parse_lock(value: &str) -> Result<std::time::Duration, String> {
+    let lock = humantime::parse_duration(value.trim()).map_err(|e| format!("{value:?}: {e}"))?;
+    if !(std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(24 * 3600))
+        .contains(&lock)
+    {
+        return Err(format!("{value:?}: a lock lasts from 1s to 24h"));
+    }
+    Ok(lock)
 }
 
 /// A trusted proxy: an address or a CIDR network (`10.0.0.0/8`, `::1`).
@@ -91,5 +110,13 @@ mod tests {
         }
         assert!(Cli::try_parse_from(["bff", "--trusted-proxies", "10.0.0.0/8,::1"]).is_ok());
         assert!(Cli::try_parse_from(["bff", "--trusted-proxies", "10.0.0.0/99"]).is_err());
+        for bad in [
+            ["bff", "--login-lock-for", "0s"],
+            ["bff", "--login-lock-for", "2days"],
+            ["bff", "--login-lock-after", "0"],
+            ["bff", "--login-failures-per-identifier", "0/1h"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -1,9 +1,10 @@
 //! Rate limits: a limit per client IP on every API request and per user on
-//! every authenticated one (tower layers from `bff-cache`), and login limits
-//! per IP and per identifier, checked by the auth service where the
-//! identifier is known. State is shared by every instance through Redis.
+//! every authenticated one (tower layers from `bff-cache`), and the login
+//! guard ([`login`]), which the auth service consults where the identifier is
+//! known. State is shared by every instance through Redis.
 
 mod config;
+pub mod login;
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use bff_cache::ratelimit::{
 use bff_core::Problem;
 
 pub use self::config::{OnRedisError, RateLimitArgs, parse_cidr};
+pub use self::login::{DeviceCookies, Failure, LoginGuard, LoginPolicy};
 use crate::http::ApiError;
 
 /// The limiter and its settings.
@@ -24,8 +26,8 @@ pub struct Limits {
     enabled: bool,
     per_ip: Quota,
     per_user: Quota,
-    login_per_ip: Quota,
-    login_per_identifier: Quota,
+    /// The login guard.
+    pub login: LoginGuard,
 }
 
 impl std::fmt::Debug for Limits {
@@ -77,18 +79,32 @@ impl From<LimitError> for ApiError {
 }
 
 impl Limits {
-    /// Limits in Redis under `prefix`, with `args`; `trusted_proxies` are CIDRs.
+    /// Limits in Redis under `prefix`, with `args`; `trusted_proxies` are
+    /// CIDRs; `secret` names the login guard's keys.
     pub fn new(
         redis: redis::aio::ConnectionManager,
         prefix: &str,
         args: &RateLimitArgs,
         trusted_proxies: &[String],
+        secret: bff_auth::code::CodeSecret,
     ) -> Result<Self, String> {
         let mut client_ip = ClientIp::new();
         for cidr in trusted_proxies {
             client_ip = client_ip.trust_cidr(cidr)?;
         }
         Ok(Self {
+            login: LoginGuard::new(
+                redis.clone(),
+                prefix,
+                secret,
+                LoginPolicy {
+                    lock_after: args.login_lock_after,
+                    lock_for: args.login_lock_for,
+                    per_identifier: args.login_failures_per_identifier,
+                    per_client: args.rate_limit_login_per_ip,
+                },
+                args.rate_limit,
+            ),
             backend: Arc::new(RedisBackend::new(
                 redis,
                 format!("{prefix}rl:"),
@@ -98,8 +114,6 @@ impl Limits {
             enabled: args.rate_limit,
             per_ip: args.rate_limit_per_ip,
             per_user: args.rate_limit_per_user,
-            login_per_ip: args.rate_limit_login_per_ip,
-            login_per_identifier: args.rate_limit_login_per_identifier,
         })
     }
 
@@ -123,38 +137,5 @@ impl Limits {
         }
         self.layer()
             .policy(Policy::new("per_user", self.per_user, UserId))
-    }
-
-    /// Counts a login attempt from `ip` for `identifier`; refused when either
-    /// limit is exhausted.
-    pub async fn login(&self, ip: Option<&str>, identifier: &str) -> Result<(), LimitError> {
-        if !self.enabled {
-            return Ok(());
-        }
-        if let Some(ip) = ip {
-            self.check("login_ip", self.login_per_ip, ip).await?;
-        }
-        self.check("login_identifier", self.login_per_identifier, identifier)
-            .await
-    }
-
-    async fn check(&self, name: &'static str, quota: Quota, key: &str) -> Result<(), LimitError> {
-        let decision = match self.backend.check(&format!("{name}:{key}"), &quota).await {
-            Ok(decision) => decision,
-            Err(error) => {
-                tracing::error!(%error, "rate limiter unavailable; refusing");
-                return Err(LimitError::Unavailable);
-            }
-        };
-        metrics::counter!("bff_ratelimit_decisions_total", "policy" => name, "outcome" => if decision.allowed { "allowed" } else { "limited" }).increment(1);
-        if decision.allowed {
-            return Ok(());
-        }
-        Err(LimitError::Limited {
-            name,
-            quota,
-            decision,
-            detail: "Too many attempts.",
-        })
     }
 }

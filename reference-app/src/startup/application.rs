@@ -107,7 +107,7 @@ impl Application {
         let codes = RedisCodeStore::new(
             redis.clone(),
             format!("{prefix}codes:"),
-            code_secret,
+            code_secret.clone(),
             config.codes.policy(),
         )
         .map_err(|e| StartupError::Auth(crate::auth::AuthSetupError::Codes(e)))?;
@@ -162,6 +162,7 @@ impl Application {
                 prefix,
                 &config.rate_limit,
                 &config.http.trusted_proxies,
+                code_secret,
             )
             .map_err(StartupError::Config)?,
             cache: Arc::new(bff_cache::response::TieredStore::new(

@@ -90,7 +90,12 @@ impl AppState {
             deposit_max,
         } = parts;
         let views = ViewCache::new(Arc::clone(&cache));
-        let users = UserService::new(db.clone(), auth.sessions.clone(), views.clone());
+        let users = UserService::new(
+            db.clone(),
+            auth.sessions.clone(),
+            views.clone(),
+            limits.login.clone(),
+        );
         let wallets = WalletService::new(db.clone(), views.clone(), deposit_max);
         let currencies = CurrencyService::new(db.clone());
         let orders = OrdersGateway::new(backends, currencies.clone(), views);
@@ -98,10 +103,16 @@ impl AppState {
             auth: AuthService::new(
                 db.clone(),
                 Arc::clone(&auth),
-                limits.clone(),
+                limits.login.clone(),
                 outbox.clone(),
             ),
-            codes: CodeService::new(db.clone(), Arc::clone(&auth), codes, outbox),
+            codes: CodeService::new(
+                db.clone(),
+                Arc::clone(&auth),
+                codes,
+                limits.login.clone(),
+                outbox,
+            ),
             records: RecordService::new(db.clone(), users.clone()),
             dashboard: DashboardService::new(
                 users.clone(),

@@ -29,6 +29,9 @@ pub enum UserError {
     /// The session store could not end the user's sessions.
     #[error(transparent)]
     Sessions(#[from] bff_auth::session::SessionError),
+    /// The login guard's store failed.
+    #[error(transparent)]
+    Guard(#[from] crate::limits::LimitError),
     /// The database failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
@@ -47,6 +50,7 @@ impl From<UserError> for ApiError {
             }
             UserError::GrantAbove => forbidden("Nobody grants a role above their own."),
             UserError::Sessions(error) => error.into(),
+            UserError::Guard(error) => error.into(),
             UserError::Database(error) => error.into(),
         }
     }

@@ -56,6 +56,14 @@ pub struct UserView {
 }
 
 impl UserRecord {
+    /// The identifiers one signs in with: the email, then the phone.
+    pub fn identifiers(&self) -> impl Iterator<Item = &str> {
+        self.email
+            .as_deref()
+            .into_iter()
+            .chain(self.phone.as_deref())
+    }
+
     /// The role; an unknown stored value (impossible under the table's check)
     /// falls back to the least privileged.
     pub fn role(&self) -> Role {

@@ -4,6 +4,7 @@ use aide::axum::ApiRouter;
 use aide::axum::routing::{get_with, post_with, put_with};
 use aide::transform::TransformOperation;
 use axum::extract::{FromRef, Path, State};
+use axum::response::NoContent;
 use bff_auth::layer::Principal;
 use bff_core::Problem;
 use bff_core::extract::{Json, Query};
@@ -93,6 +94,14 @@ where
             "/api/v1/admin/users/{id}/unblock",
             post_with(unblock, |op| {
                 on_user(op.summary("Unblock a user").description("Admins."))
+            }),
+        )
+        .api_route(
+            "/api/v1/admin/users/{id}/unlock-login",
+            post_with(unlock_login, |op| {
+                on_user(op.summary("Clear a user's login locks").description(
+                    "Admins. Clears every lock and failure count of the user's email and phone, from every client address.",
+                ))
             }),
         )
 }
@@ -233,6 +242,17 @@ async fn block(
     let actor = actor(&authz, &meta)?;
     let user = users.set_blocked(actor, path_id(&path.id)?, true).await?;
     Ok(Json(AdminUserView::from(&user)))
+}
+
+async fn unlock_login(
+    State(users): State<UserService>,
+    authz: Authz<Principal>,
+    meta: ClientMeta,
+    Path(path): Path<UserPath>,
+) -> ApiResult<NoContent> {
+    let actor = actor(&authz, &meta)?;
+    users.unlock_login(actor, path_id(&path.id)?).await?;
+    Ok(NoContent)
 }
 
 async fn unblock(

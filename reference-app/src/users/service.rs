@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::{UserError, UserRecord, ViewCache, store};
 use crate::audit::{self, Entry};
 use crate::identity::Role;
+use crate::limits::LoginGuard;
 use crate::rbac;
 
 /// Accounts, their sessions and their cached views.
@@ -17,6 +18,7 @@ pub struct UserService {
     db: PgPool,
     sessions: RedisSessionStore,
     views: ViewCache,
+    guard: LoginGuard,
 }
 
 /// Who acts on another account, and from where.
@@ -39,12 +41,19 @@ struct Locked {
 }
 
 impl UserService {
-    /// The service over `db`, ending sessions in `sessions`.
-    pub fn new(db: PgPool, sessions: RedisSessionStore, views: ViewCache) -> Self {
+    /// The service over `db`, ending sessions in `sessions` and clearing
+    /// login locks in `guard`.
+    pub fn new(
+        db: PgPool,
+        sessions: RedisSessionStore,
+        views: ViewCache,
+        guard: LoginGuard,
+    ) -> Self {
         Self {
             db,
             sessions,
             views,
+            guard,
         }
     }
 
@@ -161,6 +170,26 @@ impl UserService {
             self.sessions.revoke_all(&key, None).await?;
         }
         Ok(user)
+    }
+
+    /// Clears every login lock and failure count of user `target`'s
+    /// identifiers, from every client.
+    pub async fn unlock_login(&self, actor: Actor<'_>, target: Uuid) -> Result<(), UserError> {
+        let mut tx = self.db.begin().await?;
+        let Locked { target, .. } = lock_pair(&mut tx, actor, target).await?;
+        for identifier in target.identifiers() {
+            self.guard.clear(identifier).await?;
+        }
+        audit::record(
+            &mut *tx,
+            Entry {
+                ip: actor.ip,
+                ..Entry::new(Some(actor.id), "auth.unlocked", "user", target.id)
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 }
 

@@ -586,3 +586,28 @@ async fn bad_input_is_422_and_changes_nothing() {
         202
     );
 }
+
+#[tokio::test]
+async fn a_reset_clears_every_login_lock_of_the_account() {
+    let app = TestApp::spawn_with(|c| c.rate_limit.login_lock_after = 2).await;
+    let mut inbox = app.notifications().await;
+    let login = |password: &'static str| {
+        app.client
+            .post(app.url("/api/v1/auth/login"))
+            .json(&json!({"identifier": "customer@example.com", "password": password}))
+            .send()
+    };
+    for _ in 0..2 {
+        assert_eq!(login("guess").await.expect("sent").status(), 401);
+    }
+    assert_eq!(login(SEED_PASSWORD).await.expect("sent").status(), 429);
+    let code = code_for(&app, &mut inbox, "customer@example.com", "reset_password").await;
+    let response = app
+        .post_json(
+            "/api/v1/auth/confirm-reset-password",
+            &json!({"identifier": "customer@example.com", "code": code, "new_password": NEW_PASSWORD}),
+        )
+        .await;
+    assert_eq!(response.status(), 204);
+    assert_eq!(login(NEW_PASSWORD).await.expect("sent").status(), 200);
+}

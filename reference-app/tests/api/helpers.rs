@@ -192,7 +192,7 @@ impl TestApp {
         config.rate_limit.rate_limit_per_ip = generous;
         config.rate_limit.rate_limit_per_user = generous;
         config.rate_limit.rate_limit_login_per_ip = generous;
-        config.rate_limit.rate_limit_login_per_identifier = generous;
+        config.rate_limit.login_failures_per_identifier = generous;
         configure(&mut config);
         let streams = TestStreams::new(&config);
         Self::start(
@@ -305,6 +305,16 @@ impl TestApp {
             .await;
         assert_eq!(response.status(), 200, "login as {identifier}");
         response.json().await.expect("token response")
+    }
+
+    /// A client whose requests come from `ip` (any address of 127.0.0.0/8),
+    /// to play several clients against one app.
+    pub(crate) fn client_from(&self, ip: &str) -> reqwest::Client {
+        reqwest::Client::builder()
+            .local_address(ip.parse::<std::net::IpAddr>().expect("an address"))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
     }
 
     /// Status of `GET /api/v1/me` with `token`.

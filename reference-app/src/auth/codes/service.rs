@@ -17,7 +17,7 @@ use crate::auth::service::{
 use crate::auth::{Auth, AuthError, TokenResponse};
 use crate::http::extract::ClientMeta;
 use crate::identity::{Identifier, NewPassword, Role};
-use crate::limits::LimitError;
+use crate::limits::{LimitError, LoginGuard};
 use crate::messaging::outbox::{self, OutboxSignal};
 use crate::messaging::{DomainEvent, Locale, Template};
 use crate::users::{NewUser, store as users};
@@ -28,6 +28,7 @@ pub struct CodeService {
     db: PgPool,
     auth: Arc<Auth>,
     codes: Arc<dyn CodeStore>,
+    guard: LoginGuard,
     outbox: OutboxSignal,
 }
 
@@ -43,12 +44,14 @@ impl CodeService {
         db: PgPool,
         auth: Arc<Auth>,
         codes: Arc<dyn CodeStore>,
+        guard: LoginGuard,
         outbox: OutboxSignal,
     ) -> Self {
         Self {
             db,
             auth,
             codes,
+            guard,
             outbox,
         }
     }
@@ -277,6 +280,12 @@ impl CodeService {
         tx.commit().await?;
         self.outbox.wake();
         let ended = end_sessions_after_change(&self.auth, &user_id, None).await;
+        // Whoever locked the account out of login, its owner is back in.
+        for identifier in user.identifiers() {
+            if let Err(error) = self.guard.clear(identifier).await {
+                tracing::error!(%error, user_id = %user.id, "could not clear login locks after a reset");
+            }
+        }
         tracing::info!(target: "audit", action = "password_reset", user_id = %user.id, ended, "password reset; every session ended");
         Ok(())
     }
