@@ -83,7 +83,12 @@ async fn a_code_is_bound_to_its_purpose_and_identifier() {
 
 #[tokio::test]
 async fn the_fifth_wrong_check_burns_the_code() {
-    let store = store(CodePolicy::default()).await;
+    // A budget large enough for this test's wrong checks, all of one identifier.
+    let store = store(CodePolicy {
+        daily_failures_per_identifier: 100,
+        ..CodePolicy::default()
+    })
+    .await;
     let code = store.issue("register", ALICE).await.expect("issued");
     for _ in 0..MAX_ATTEMPTS - 1 {
         assert_eq!(
@@ -192,7 +197,9 @@ async fn the_store_holds_no_codes_or_addresses() {
     let code = store.issue("register", ALICE).await.expect("issued");
     let mut conn = connect().await;
     let keys: Vec<String> = conn.keys(format!("{prefix}*")).await.expect("keys");
-    assert_eq!(keys.len(), 4, "{keys:?}");
+    // The cooldown, the code, and the counters per identifier and client, per
+    // identifier and per client.
+    assert_eq!(keys.len(), 5, "{keys:?}");
     for key in keys {
         assert!(
             !key.contains("alice") && !key.contains("127.0.0.1"),
@@ -359,4 +366,103 @@ async fn the_limit_that_lasts_longest_sets_the_retry_time() {
         } => assert!(retry_after > Duration::from_secs(3590), "{retry_after:?}"),
         other => panic!("expected the hourly cap, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn one_client_cannot_starve_the_owner_of_codes() {
+    let store = store(CodePolicy {
+        cooldown: Duration::from_secs(1),
+        hourly_per_identifier: 2,
+        hourly_per_identifier_all: 3,
+        ..CodePolicy::default()
+    })
+    .await;
+    let ask = |purpose: &'static str, client: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .throttle(purpose, ALICE, Some(client))
+                .await
+                .expect("store")
+        }
+    };
+    assert_eq!(ask("a", "attacker").await, Throttle::Allowed);
+    assert_eq!(ask("b", "attacker").await, Throttle::Allowed);
+    assert!(matches!(
+        ask("c", "attacker").await,
+        Throttle::Limited {
+            limit: Limit::HourlyPerIdentifier,
+            ..
+        }
+    ));
+    // The owner, elsewhere, still gets a code.
+    assert_eq!(ask("c", "owner").await, Throttle::Allowed);
+    // Many clients together meet the looser identifier-wide cap.
+    assert!(matches!(
+        ask("d", "another").await,
+        Throttle::Limited {
+            limit: Limit::HourlyPerIdentifierAll,
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
+async fn wrong_checks_spend_a_daily_budget_across_codes() {
+    let store = store(CodePolicy {
+        cooldown: Duration::from_secs(1),
+        daily_failures_per_identifier: 3,
+        ..CodePolicy::default()
+    })
+    .await;
+    let first = store.issue("register", ALICE).await.expect("issued");
+    for _ in 0..2 {
+        assert_eq!(
+            store
+                .check("register", ALICE, &wrong(&first))
+                .await
+                .expect("store"),
+            CodeCheck::Invalid
+        );
+    }
+    // A fresh code for another purpose shares the budget.
+    let second = store.issue("reset_password", ALICE).await.expect("issued");
+    assert_eq!(
+        store
+            .check("reset_password", ALICE, &wrong(&second))
+            .await
+            .expect("store"),
+        CodeCheck::Invalid
+    );
+    // Spent: even the right code no longer passes, and no new code is sent.
+    assert_eq!(
+        store.check("register", ALICE, &first).await.expect("store"),
+        CodeCheck::Invalid
+    );
+    match store
+        .throttle("register", ALICE, Some("owner"))
+        .await
+        .expect("store")
+    {
+        Throttle::Limited {
+            limit: Limit::FailureBudget,
+            retry_after,
+        } => assert!(
+            retry_after > Duration::from_secs(23 * 3600),
+            "{retry_after:?}"
+        ),
+        other => panic!("expected the failure budget, got {other:?}"),
+    }
+    // Other identifiers are not affected.
+    let bob = store
+        .issue("register", "bob@example.com")
+        .await
+        .expect("issued");
+    assert_eq!(
+        store
+            .check("register", "bob@example.com", &bob)
+            .await
+            .expect("store"),
+        CodeCheck::Valid
+    );
 }

@@ -12,9 +12,15 @@
 //!   Issuing a new code replaces the previous one.
 //! - Comparison is constant-time.
 //! - Sending is throttled per identifier and purpose (a cooldown), per
-//!   identifier (an hourly cap over all purposes) and per client (an hourly cap),
-//!   in state every instance shares. Callers throttle unknown and known
-//!   identifiers alike, so the throttle reveals nothing either.
+//!   identifier and client (an hourly cap over all purposes), per identifier
+//!   from all clients (a looser hourly cap, so that no one client can starve
+//!   the owner of codes), and per client (an hourly cap), in state every
+//!   instance shares. Callers throttle unknown and known identifiers alike, so
+//!   the throttle reveals nothing either.
+//! - Guessing has a lifetime budget: wrong checks of one identifier's codes, all
+//!   codes and purposes together, are counted over a day; past
+//!   [`CodePolicy::daily_failures_per_identifier`], no new code is sent to it and
+//!   no code of it is checked until the day is out.
 //!
 //! [`CodeStore`] is the seam; `RedisCodeStore` (feature `redis`) keeps the
 //! state in Redis with one atomic script per decision.
@@ -173,10 +179,17 @@ pub struct CodePolicy {
     pub ttl: Duration,
     /// Least time between two codes for one identifier and purpose (default 60 s).
     pub cooldown: Duration,
-    /// Codes one identifier may be sent in an hour, all purposes together (default 5).
+    /// Codes one identifier may be sent in an hour at one client's request,
+    /// all purposes together (default 5).
     pub hourly_per_identifier: u32,
+    /// Codes one identifier may be sent in an hour from all clients together
+    /// (default 20): looser, so that one client cannot starve its owner.
+    pub hourly_per_identifier_all: u32,
     /// Codes one client may request in an hour (default 20).
     pub hourly_per_client: u32,
+    /// Wrong checks of one identifier's codes in a day, all together, after
+    /// which it gets no new code and no check until the day is out (default 10).
+    pub daily_failures_per_identifier: u32,
 }
 
 impl Default for CodePolicy {
@@ -185,7 +198,9 @@ impl Default for CodePolicy {
             ttl: MAX_TTL,
             cooldown: Duration::from_secs(60),
             hourly_per_identifier: 5,
+            hourly_per_identifier_all: 20,
             hourly_per_client: 20,
+            daily_failures_per_identifier: 10,
         }
     }
 }
@@ -200,8 +215,14 @@ impl CodePolicy {
             || self.cooldown > Duration::from_secs(3600)
         {
             "the code cooldown must be between 1 s and 1 h"
-        } else if self.hourly_per_identifier == 0 || self.hourly_per_client == 0 {
-            "the hourly code limits must be at least 1"
+        } else if self.hourly_per_identifier == 0
+            || self.hourly_per_identifier_all == 0
+            || self.hourly_per_client == 0
+            || self.daily_failures_per_identifier == 0
+        {
+            "the code limits must be at least 1"
+        } else if self.hourly_per_identifier_all < self.hourly_per_identifier {
+            "the identifier-wide hourly cap must be at least the per-client one"
         } else {
             return Ok(());
         };
@@ -215,10 +236,14 @@ impl CodePolicy {
 pub enum Limit {
     /// A code for this identifier and purpose was sent within the cooldown.
     Cooldown,
-    /// This identifier was sent its hourly number of codes.
+    /// This identifier was sent its hourly number of codes at this client's request.
     HourlyPerIdentifier,
+    /// This identifier was sent its hourly number of codes from all clients.
+    HourlyPerIdentifierAll,
     /// This client requested its hourly number of codes.
     HourlyPerClient,
+    /// This identifier's codes were guessed wrong too often today.
+    FailureBudget,
 }
 
 /// The throttle's answer.
@@ -381,6 +406,15 @@ mod tests {
             },
             CodePolicy {
                 hourly_per_client: 0,
+                ..CodePolicy::default()
+            },
+            CodePolicy {
+                daily_failures_per_identifier: 0,
+                ..CodePolicy::default()
+            },
+            CodePolicy {
+                hourly_per_identifier: 6,
+                hourly_per_identifier_all: 5,
                 ..CodePolicy::default()
             },
         ] {

@@ -18,8 +18,10 @@ use crate::layer::BoxFuture;
 /// - `P c:{h(purpose, identifier)}`: hash `d` (the code's HMAC, hex) and `n`
 ///   (checks so far); expires with the code;
 /// - `P cd:{h(purpose, identifier)}`: present during the cooldown;
-/// - `P hi:{h(identifier)}` and `P hc:{h(client)}`: hourly counters, in windows
-///   that start with the first request.
+/// - `P hic:{h(identifier, client)}`, `P hi:{h(identifier)}` and
+///   `P hc:{h(client)}`: hourly counters, in windows that start with the first
+///   request;
+/// - `P fd:{h(identifier)}`: wrong checks in a day, from the first one.
 ///
 /// Every decision is one atomic script or transaction, so instances sharing a
 /// Redis agree; the keys of one decision are passed to it explicitly.
@@ -42,42 +44,60 @@ impl std::fmt::Debug for RedisCodeStore {
 
 /// The hourly caps' window.
 const WINDOW: Duration = Duration::from_secs(3600);
+/// The failure budget's window.
+const DAY: Duration = Duration::from_secs(24 * 3600);
 
 // Checks every limit before counting anything, so a refused request costs the
-// client nothing. Replies {0, 0} when allowed, else the limit that stays in the
-// way longest and the ms until it lifts, so one Retry-After is enough.
+// client nothing. KEYS: the cooldown, the failure budget (read only), then the
+// hourly counters, whose caps are ARGV[4..]. Replies {0, 0} when allowed, else
+// the index of the key that stays in the way longest and the ms until it
+// lifts, so one Retry-After is enough.
 const THROTTLE: &str = r"
 local worst, wait = 0, 0
 local cooldown = redis.call('PTTL', KEYS[1])
 if cooldown > 0 then worst, wait = 1, cooldown end
-local caps = {0, tonumber(ARGV[2]), tonumber(ARGV[3])}
-for i = 2, #KEYS do
+if tonumber(redis.call('GET', KEYS[2]) or '0') >= tonumber(ARGV[3]) then
+  local ttl = redis.call('PTTL', KEYS[2])
+  if ttl > wait then worst, wait = 2, ttl end
+end
+for i = 3, #KEYS do
   local n = tonumber(redis.call('GET', KEYS[i]) or '0')
-  if n >= caps[i] then
+  if n >= tonumber(ARGV[i + 1]) then
     local ttl = redis.call('PTTL', KEYS[i])
-    if ttl < 0 then ttl = tonumber(ARGV[4]) end
+    if ttl < 0 then ttl = tonumber(ARGV[2]) end
     if ttl > wait then worst, wait = i, ttl end
   end
 end
 if worst > 0 then return {worst, wait} end
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
-for i = 2, #KEYS do
-  if redis.call('INCR', KEYS[i]) == 1 then redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
+for i = 3, #KEYS do
+  if redis.call('INCR', KEYS[i]) == 1 then redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
 end
 return {0, 0}
 ";
 
 // Counts a check and returns the stored digest, or nothing when there is no
-// code or it has had its checks (it is then deleted).
+// code, it has had its checks, or the identifier's failure budget is spent
+// (the code is then deleted). KEYS: the code, the failure budget.
 const FETCH: &str = r"
 local d = redis.call('HGET', KEYS[1], 'd')
 if not d then return false end
+if tonumber(redis.call('GET', KEYS[2]) or '0') >= tonumber(ARGV[2]) then
+  redis.call('DEL', KEYS[1])
+  return false
+end
 local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
 if n > tonumber(ARGV[1]) then
   redis.call('DEL', KEYS[1])
   return false
 end
 return {d, n}
+";
+
+// Counts a wrong check against the identifier's daily budget. KEYS: the budget.
+const FAILED: &str = r"
+if redis.call('INCR', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return 1
 ";
 
 // Deletes the code only if it is still the one that was checked: the first of
@@ -90,6 +110,7 @@ return 0
 static THROTTLE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(THROTTLE));
 static FETCH_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(FETCH));
 static CONSUME_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(CONSUME));
+static FAILED_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(FAILED));
 
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
@@ -130,23 +151,33 @@ impl CodeStore for RedisCodeStore {
         client: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Throttle, CodeError>> {
         Box::pin(async move {
+            let policy = &self.policy;
             let mut invocation = THROTTLE_SCRIPT.key(self.key("cd", &[purpose, identifier]));
-            invocation.key(self.key("hi", &[identifier]));
+            invocation
+                .key(self.key("fd", &[identifier]))
+                .key(self.key("hic", &[identifier, client.unwrap_or("")]))
+                .key(self.key("hi", &[identifier]));
+            invocation
+                .arg(ms(policy.cooldown))
+                .arg(ms(WINDOW))
+                .arg(policy.daily_failures_per_identifier)
+                .arg(policy.hourly_per_identifier)
+                .arg(policy.hourly_per_identifier_all);
             if let Some(client) = client {
-                invocation.key(self.key("hc", &[client]));
+                invocation
+                    .key(self.key("hc", &[client]))
+                    .arg(policy.hourly_per_client);
             }
             let (limit, retry_ms): (u8, u64) = invocation
-                .arg(ms(self.policy.cooldown))
-                .arg(self.policy.hourly_per_identifier)
-                .arg(self.policy.hourly_per_client)
-                .arg(ms(WINDOW))
                 .invoke_async(&mut self.conn.clone())
                 .await
                 .map_err(backend)?;
             let limit = match limit {
                 0 => return Ok(Throttle::Allowed),
                 1 => Limit::Cooldown,
-                2 => Limit::HourlyPerIdentifier,
+                2 => Limit::FailureBudget,
+                3 => Limit::HourlyPerIdentifier,
+                4 => Limit::HourlyPerIdentifierAll,
                 _ => Limit::HourlyPerClient,
             };
             Ok(Throttle::Limited {
@@ -189,10 +220,13 @@ impl CodeStore for RedisCodeStore {
     ) -> BoxFuture<'a, Result<CodeCheck, CodeError>> {
         Box::pin(async move {
             let key = self.key("c", &[purpose, identifier]);
+            let budget = self.key("fd", &[identifier]);
             let mut conn = self.conn.clone();
             let stored: Option<(String, u32)> = FETCH_SCRIPT
                 .key(&key)
+                .key(&budget)
                 .arg(MAX_ATTEMPTS)
+                .arg(self.policy.daily_failures_per_identifier)
                 .invoke_async(&mut conn)
                 .await
                 .map_err(backend)?;
@@ -212,6 +246,14 @@ impl CodeStore for RedisCodeStore {
                 if matches && deleted == 1 {
                     return Ok(CodeCheck::Valid);
                 }
+            }
+            if !matches {
+                let _: u8 = FAILED_SCRIPT
+                    .key(&budget)
+                    .arg(ms(DAY))
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(backend)?;
             }
             Ok(CodeCheck::Invalid)
         })

@@ -102,9 +102,17 @@ pub struct CodeArgs {
     /// Least time between two codes for one identifier and purpose.
     #[arg(long, env = "BFF_CODE_COOLDOWN", default_value = "60s", value_parser = humantime::parse_duration)]
     pub code_cooldown: Duration,
-    /// Codes one identifier may be sent per hour.
+    /// Codes one identifier may be sent per hour at one client address's request.
     #[arg(long, env = "BFF_CODE_HOURLY_LIMIT_PER_IDENTIFIER", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub code_hourly_limit_per_identifier: u32,
+    /// Codes one identifier may be sent per hour from all clients together: at
+    /// least the per-client cap, so that no one client starves the owner.
+    #[arg(long, env = "BFF_CODE_HOURLY_LIMIT_PER_IDENTIFIER_ALL", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub code_hourly_limit_per_identifier_all: u32,
+    /// Wrong codes one identifier may get in a day, all codes together; past
+    /// it, it is sent no code and no code of it passes until the day is out.
+    #[arg(long, env = "BFF_CODE_DAILY_FAILURES_PER_IDENTIFIER", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub code_daily_failures_per_identifier: u32,
     /// Codes one client IP address may request per hour.
     #[arg(long, env = "BFF_CODE_HOURLY_LIMIT_PER_IP", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub code_hourly_limit_per_ip: u32,
@@ -117,7 +125,9 @@ impl CodeArgs {
             ttl: self.code_ttl,
             cooldown: self.code_cooldown,
             hourly_per_identifier: self.code_hourly_limit_per_identifier,
+            hourly_per_identifier_all: self.code_hourly_limit_per_identifier_all,
             hourly_per_client: self.code_hourly_limit_per_ip,
+            daily_failures_per_identifier: self.code_daily_failures_per_identifier,
         }
     }
 }

@@ -29,6 +29,9 @@ pub struct RateLimitArgs {
     /// only a device the owner signed in from (its device cookie) may try.
     #[arg(long, env = "BFF_LOGIN_FAILURES_PER_IDENTIFIER", default_value = "100/24h", value_parser = parse_quota)]
     pub login_failures_per_identifier: bff_cache::ratelimit::Quota,
+    /// Wrong verification codes (register, confirm-reset-password) per client IP.
+    #[arg(long, env = "BFF_RATE_LIMIT_CODE_FAILURES_PER_IP", default_value = "20/1h", value_parser = parse_quota)]
+    pub rate_limit_code_failures_per_ip: bff_cache::ratelimit::Quota,
     /// When Redis is unavailable: `fallback` limits with each instance's memory
     /// (and logs once), `refuse` answers 503.
     #[arg(long, env = "BFF_RATE_LIMIT_ON_REDIS_ERROR", value_enum, default_value_t = OnRedisError::Fallback)]

@@ -47,6 +47,8 @@ pub struct LoginPolicy {
     pub per_identifier: Quota,
     /// Failures from one client address in a window, whatever the identifier.
     pub per_client: Quota,
+    /// Wrong verification codes from one client address in a window.
+    pub code_failures_per_client: Quota,
 }
 
 /// What a failure did.
@@ -276,6 +278,53 @@ impl LoginGuard {
                 .arg(format!("{id}:lock:{client}"));
         }
         del.query_async::<()>(&mut redis).await.map_err(unavailable)
+    }
+
+    /// Whether `client` may present a verification code now (the failures of
+    /// [`Self::code_failed`] are under their limit). Nothing is counted.
+    pub async fn check_code(&self, client: Option<&str>) -> Result<(), LimitError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let key = self.code_key(client);
+        let mut redis = self.redis.clone();
+        let (failures, ttl): (Option<u32>, i64) = redis::pipe()
+            .cmd("GET")
+            .arg(&key)
+            .cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut redis)
+            .await
+            .map_err(unavailable)?;
+        let quota = self.policy.code_failures_per_client;
+        if failures.unwrap_or(0) >= quota.count() {
+            return Err(refused(
+                "code_checks",
+                quota,
+                millis(ttl),
+                "Too many wrong codes from this address.",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Counts a wrong verification code from `client`.
+    pub async fn code_failed(&self, client: Option<&str>) -> Result<(), LimitError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let mut redis = self.redis.clone();
+        let _: u32 = redis::Script::new(COUNT)
+            .key(self.code_key(client))
+            .arg(ms(self.policy.code_failures_per_client.period()))
+            .invoke_async(&mut redis)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    fn code_key(&self, client: Option<&str>) -> String {
+        format!("{}codes:{}", self.prefix, client.unwrap_or("unknown"))
     }
 
     /// The device cookies this guard issues and recognises.

@@ -102,6 +102,7 @@ impl Limits {
                     lock_for: args.login_lock_for,
                     per_identifier: args.login_failures_per_identifier,
                     per_client: args.rate_limit_login_per_ip,
+                    code_failures_per_client: args.rate_limit_code_failures_per_ip,
                 },
                 args.rate_limit,
             ),

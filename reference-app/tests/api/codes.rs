@@ -611,3 +611,96 @@ async fn a_reset_clears_every_login_lock_of_the_account() {
     assert_eq!(response.status(), 204);
     assert_eq!(login(NEW_PASSWORD).await.expect("sent").status(), 200);
 }
+
+/// `POST path` with `body` from the client `from`.
+async fn post_from(
+    app: &TestApp,
+    from: &reqwest::Client,
+    path: &str,
+    body: &Value,
+) -> reqwest::Response {
+    from.post(app.url(path))
+        .json(body)
+        .send()
+        .await
+        .expect("sent")
+}
+
+#[tokio::test]
+async fn one_client_spending_the_codes_does_not_starve_the_owner() {
+    let app = TestApp::spawn_with(|c| {
+        c.codes.code_cooldown = Duration::from_secs(1);
+        c.codes.code_hourly_limit_per_identifier = 2;
+        c.codes.code_hourly_limit_per_identifier_all = 3;
+    })
+    .await;
+    let reset = |from: &reqwest::Client| {
+        let body = json!({"identifier": "customer@example.com"});
+        let (app, from) = (&app, from.clone());
+        async move { post_from(app, &from, "/api/v1/auth/reset-password", &body).await }
+    };
+    let (attacker, owner, third) = (
+        app.client_from("127.0.0.2"),
+        app.client_from("127.0.0.3"),
+        app.client_from("127.0.0.4"),
+    );
+    for _ in 0..2 {
+        assert_eq!(reset(&attacker).await.status(), 202);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    let response = reset(&attacker).await;
+    assert_eq!(
+        response.headers()["ratelimit-policy"],
+        "\"code_identifier\";q=2;w=3600"
+    );
+    assert_problem(response, 429, "rate_limited").await;
+    // The owner, on another network, still gets a code.
+    assert_eq!(reset(&owner).await.status(), 202);
+    // All clients together meet the looser identifier-wide cap.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let response = reset(&third).await;
+    assert_eq!(
+        response.headers()["ratelimit-policy"],
+        "\"code_identifier_all\";q=3;w=3600"
+    );
+    assert_problem(response, 429, "rate_limited").await;
+}
+
+#[tokio::test]
+async fn wrong_codes_are_limited_per_client_and_budgeted_per_identifier() {
+    let app = TestApp::spawn_with(|c| {
+        c.rate_limit.rate_limit_code_failures_per_ip = bff_cache::ratelimit::Quota::per_hour(3);
+        c.codes.code_daily_failures_per_identifier = 4;
+    })
+    .await;
+    let mut inbox = app.notifications().await;
+    let code = code_for(&app, &mut inbox, "customer@example.com", "reset_password").await;
+    let wrong = format!("{}", (code.parse::<u32>().expect("digits") + 1) % 1_000_000);
+    let wrong = format!("{wrong:0>6}");
+    let confirm = |from: &reqwest::Client, code: &str| {
+        let body = json!({"identifier": "customer@example.com", "code": code, "new_password": NEW_PASSWORD});
+        let (app, from) = (&app, from.clone());
+        async move { post_from(app, &from, "/api/v1/auth/confirm-reset-password", &body).await }
+    };
+    let guesser = app.client_from("127.0.0.2");
+    for _ in 0..3 {
+        assert_problem(confirm(&guesser, &wrong).await, 400, "code_invalid").await;
+    }
+    // The guessing address is stopped, whatever the identifier or the code.
+    let response = confirm(&guesser, &code).await;
+    assert_eq!(
+        response.headers()["ratelimit-policy"],
+        "\"code_checks\";q=3;w=3600"
+    );
+    assert_problem(response, 429, "rate_limited").await;
+    // One more wrong guess from elsewhere spends the identifier's daily budget:
+    // the right code no longer passes, and no new code is sent.
+    let other = app.client_from("127.0.0.3");
+    assert_problem(confirm(&other, &wrong).await, 400, "code_invalid").await;
+    assert_problem(confirm(&other, &code).await, 400, "code_invalid").await;
+    let response = verify_code(&app, "customer@example.com", "reset_password").await;
+    assert!(retry_after(&response) > 23 * 3600, "a day");
+    assert_problem(response, 429, "rate_limited").await;
+    // The password is unchanged.
+    app.login("customer@example.com", SEED_PASSWORD).await;
+}

@@ -193,6 +193,7 @@ impl TestApp {
         config.rate_limit.rate_limit_per_user = generous;
         config.rate_limit.rate_limit_login_per_ip = generous;
         config.rate_limit.login_failures_per_identifier = generous;
+        config.rate_limit.rate_limit_code_failures_per_ip = generous;
         configure(&mut config);
         let streams = TestStreams::new(&config);
         Self::start(

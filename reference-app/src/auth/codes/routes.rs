@@ -195,6 +195,7 @@ async fn register(
 
 async fn confirm_reset_password(
     State(codes): State<CodeService>,
+    meta: ClientMeta,
     RequestLocale(locale): RequestLocale,
     Json(body): Json<ConfirmResetRequest>,
 ) -> ApiResult<NoContent> {
@@ -206,7 +207,7 @@ async fn confirm_reset_password(
         return Err(fields.problem().into());
     };
     codes
-        .confirm_reset(&identifier, &code, password, locale)
+        .confirm_reset(&identifier, &code, password, locale, &meta)
         .await?;
     Ok(NoContent)
 }

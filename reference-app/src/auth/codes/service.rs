@@ -119,6 +119,16 @@ impl CodeService {
                 Quota::new(policy.hourly_per_identifier, hour),
                 "Too many codes were sent to this address in the last hour.",
             ),
+            Limit::HourlyPerIdentifierAll => (
+                "code_identifier_all",
+                Quota::new(policy.hourly_per_identifier_all, hour),
+                "Too many codes were sent to this address in the last hour.",
+            ),
+            Limit::FailureBudget => (
+                "code_failures",
+                Quota::new(policy.daily_failures_per_identifier, 24 * hour),
+                "Too many wrong codes for this address today; try again tomorrow.",
+            ),
             _ => (
                 "code_client",
                 Quota::new(policy.hourly_per_client, hour),
@@ -187,19 +197,25 @@ impl CodeService {
 
     /// Whether `code` is the valid code of `purpose` for `identifier` (it is
     /// spent if it is).
+    /// Checks `code`; wrong codes from one client address are limited.
     async fn check(
         &self,
         purpose: Purpose,
         identifier: &Identifier,
         code: &OtpCode,
+        client: Option<&str>,
     ) -> Result<(), AuthError> {
+        self.guard.check_code(client).await?;
         match self
             .codes
             .check(purpose.as_str(), identifier.as_str(), code)
             .await?
         {
             CodeCheck::Valid => Ok(()),
-            _ => Err(AuthError::CodeInvalid),
+            _ => {
+                self.guard.code_failed(client).await?;
+                Err(AuthError::CodeInvalid)
+            }
         }
     }
 
@@ -213,7 +229,13 @@ impl CodeService {
         name: String,
         meta: ClientMeta,
     ) -> Result<TokenResponse, AuthError> {
-        self.check(Purpose::Register, identifier, code).await?;
+        self.check(
+            Purpose::Register,
+            identifier,
+            code,
+            meta.client_key.as_deref(),
+        )
+        .await?;
         let hash = hash(&self.auth, password).await?;
         let (email, phone) = match identifier {
             Identifier::Email(email) => (Some(email.as_str().to_owned()), None),
@@ -256,8 +278,15 @@ impl CodeService {
         code: &OtpCode,
         password: NewPassword,
         locale: Locale,
+        meta: &ClientMeta,
     ) -> Result<(), AuthError> {
-        self.check(Purpose::ResetPassword, identifier, code).await?;
+        self.check(
+            Purpose::ResetPassword,
+            identifier,
+            code,
+            meta.client_key.as_deref(),
+        )
+        .await?;
         // A code is only ever sent to an existing account; one deleted since has
         // nothing to reset.
         let user = users::find_by_identifier(&self.db, identifier)
