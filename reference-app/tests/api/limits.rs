@@ -3,6 +3,7 @@
 
 use bff_app::config::OnRedisError;
 use bff_cache::ratelimit::Quota;
+use secrecy::ExposeSecret;
 use serde_json::json;
 
 use crate::helpers::{
@@ -384,4 +385,29 @@ async fn without_redis_the_limiter_falls_back_or_refuses_as_configured() {
     // The alternative fails closed.
     assert_problem(refuse.get("/api/v1/currencies").await, 503, "unavailable").await;
     redis.restart();
+}
+
+#[tokio::test]
+async fn limiter_keys_name_no_email_or_phone() {
+    let app = TestApp::spawn().await;
+    for identifier in ["customer@example.com", "nobody@example.com", "+14155550123"] {
+        assert_eq!(login(&app, identifier, "guess").await.status(), 401);
+    }
+    let client = redis::Client::open(app.config.redis.redis_url.expose_secret()).expect("url");
+    let mut redis = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*", app.config.redis.redis_prefix))
+        .query_async(&mut redis)
+        .await
+        .expect("keys");
+    assert!(keys.iter().any(|k| k.contains(":login:")), "{keys:?}");
+    for key in &keys {
+        assert!(
+            !key.contains("example") && !key.contains("4155550123"),
+            "{key}"
+        );
+    }
 }
