@@ -9,6 +9,8 @@
 //! - [`metrics`]: Prometheus request metrics by route template;
 //! - [`health`]: liveness and readiness with pluggable checks (Postgres, Redis and
 //!   NATS behind the `postgres`, `redis` and `nats` features);
+//! - [`security_headers`]: `nosniff`, a restrictive CSP, no referrer, no framing
+//!   and `no-store` on every response that does not say otherwise;
 //! - [`server`]: serving with bounded graceful shutdown on SIGINT/SIGTERM;
 //! - [`stack`]: all of the above, plus body limit, timeout and CORS, in one call;
 //! - [`extract`] and [`pagination`]: JSON and query extractors with per-field
@@ -42,6 +44,7 @@ pub mod openapi;
 pub mod pagination;
 pub mod problem;
 pub mod request_id;
+pub mod security_headers;
 pub mod server;
 pub mod stack;
 pub mod telemetry;

@@ -1,8 +1,8 @@
 //! The standard middleware stack of a BFF, in one call.
 //!
 //! [`apply`] wraps every route (and the fallback) of a router, outermost first, in:
-//! request id, tracing span, metrics, CORS, problem normalisation, panic catching,
-//! request timeout and body limit. The order matters: the request id is set before
+//! request id, tracing span, metrics, security headers, CORS, problem
+//! normalisation, panic catching, request timeout and body limit. The order matters: the request id is set before
 //! anything logs, metrics see the final status (a panic counts as a 500), and the
 //! problem layer sits inside the request id so error bodies carry it.
 //!
@@ -33,6 +33,7 @@ use crate::error_layer::{ProblemLayer, panic_response};
 use crate::metrics::{MetricsLayer, UNMATCHED};
 use crate::problem::Problem;
 use crate::request_id::{RequestId, RequestIdLayer, X_REQUEST_ID};
+use crate::security_headers::SecurityHeadersLayer;
 
 /// Settings of the HTTP stack.
 #[derive(Debug, Clone)]
@@ -134,7 +135,8 @@ where
                             .latency_unit(LatencyUnit::Millis),
                     ),
             )
-            .layer(MetricsLayer::new()),
+            .layer(MetricsLayer::new())
+            .layer(SecurityHeadersLayer::new()),
     )
 }
 

@@ -625,3 +625,51 @@ async fn a_redis_outage_at_login_is_a_503_not_a_500() {
         .await;
     assert_problem(response, 503, "unavailable").await;
 }
+
+#[tokio::test]
+async fn token_responses_and_profiles_are_never_cached_or_sniffed() {
+    let app = TestApp::spawn().await;
+    let login = app
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({"identifier": "customer@example.com", "password": SEED_PASSWORD}),
+        )
+        .await;
+    assert_eq!(login.status(), 200);
+    let tokens: Value = {
+        let headers = login.headers().clone();
+        assert_eq!(headers["cache-control"], "no-store");
+        login.json().await.expect("json")
+    };
+    let access = tokens["access_token"].as_str().expect("token");
+    let me = app
+        .authed(reqwest::Method::GET, "/api/v1/me", access)
+        .send()
+        .await
+        .expect("sent");
+    let refused = app.get("/api/v1/me").await;
+    for response in [&me, &refused] {
+        let headers = response.headers();
+        assert_eq!(headers["cache-control"], "no-store");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["x-frame-options"], "DENY");
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+        assert_eq!(
+            headers["content-security-policy"],
+            "default-src 'none'; frame-ancestors 'none'"
+        );
+    }
+    // What is meant to be cached says so, and the docs page keeps its own policy.
+    let jwks = app.get("/.well-known/jwks.json").await;
+    assert!(
+        jwks.headers()["cache-control"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("public")
+    );
+    let docs = app.get("/docs").await;
+    assert_ne!(
+        docs.headers()["content-security-policy"],
+        "default-src 'none'; frame-ancestors 'none'"
+    );
+}

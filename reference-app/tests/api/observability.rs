@@ -97,6 +97,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("put", "/api/v1/admin/users/{id}/role"),
     ("post", "/api/v1/admin/users/{id}/block"),
     ("post", "/api/v1/admin/users/{id}/unblock"),
+    ("post", "/api/v1/admin/users/{id}/unlock-login"),
     ("get", "/api/v1/admin/audit-log"),
     ("get", "/api/v1/addresses"),
     ("post", "/api/v1/addresses"),

@@ -137,6 +137,12 @@ async fn every_admin_and_manager_endpoint_against_every_role() {
         ),
         (
             Method::POST,
+            format!("/api/v1/admin/users/{t}/unlock-login"),
+            None,
+            [401, 403, 403, 204],
+        ),
+        (
+            Method::POST,
             format!("/api/v1/addresses/{address}/restore"),
             None,
             [401, 403, 403, 200],
