@@ -33,6 +33,11 @@ pub struct HttpArgs {
     /// anyone else the header is ignored. None by default.
     #[arg(long, env = "BFF_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr)]
     pub trusted_proxies: Vec<String>,
+    /// Serve `/metrics` on this address only (e.g. `127.0.0.1:9090`), not on
+    /// the API's listener, so scrapers reach it and the public does not. None
+    /// by default: `/metrics` is on the API's listener.
+    #[arg(long, env = "BFF_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     /// Time limit of each readiness check.
     #[arg(long, env = "BFF_READINESS_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
     pub readiness_timeout: Duration,

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use super::state::{AppState, Parts};
 use super::workers::{Worker, Workers, warn_if_plaintext};
-use super::{StartupError, app};
+use super::{MetricsOn, StartupError, app, metrics_app};
 use crate::auth::Auth;
 use crate::config::{Profile, ServeArgs, redacted};
 use crate::db;
@@ -27,6 +27,8 @@ use crate::orders::client::{Backends, OrdersClient};
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    /// `/metrics` on a listener of its own, when so configured.
+    metrics: Option<(TcpListener, Router)>,
     db: PgPool,
     nats: async_nats::Client,
     shutdown_timeout: Duration,
@@ -179,11 +181,21 @@ impl Application {
             dashboard: backends.dashboard(),
             deposit_max: config.money.deposit_max,
         });
-        let router = app(state, readiness, &http)?;
+        let (metrics, metrics_on) = match config.http.metrics_addr {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartupError::Bind { addr, source })?;
+                (Some((listener, metrics_app(&http))), MetricsOn::OwnListener)
+            }
+            None => (None, MetricsOn::Api),
+        };
+        let router = app(state, readiness, &http, metrics_on)?;
 
         Ok(Self {
             listener,
             router,
+            metrics,
             db,
             nats,
             shutdown_timeout: config.http.shutdown_timeout,
@@ -197,12 +209,36 @@ impl Application {
         self.listener.local_addr()
     }
 
+    /// The address `/metrics` is served on when it has a listener of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
+    }
+
     /// Serves until `shutdown` resolves, drains in-flight requests, then closes the pools.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartupError> {
-        let workers: Vec<JoinHandle<()>> = self.workers.into_iter().map(tokio::spawn).collect();
+        let mut workers: Vec<JoinHandle<()>> = self.workers.into_iter().map(tokio::spawn).collect();
+        if let Some((listener, router)) = self.metrics {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "serving /metrics");
+            }
+            let mut stop = self.stop_workers.subscribe();
+            let stopped = async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            };
+            workers.push(tokio::spawn(async move {
+                if let Err(error) = axum::serve(listener, router)
+                    .with_graceful_shutdown(stopped)
+                    .await
+                {
+                    tracing::error!(%error, "the metrics listener failed");
+                }
+            }));
+        }
         if let Ok(addr) = self.listener.local_addr() {
             tracing::info!(%addr, "listening");
         }

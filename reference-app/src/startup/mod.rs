@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use bff_core::openapi;
 
 pub use self::application::Application;
-pub use self::router::app;
+pub use self::router::{MetricsOn, app, metrics_app};
 pub use self::state::AppState;
 
 /// Why the application could not start.

@@ -18,6 +18,15 @@ use super::AppState;
 use crate::records::{Address, WishlistItem};
 use crate::users::ViewCache;
 
+/// Where `/metrics` is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsOn {
+    /// With the API.
+    Api,
+    /// On a listener of its own ([`metrics_app`]).
+    OwnListener,
+}
+
 /// The whole HTTP application: every route, the OpenAPI document and the stack.
 ///
 /// Tests call it directly and drive it with `tower::ServiceExt::oneshot`.
@@ -25,6 +34,7 @@ pub fn app(
     state: AppState,
     readiness: Readiness,
     http: &HttpConfig,
+    metrics_on: MetricsOn,
 ) -> Result<Router, openapi::PublishError> {
     let docs = ApiDocs::new();
     let mut api = api_info();
@@ -52,7 +62,10 @@ pub fn app(
         // The API, not the probes and documents below.
         .layer(state.limits.per_ip_layer())
         .merge(bff_core::health::routes(readiness))
-        .merge(metrics::routes(recorder()))
+        .merge(match metrics_on {
+            MetricsOn::Api => metrics::routes(recorder()),
+            MetricsOn::OwnListener => ApiRouter::new(),
+        })
         .merge(openapi::routes(docs.clone()))
         .fallback(stack::not_found)
         // Any route can also answer 413, 429, 500 or 503 from the stack, so every
@@ -74,6 +87,14 @@ pub fn app(
         .with_state(state);
     docs.publish(&api)?;
     Ok(stack::apply(router, http))
+}
+
+/// `/metrics` alone, for a listener of its own.
+pub fn metrics_app(http: &HttpConfig) -> Router {
+    let router: Router = metrics::routes(recorder())
+        .fallback(stack::not_found)
+        .into();
+    stack::apply(router, http)
 }
 
 /// Currencies are public reference data: shared by every caller, 5 minutes.

@@ -141,6 +141,8 @@ impl Drop for TestStreams {
 
 pub(crate) struct TestApp {
     pub(crate) address: String,
+    /// Where `/metrics` is served, when it has a listener of its own.
+    pub(crate) metrics_address: Option<String>,
     pub(crate) client: reqwest::Client,
     pub(crate) db: PgPool,
     /// The settings it runs with (a sibling instance reuses them).
@@ -227,6 +229,7 @@ impl TestApp {
             .await
             .unwrap_or_else(|e| panic!("the app builds: {}", bff_core::problem::ErrorChain(&e)));
         let address = format!("http://{}", app.local_addr().expect("bound"));
+        let metrics_address = app.metrics_addr().map(|addr| format!("http://{addr}"));
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async move {
             let _ = rx.await;
@@ -240,6 +243,7 @@ impl TestApp {
             .expect("client");
         Self {
             address,
+            metrics_address,
             client,
             db,
             config,

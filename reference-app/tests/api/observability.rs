@@ -252,3 +252,39 @@ async fn swagger_ui_is_served_from_the_app_itself() {
     }
     assert_eq!(app.get("/docs/not-an-asset.js").await.status(), 404);
 }
+
+#[tokio::test]
+async fn metrics_can_live_on_a_listener_of_their_own() {
+    let app = TestApp::spawn_with(|c| {
+        c.http.metrics_addr = Some("127.0.0.1:0".parse().expect("addr"));
+    })
+    .await;
+    assert_eq!(app.get("/api/v1/currencies").await.status(), 200);
+    // Not on the API's listener, nor in its OpenAPI document...
+    assert_eq!(app.get("/metrics").await.status(), 404);
+    let document: Value = app.get("/openapi.json").await.json().await.expect("json");
+    assert!(document["paths"].get("/metrics").is_none());
+    // ...but on its own, and only there.
+    let metrics = app.metrics_address.clone().expect("a metrics listener");
+    let response = app
+        .client
+        .get(format!("{metrics}/metrics"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    assert!(
+        response
+            .text()
+            .await
+            .expect("text")
+            .contains("http_server_requests_total")
+    );
+    let api = app
+        .client
+        .get(format!("{metrics}/api/v1/currencies"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(api.status(), 404);
+}
