@@ -32,8 +32,10 @@ pub const MAX_LIMIT: u32 = 100;
 /// Longest cursor accepted, so a forged cursor cannot make the server decode megabytes.
 const MAX_CURSOR_LEN: usize = 512;
 
-/// The `limit` and `cursor` query parameters, as sent.
+/// The `limit` and `cursor` query parameters, as sent. Any other parameter
+/// is refused (422 naming it): a list takes no parameter it would ignore.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PageParams {
     /// Page size, 1 to 100 (default 20).
     pub limit: Option<u32>,
@@ -74,6 +76,23 @@ impl PageParams {
             })?),
         };
         Ok(PageRequest { limit, after })
+    }
+}
+
+impl PageParams {
+    /// The canonical query string of these parameters: the default limit left
+    /// out, numbers without leading zeros, `limit` before `cursor`. Equal
+    /// requests get equal strings, so a cache keyed by the query keeps one
+    /// entry for them.
+    pub fn canonical_query(&self) -> String {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        if let Some(limit) = self.limit.filter(|limit| *limit != DEFAULT_LIMIT) {
+            query.append_pair("limit", &limit.to_string());
+        }
+        if let Some(cursor) = self.cursor.as_deref().filter(|c| !c.is_empty()) {
+            query.append_pair("cursor", cursor);
+        }
+        query.finish()
     }
 }
 
@@ -152,6 +171,26 @@ mod tests {
             .expect_err("out of range");
             assert_eq!(problem.errors[0].field, "limit");
         }
+    }
+
+    #[test]
+    fn equal_requests_have_one_canonical_query() {
+        let parse =
+            |query: &str| -> PageParams { serde_urlencoded::from_str(query).expect("parses") };
+        for same in [
+            "",
+            "limit=20",
+            "limit=00020",
+            "cursor=",
+            "limit=020&cursor=",
+        ] {
+            assert_eq!(parse(same).canonical_query(), "", "{same}");
+        }
+        assert_eq!(
+            parse("cursor=abc&limit=005").canonical_query(),
+            "limit=5&cursor=abc"
+        );
+        assert!(serde_urlencoded::from_str::<PageParams>("junk=1").is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! Features depend on this module and never on each other's routes; nothing
 //! here knows about a feature.
 
+pub(crate) mod canonical;
 pub mod config;
 pub mod docs;
 pub mod error;

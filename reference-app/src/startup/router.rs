@@ -41,7 +41,12 @@ pub fn app(
     let router = ApiRouter::new()
         .nest(
             "/api/v1",
-            crate::currencies::routes::routes().layer(currencies_cache(&state)),
+            crate::currencies::routes::routes()
+                .layer(currencies_cache(&state))
+                // Before the cache keys the request: one entry per page.
+                .layer(axum::middleware::from_fn(
+                    crate::http::canonical::page_query,
+                )),
         )
         .merge(crate::auth::routes::public())
         .merge(crate::auth::codes::routes::routes())

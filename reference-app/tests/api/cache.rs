@@ -34,6 +34,33 @@ async fn currencies_are_served_from_the_cache() {
 }
 
 #[tokio::test]
+async fn junk_and_padded_queries_make_no_new_shared_entries() {
+    let app = TestApp::spawn().await;
+    assert_eq!(x_cache(&app.get("/api/v1/currencies").await), "MISS");
+    // The same first page, however it is spelled, is the same entry.
+    for same in ["?limit=20", "?limit=00020", "?limit=020&cursor="] {
+        let response = app.get(&format!("/api/v1/currencies{same}")).await;
+        assert_eq!(response.status(), 200, "{same}");
+        assert_eq!(x_cache(&response), "HIT", "{same}");
+    }
+    assert_eq!(
+        x_cache(&app.get("/api/v1/currencies?limit=5").await),
+        "MISS"
+    );
+    assert_eq!(
+        x_cache(&app.get("/api/v1/currencies?limit=005").await),
+        "HIT"
+    );
+    // A parameter a list does not take is refused, and so never cached.
+    for junk in ["?junk=1", "?limit=5&junk=2"] {
+        let response = app.get(&format!("/api/v1/currencies{junk}")).await;
+        let problem = response.json::<Value>().await.expect("json");
+        assert_eq!(problem["status"], 422, "{junk}");
+        assert_eq!(problem["errors"][0]["field"], "junk", "{junk}");
+    }
+}
+
+#[tokio::test]
 async fn me_is_cached_per_user_and_a_write_is_seen_by_the_next_read_everywhere() {
     let app = TestApp::spawn().await;
     let sibling = app.spawn_sibling().await;
