@@ -15,7 +15,12 @@
 
 use std::fmt;
 
-/// An email address, trimmed and lower-cased.
+use unicode_normalization::UnicodeNormalization;
+use unicode_script::{Script, UnicodeScript};
+
+/// An email address, trimmed, NFKC-normalised and lower-cased, its domain in
+/// ASCII (IDNA: `bücher.example` is `xn--bcher-kva.example`), its local part in
+/// one script.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Email(String);
 
@@ -37,21 +42,41 @@ pub enum Identifier {
 #[error("must be an email address or a phone number in international form (+79991234567)")]
 pub struct InvalidIdentifier;
 
+/// Whether every letter of `text` is of one script (digits, punctuation and
+/// marks are of all scripts).
+fn single_script(text: &str) -> bool {
+    let mut seen = None;
+    text.chars()
+        .map(|c| c.script())
+        .filter(|script| !matches!(script, Script::Common | Script::Inherited))
+        .all(|script| *seen.get_or_insert(script) == script)
+}
+
 /// Longest input looked at: the longest email address (RFC 5321) plus room for
 /// surrounding spaces. Longer input is refused before any parsing work.
 const MAX_INPUT: usize = 320;
 
 impl Email {
-    /// Parses an email address: trimmed, lower-cased, one `@` with a non-empty
-    /// local part of at most 64 bytes and a dotted domain of letters, digits and
-    /// hyphens, no spaces or control characters, at most 254 bytes in all
-    /// (RFC 5321's limits).
+    /// Parses an email address: trimmed, NFKC-normalised (so fullwidth and other
+    /// compatibility forms are the letters they look like) and lower-cased, one
+    /// `@` with a non-empty local part of at most 64 bytes in a single script
+    /// (a Latin name with a Cyrillic `а` in it is refused, not a new address)
+    /// and a dotted domain of letters, digits and hyphens, converted to ASCII
+    /// by IDNA (UTS #46), no spaces or control characters, at most 254 bytes
+    /// in all (RFC 5321's limits).
     pub fn parse(input: &str) -> Result<Self, InvalidIdentifier> {
         if input.len() > MAX_INPUT {
             return Err(InvalidIdentifier);
         }
-        let email = input.trim().to_lowercase();
-        let (local, domain) = email.split_once('@').ok_or(InvalidIdentifier)?;
+        let normalised: String = input.trim().nfkc().collect();
+        let lowered = normalised.to_lowercase();
+        let (local, domain) = lowered.split_once('@').ok_or(InvalidIdentifier)?;
+        if !single_script(local) || domain.chars().any(char::is_whitespace) {
+            return Err(InvalidIdentifier);
+        }
+        let domain = idna::domain_to_ascii_strict(domain).map_err(|_| InvalidIdentifier)?;
+        let email = format!("{local}@{domain}");
+        let (local, domain) = (local, domain.as_str());
         let valid = email.len() <= 254
             && !local.is_empty()
             && local.len() <= 64
@@ -175,6 +200,39 @@ mod tests {
         assert!(Email::parse(&long_local).is_err());
         let long = format!("a@{}.com", "b".repeat(400));
         assert!(Email::parse(&long).is_err());
+    }
+
+    #[test]
+    fn look_alikes_are_the_address_they_look_like_or_refused() {
+        let parse = |input: &str| Email::parse(input).map(|e| e.as_str().to_owned());
+        // Fullwidth forms are the ASCII letters they look like.
+        assert_eq!(
+            parse("\u{ff41}\u{ff4c}\u{ff49}\u{ff43}\u{ff45}\u{ff20}example.com"),
+            Ok("alice@example.com".to_owned())
+        );
+        assert_eq!(
+            parse("alice@\u{ff45}\u{ff58}ample.com"),
+            Ok("alice@example.com".to_owned())
+        );
+        // A domain is kept as DNS knows it.
+        assert_eq!(
+            parse("hans@B\u{fc}cher.example"),
+            Ok("hans@xn--bcher-kva.example".to_owned())
+        );
+        // A Cyrillic look-alike domain is another domain, spelled so.
+        assert_eq!(
+            parse("alice@\u{435}xample.com").map(|e| e.starts_with("alice@xn--")),
+            Ok(true)
+        );
+        // One script per local part: Cyrillic alone is fine, mixed is refused.
+        assert!(parse("\u{430}\u{43b}\u{438}\u{441}\u{430}@example.com").is_ok());
+        for mixed in [
+            "p\u{430}ypal@example.com",
+            "\u{430}lice@example.com",
+            "ali\u{3bf}e@example.com",
+        ] {
+            assert!(parse(mixed).is_err(), "{mixed:?}");
+        }
     }
 
     #[test]

@@ -673,3 +673,29 @@ async fn token_responses_and_profiles_are_never_cached_or_sniffed() {
         "default-src 'none'; frame-ancestors 'none'"
     );
 }
+
+#[tokio::test]
+async fn look_alike_identifiers_are_the_account_they_look_like_or_refused() {
+    let app = TestApp::spawn().await;
+    // Fullwidth letters are the ASCII ones: the same account.
+    let fullwidth = "\u{ff43}\u{ff55}\u{ff53}\u{ff54}\u{ff4f}\u{ff4d}\u{ff45}\u{ff52}@example.com";
+    let tokens = app.login(fullwidth, SEED_PASSWORD).await;
+    assert_eq!(tokens["user"]["email"], "customer@example.com");
+    // A Latin name with a Cyrillic letter in it is no new account: refused.
+    let cyrillic = "\u{441}ustomer@example.com";
+    for (path, body) in [
+        (
+            "/api/v1/auth/login",
+            json!({"identifier": cyrillic, "password": SEED_PASSWORD}),
+        ),
+        (
+            "/api/v1/auth/verify-code",
+            json!({"identifier": cyrillic, "purpose": "register"}),
+        ),
+    ] {
+        let response = app.post_json(path, &body).await;
+        let problem: Value = response.json().await.expect("json");
+        assert_eq!(problem["status"], 422, "{path}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], "identifier", "{path}");
+    }
+}
