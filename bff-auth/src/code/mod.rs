@@ -158,6 +158,18 @@ impl CodeSecret {
         )
     }
 
+    /// A 256-bit key for `label`, derived from the secret: HMAC-SHA-256 of the
+    /// label's bytes under the secret. Each label gives an unrelated key, so one
+    /// secret can also key, say, the encryption of codes on a message bus,
+    /// without reusing the key of the stored hashes.
+    pub fn derive_key(&self, label: &str) -> [u8; 32] {
+        let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(self.0.expose_secret()) else {
+            unreachable!("HMAC accepts keys of any length")
+        };
+        mac.update(label.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     /// A key name for `parts` that reveals none of them (hex HMAC, truncated to
     /// 128 bits, which is plenty to avoid collisions).
     pub fn key_id(&self, parts: &[&str]) -> String {

@@ -357,11 +357,11 @@ pub(crate) async fn end_sessions_after_change(
     }
 }
 
-/// A notification of `template` to `identifier`, with `code` if it carries one.
+/// A notification of `template` to `identifier`, without a code (see
+/// [`Notification::with_code`]).
 pub(crate) fn notification(
     identifier: &Identifier,
     template: Template,
-    code: Option<&bff_auth::code::OtpCode>,
     locale: Locale,
 ) -> Notification {
     Notification {
@@ -372,7 +372,7 @@ pub(crate) fn notification(
         },
         to: identifier.as_str().to_owned(),
         template,
-        code: code.map(|c| c.as_str().to_owned()),
+        code: None,
         locale,
         created_at: OffsetDateTime::now_utc(),
     }
@@ -400,11 +400,7 @@ pub(crate) async fn password_changed(
             })
     });
     if let Some(to) = to {
-        outbox::notify(
-            conn,
-            &notification(&to, Template::PasswordChanged, None, locale),
-        )
-        .await?;
+        outbox::notify(conn, &notification(&to, Template::PasswordChanged, locale)).await?;
     }
     let event = DomainEvent::new(
         "user.password_changed",

@@ -11,6 +11,7 @@
 pub mod config;
 pub mod notifier;
 pub mod outbox;
+pub mod seal;
 pub mod senders;
 pub mod templates;
 
@@ -218,7 +219,8 @@ pub struct Notification {
     pub to: String,
     /// Which text.
     pub template: Template,
-    /// The code, for the templates that carry one.
+    /// The code, for the templates that carry one, sealed ([`seal`]): only
+    /// the notifier opens it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
     /// The language.
@@ -226,6 +228,14 @@ pub struct Notification {
     /// When it was written (RFC 3339).
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+}
+
+impl Notification {
+    /// With `code`, sealed by `seal` for this message.
+    pub fn with_code(mut self, code: &str, seal: &seal::CodeSeal) -> Result<Self, seal::SealError> {
+        self.code = Some(seal.seal(self.id, &self.to, code)?);
+        Ok(self)
+    }
 }
 
 impl std::fmt::Debug for Notification {

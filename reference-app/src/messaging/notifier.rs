@@ -16,6 +16,7 @@ use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
+use super::seal::CodeSeal;
 use super::senders::{Outgoing, SendError, Sender};
 use super::{Channel, DEAD_LETTER_SUBJECT, Notification, Topology, templates};
 
@@ -30,6 +31,8 @@ pub struct NotifierConfig {
     pub retry_delay: Duration,
     /// Lifetime of codes, stated in code messages.
     pub code_ttl: Duration,
+    /// Opens the sealed codes of notifications.
+    pub seal: CodeSeal,
 }
 
 /// Longest delay before a redelivery.
@@ -215,10 +218,21 @@ impl Notifier {
     async fn deliver(&self, message: &jetstream::Message) -> Result<(), SendError> {
         let notification: Notification = serde_json::from_slice(&message.payload)
             .map_err(|e| SendError::Permanent(format!("malformed notification: {e}")))?;
+        // A code that does not open was not written by a BFF holding this
+        // secret (or for this message): it is not sent, whoever put it there.
+        let code = match notification.code.as_deref() {
+            Some(sealed) => Some(
+                self.config
+                    .seal
+                    .open(notification.id, &notification.to, sealed)
+                    .map_err(|e| SendError::Permanent(e.to_string()))?,
+            ),
+            None => None,
+        };
         let rendered = templates::render(
             notification.template,
             notification.locale,
-            notification.code.as_deref(),
+            code.as_deref(),
             self.config.code_ttl,
         )
         .map_err(|e| SendError::Permanent(e.to_string()))?;

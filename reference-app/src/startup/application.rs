@@ -21,6 +21,7 @@ use crate::config::{Profile, ServeArgs, redacted};
 use crate::db;
 use crate::messaging::Topology;
 use crate::messaging::outbox::OutboxSignal;
+use crate::messaging::seal::CodeSeal;
 use crate::orders::client::{Backends, OrdersClient};
 
 /// A built application, bound to its port and ready to run.
@@ -113,6 +114,7 @@ impl Application {
             config.codes.policy(),
         )
         .map_err(|e| StartupError::Auth(crate::auth::AuthSetupError::Codes(e)))?;
+        let seal = CodeSeal::new(&code_secret);
 
         let topology = Topology::new(config.nats.nats_prefix.clone());
         let js = async_nats::jetstream::new(nats.clone());
@@ -122,7 +124,7 @@ impl Application {
             .map_err(StartupError::Streams)?;
         let signal = OutboxSignal::default();
         let mut workers = Workers::new();
-        workers.messaging(config, &db, &js, &topology, &signal)?;
+        workers.messaging(config, &db, &js, &topology, &signal, &seal)?;
         if profile == Profile::Dev {
             crate::seed::seed(&db, &auth.hasher, config.seed.seed_password.as_ref()).await?;
         }
@@ -157,6 +159,7 @@ impl Application {
             db: db.clone(),
             auth: Arc::new(auth),
             codes: Arc::new(codes),
+            seal,
             outbox: signal,
             policy: crate::rbac::policy().map_err(StartupError::Policy)?,
             limits: crate::limits::Limits::new(

@@ -22,6 +22,7 @@ use crate::currencies::CurrencyService;
 use crate::dashboard::{DashboardService, DashboardSettings};
 use crate::limits::Limits;
 use crate::messaging::outbox::OutboxSignal;
+use crate::messaging::seal::CodeSeal;
 use crate::orders::OrdersGateway;
 use crate::orders::client::Backends;
 use crate::records::RecordService;
@@ -38,6 +39,8 @@ pub struct Parts {
     pub auth: Arc<Auth>,
     /// Verification codes and their throttle.
     pub codes: Arc<dyn CodeStore>,
+    /// Seals the codes that notifications carry.
+    pub seal: CodeSeal,
     /// Wakes the outbox relay after a write.
     pub outbox: OutboxSignal,
     /// Roles and permissions.
@@ -81,6 +84,7 @@ impl AppState {
             db,
             auth,
             codes,
+            seal,
             outbox,
             policy,
             limits,
@@ -110,6 +114,7 @@ impl AppState {
                 db.clone(),
                 Arc::clone(&auth),
                 codes,
+                seal,
                 limits.login.clone(),
                 outbox,
             ),

@@ -13,6 +13,7 @@ use crate::config::{Profile, ServeArgs};
 use crate::messaging::Topology;
 use crate::messaging::notifier::{Notifier, NotifierConfig};
 use crate::messaging::outbox::{OutboxSignal, Relay};
+use crate::messaging::seal::CodeSeal;
 use crate::orders::caller::CallerVerifier;
 use crate::orders::server::{OrdersServer, OrdersSetup};
 
@@ -45,6 +46,7 @@ impl Workers {
         js: &async_nats::jetstream::Context,
         topology: &Topology,
         signal: &OutboxSignal,
+        seal: &CodeSeal,
     ) -> Result<(), StartupError> {
         let profile = config.common.profile;
         if config.outbox.outbox_relay {
@@ -69,6 +71,7 @@ impl Workers {
                     concurrency: config.notifier.notifier_concurrency,
                     retry_delay: config.notifier.notifier_retry_delay,
                     code_ttl: config.codes.code_ttl,
+                    seal: seal.clone(),
                 },
             );
             self.push(notifier.run(self.stop.subscribe()));

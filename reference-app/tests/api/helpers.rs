@@ -312,6 +312,29 @@ impl TestApp {
         response.json().await.expect("token response")
     }
 
+    /// The code a notification carries: sealed on the bus, opened here with
+    /// the code secret as the notifier opens it.
+    pub(crate) fn code_in(&self, payload: &serde_json::Value) -> String {
+        let secret = self
+            .config
+            .codes
+            .code_secret
+            .as_ref()
+            .expect("a code secret");
+        let secret = bff_auth::code::CodeSecret::new(secret.expose_secret().as_bytes().to_vec())
+            .expect("a long secret");
+        let id = payload["id"]
+            .as_str()
+            .expect("an id")
+            .parse()
+            .expect("a uuid");
+        let to = payload["to"].as_str().expect("an address");
+        let sealed = payload["code"].as_str().expect("a sealed code");
+        bff_app::messaging::seal::CodeSeal::new(&secret)
+            .open(id, to, sealed)
+            .expect("the code opens")
+    }
+
     /// A client whose requests come from `ip` (any address of 127.0.0.0/8),
     /// to play several clients against one app.
     pub(crate) fn client_from(&self, ip: &str) -> reqwest::Client {

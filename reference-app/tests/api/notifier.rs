@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use bff_app::config::{EmailSenderKind, ServeArgs, SmsSenderKind, SmtpTls};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -212,4 +212,40 @@ async fn a_relay_that_keeps_refusing_ends_in_the_dead_letters() {
         app.topology.subject("dead.notifications.email")
     );
     assert!(sink.messages().is_empty());
+}
+
+#[tokio::test]
+async fn a_notification_whose_code_does_not_open_is_never_sent() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let app = TestApp::spawn_with(|c| with_webhook(c, &server, 5)).await;
+    let mut dead = app.dead_letters().await;
+    // Someone with publish rights on the bus writes a code in clear.
+    let nats = async_nats::connect(app.config.nats.nats_url.expose_secret())
+        .await
+        .expect("NATS");
+    let forged = json!({
+        "id": uuid::Uuid::now_v7(),
+        "channel": "sms",
+        "to": "+79990003344",
+        "template": "verify_code",
+        "code": "012345",
+        "locale": "en",
+        "created_at": "2026-12-02T00:00:00Z",
+    });
+    async_nats::jetstream::new(nats)
+        .publish(
+            app.topology.subject("notifications.sms"),
+            forged.to_string().into(),
+        )
+        .await
+        .expect("published")
+        .await
+        .expect("stored");
+    let letter = dead.next().await;
+    assert_eq!(letter.payload["to"], "+79990003344");
+    assert_eq!(server.received_requests().await.map(|r| r.len()), Some(0));
 }

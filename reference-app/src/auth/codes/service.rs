@@ -19,6 +19,7 @@ use crate::http::extract::ClientMeta;
 use crate::identity::{Identifier, NewPassword, Role};
 use crate::limits::{LimitError, LoginGuard};
 use crate::messaging::outbox::{self, OutboxSignal};
+use crate::messaging::seal::CodeSeal;
 use crate::messaging::{DomainEvent, Locale, Template};
 use crate::users::{NewUser, store as users};
 
@@ -28,6 +29,7 @@ pub struct CodeService {
     db: PgPool,
     auth: Arc<Auth>,
     codes: Arc<dyn CodeStore>,
+    seal: CodeSeal,
     guard: LoginGuard,
     outbox: OutboxSignal,
 }
@@ -44,6 +46,7 @@ impl CodeService {
         db: PgPool,
         auth: Arc<Auth>,
         codes: Arc<dyn CodeStore>,
+        seal: CodeSeal,
         guard: LoginGuard,
         outbox: OutboxSignal,
     ) -> Self {
@@ -51,6 +54,7 @@ impl CodeService {
             db,
             auth,
             codes,
+            seal,
             guard,
             outbox,
         }
@@ -173,12 +177,14 @@ impl CodeService {
             ),
             _ => None,
         };
+        let mut message = notification(identifier, template, locale);
+        if let Some(code) = &code {
+            message = message
+                .with_code(code.as_str(), &self.seal)
+                .map_err(AuthError::internal)?;
+        }
         let mut tx = self.db.begin().await?;
-        outbox::notify(
-            &mut tx,
-            &notification(identifier, template, code.as_ref(), locale),
-        )
-        .await?;
+        outbox::notify(&mut tx, &message).await?;
         if let (Purpose::ResetPassword, Some(user)) = (purpose, &user) {
             audit::record(
                 &mut *tx,
