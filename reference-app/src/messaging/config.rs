@@ -1,5 +1,6 @@
 //! The settings of NATS, the outbox relay and the notifier.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -19,19 +20,90 @@ pub struct NatsArgs {
     /// isolate runs that share one server.
     #[arg(long, env = "BFF_NATS_PREFIX", default_value = "")]
     pub nats_prefix: String,
+    /// User name for NATS's user/password authentication (with BFF_NATS_PASSWORD).
+    #[arg(long, env = "BFF_NATS_USER", requires = "nats_password", conflicts_with_all = ["nats_token", "nats_nkey_seed", "nats_creds_file"])]
+    pub nats_user: Option<String>,
+    /// Password of BFF_NATS_USER.
+    #[arg(long, env = "BFF_NATS_PASSWORD", value_parser = parse_secret, hide_env_values = true, requires = "nats_user")]
+    pub nats_password: Option<SecretString>,
+    /// Token for NATS's token authentication.
+    #[arg(long, env = "BFF_NATS_TOKEN", value_parser = parse_secret, hide_env_values = true, conflicts_with_all = ["nats_nkey_seed", "nats_creds_file"])]
+    pub nats_token: Option<SecretString>,
+    /// NKey seed (`SU...`) for NATS's nkey authentication.
+    #[arg(long, env = "BFF_NATS_NKEY_SEED", value_parser = parse_secret, hide_env_values = true, conflicts_with = "nats_creds_file")]
+    pub nats_nkey_seed: Option<SecretString>,
+    /// A `.creds` file (user JWT and nkey seed) for NATS's JWT authentication.
+    #[arg(long, env = "BFF_NATS_CREDS_FILE")]
+    pub nats_creds_file: Option<PathBuf>,
+    /// CA certificate (PEM) that the server's TLS certificate must chain to.
+    /// With it, or a `tls://` URL, the connection must be TLS.
+    #[arg(long, env = "BFF_NATS_CA_FILE")]
+    pub nats_ca_file: Option<PathBuf>,
+    /// Client certificate (PEM), for servers that verify clients (with BFF_NATS_CLIENT_KEY_FILE).
+    #[arg(
+        long,
+        env = "BFF_NATS_CLIENT_CERT_FILE",
+        requires = "nats_client_key_file"
+    )]
+    pub nats_client_cert_file: Option<PathBuf>,
+    /// Private key (PEM) of BFF_NATS_CLIENT_CERT_FILE.
+    #[arg(
+        long,
+        env = "BFF_NATS_CLIENT_KEY_FILE",
+        requires = "nats_client_cert_file"
+    )]
+    pub nats_client_key_file: Option<PathBuf>,
 }
 
 impl NatsArgs {
-    /// A client of the configured server, named `name` in its monitoring.
+    /// A client of the configured server, named `name` in its monitoring, with
+    /// the configured credentials and TLS.
     pub async fn connect(
         &self,
         name: &str,
     ) -> Result<async_nats::Client, async_nats::ConnectError> {
-        async_nats::ConnectOptions::new()
+        self.options()
+            .await?
             .name(name)
             .connection_timeout(crate::config::CONNECT_TIMEOUT)
             .connect(self.nats_url.expose_secret())
             .await
+    }
+
+    /// Whether the connection must be TLS: a `tls://` URL or a CA to check.
+    pub fn requires_tls(&self) -> bool {
+        self.nats_url.expose_secret().starts_with("tls://") || self.nats_ca_file.is_some()
+    }
+
+    /// Whether any credentials are configured.
+    pub fn authenticates(&self) -> bool {
+        self.nats_user.is_some()
+            || self.nats_token.is_some()
+            || self.nats_nkey_seed.is_some()
+            || self.nats_creds_file.is_some()
+    }
+
+    async fn options(&self) -> std::io::Result<async_nats::ConnectOptions> {
+        let mut options = match &self.nats_creds_file {
+            Some(path) => async_nats::ConnectOptions::with_credentials_file(path).await?,
+            None => async_nats::ConnectOptions::new(),
+        };
+        if let (Some(user), Some(password)) = (&self.nats_user, &self.nats_password) {
+            options = options.user_and_password(user.clone(), password.expose_secret().to_owned());
+        }
+        if let Some(token) = &self.nats_token {
+            options = options.token(token.expose_secret().to_owned());
+        }
+        if let Some(seed) = &self.nats_nkey_seed {
+            options = options.nkey(seed.expose_secret().to_owned());
+        }
+        if let Some(ca) = &self.nats_ca_file {
+            options = options.add_root_certificates(ca.clone());
+        }
+        if let (Some(cert), Some(key)) = (&self.nats_client_cert_file, &self.nats_client_key_file) {
+            options = options.add_client_certificate(cert.clone(), key.clone());
+        }
+        Ok(options.require_tls(self.requires_tls()))
     }
 }
 
@@ -150,5 +222,55 @@ impl OutboxArgs {
             batch_size: self.outbox_batch_size,
             retention: self.outbox_retention,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::config::{Cli, Command};
+
+    fn nats(args: &[&str]) -> Result<super::NatsArgs, clap::Error> {
+        let mut argv = vec!["bff"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv)?.into_command() {
+            Command::Serve(serve) => Ok(serve.nats),
+            _ => unreachable!("serve"),
+        }
+    }
+
+    #[test]
+    fn one_way_of_authenticating_and_tls_when_asked() {
+        let plain = nats(&[]).expect("defaults");
+        assert!(!plain.authenticates() && !plain.requires_tls());
+        let user = nats(&["--nats-user", "bff", "--nats-password", "secret"]).expect("user");
+        assert!(user.authenticates());
+        for bad in [
+            vec!["--nats-user", "bff"],
+            vec!["--nats-password", "secret"],
+            vec!["--nats-token", "t", "--nats-nkey-seed", "SU"],
+            vec![
+                "--nats-user",
+                "bff",
+                "--nats-password",
+                "p",
+                "--nats-token",
+                "t",
+            ],
+            vec!["--nats-client-cert-file", "cert.pem"],
+        ] {
+            assert!(nats(&bad).is_err(), "{bad:?}");
+        }
+        assert!(
+            nats(&["--nats-url", "tls://nats:4222"])
+                .expect("tls")
+                .requires_tls()
+        );
+        assert!(
+            nats(&["--nats-ca-file", "ca.pem"])
+                .expect("ca")
+                .requires_tls()
+        );
     }
 }

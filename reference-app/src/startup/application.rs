@@ -93,6 +93,11 @@ impl Application {
             .connect("bff")
             .await
             .map_err(StartupError::Nats)?;
+        if profile == Profile::Prod && !config.nats.authenticates() {
+            tracing::warn!(
+                "NATS without credentials in the prod profile: anyone who reaches the server can read and write the bus; set BFF_NATS_USER/BFF_NATS_PASSWORD, BFF_NATS_NKEY_SEED or BFF_NATS_CREDS_FILE (docs/security.md)"
+            );
+        }
 
         let prefix = &config.redis.redis_prefix;
         let auth = Auth::build(

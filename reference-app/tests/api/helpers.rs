@@ -607,16 +607,35 @@ impl TestApp {
 pub(crate) struct PrivateNats {
     pub(crate) port: u16,
     store: std::path::PathBuf,
+    /// A configuration file (accounts, users, permissions), if any.
+    config: Option<std::path::PathBuf>,
     child: Option<std::process::Child>,
 }
 
 impl PrivateNats {
     pub(crate) fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A server with `config` (nats-server's configuration syntax) added to
+    /// its command line settings.
+    pub(crate) fn start_with_config(config: &str) -> Self {
+        Self::start_with(Some(config))
+    }
+
+    fn start_with(config: Option<&str>) -> Self {
         let port = free_port();
         let store = std::env::temp_dir().join(format!("bff-test-nats-{}", uuid::Uuid::now_v7()));
+        let config = config.map(|text| {
+            std::fs::create_dir_all(&store).expect("store directory");
+            let path = store.join("nats.conf");
+            std::fs::write(&path, text).expect("config written");
+            path
+        });
         let mut nats = Self {
             port,
             store,
+            config,
             child: None,
         };
         nats.restart();
@@ -644,6 +663,9 @@ impl PrivateNats {
                 "-sd",
             ])
             .arg(&self.store);
+        if let Some(config) = &self.config {
+            command.arg("-c").arg(config);
+        }
         self.child = Some(spawn_listening(&mut command, self.port));
     }
 

@@ -13,6 +13,7 @@ mod health;
 mod helpers;
 mod limits;
 mod money;
+mod nats_auth;
 mod notifier;
 mod observability;
 mod orders;
