@@ -142,6 +142,13 @@ impl Phone {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The country calling code (`7` for `+79991234567`, `44` for a UK number).
+    pub fn country_code(&self) -> u16 {
+        phonenumber::parse(None, &self.0)
+            .map(|number| number.code().value())
+            .unwrap_or(0)
+    }
 }
 
 impl Identifier {
@@ -249,6 +256,13 @@ mod tests {
                 Ok(e164.to_owned()),
                 "{input}"
             );
+        }
+        for (input, country) in [
+            ("+79991234567", 7),
+            ("+442079460958", 44),
+            ("+16502530000", 1),
+        ] {
+            assert_eq!(Phone::parse(input).map(|p| p.country_code()), Ok(country));
         }
     }
 

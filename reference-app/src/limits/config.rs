@@ -32,6 +32,13 @@ pub struct RateLimitArgs {
     /// Wrong verification codes (register, confirm-reset-password) per client IP.
     #[arg(long, env = "BFF_RATE_LIMIT_CODE_FAILURES_PER_IP", default_value = "20/1h", value_parser = parse_quota)]
     pub rate_limit_code_failures_per_ip: bff_cache::ratelimit::Quota,
+    /// Verification codes sent by SMS, all numbers together: a budget against
+    /// SMS pumping (`count/period`).
+    #[arg(long, env = "BFF_RATE_LIMIT_SMS", default_value = "1000/1h", value_parser = parse_quota)]
+    pub rate_limit_sms: bff_cache::ratelimit::Quota,
+    /// Verification codes sent by SMS to the numbers of one country calling code.
+    #[arg(long, env = "BFF_RATE_LIMIT_SMS_PER_COUNTRY", default_value = "200/1h", value_parser = parse_quota)]
+    pub rate_limit_sms_per_country: bff_cache::ratelimit::Quota,
     /// When Redis is unavailable: `fallback` limits with each instance's memory
     /// (and logs once), `refuse` answers 503.
     #[arg(long, env = "BFF_RATE_LIMIT_ON_REDIS_ERROR", value_enum, default_value_t = OnRedisError::Fallback)]

@@ -28,6 +28,78 @@ pub struct Limits {
     per_user: Quota,
     /// The login guard.
     pub login: LoginGuard,
+    /// The budget of text messages.
+    pub sms: SmsBudget,
+}
+
+/// The budget of verification codes sent by SMS, against SMS pumping (paid
+/// messages to premium numbers): all numbers together, and per country
+/// calling code, shared by every instance.
+#[derive(Clone)]
+pub struct SmsBudget {
+    backend: Arc<dyn Backend>,
+    enabled: bool,
+    all: Quota,
+    per_country: Quota,
+}
+
+impl std::fmt::Debug for SmsBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmsBudget")
+            .field("all", &self.all)
+            .field("per_country", &self.per_country)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SmsBudget {
+    /// Spends one text message to a number of `country`, or refuses.
+    pub async fn spend(&self, country: u16) -> Result<(), LimitError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        spend(
+            &*self.backend,
+            "sms_country",
+            self.per_country,
+            &format!("+{country}"),
+        )
+        .await?;
+        spend(&*self.backend, "sms", self.all, "all").await
+    }
+}
+
+/// Takes one request from `name`'s bucket `key`; a limiter that cannot decide
+/// refuses (a budget that is not kept is no budget).
+async fn spend(
+    backend: &dyn Backend,
+    name: &'static str,
+    quota: Quota,
+    key: &str,
+) -> Result<(), LimitError> {
+    let decision = match backend.check(&format!("{name}:{key}"), &quota).await {
+        Ok(decision) => decision,
+        Err(error) => {
+            tracing::error!(%error, policy = name, "rate limiter unavailable; refusing");
+            return Err(LimitError::Unavailable);
+        }
+    };
+    let outcome = if decision.allowed {
+        "allowed"
+    } else {
+        "limited"
+    };
+    metrics::counter!("bff_ratelimit_decisions_total", "policy" => name, "outcome" => outcome)
+        .increment(1);
+    if decision.allowed {
+        return Ok(());
+    }
+    Err(LimitError::Limited {
+        name,
+        quota,
+        decision,
+        detail: "Too many text messages are being sent; try again later or use an email address.",
+    })
 }
 
 impl std::fmt::Debug for Limits {
@@ -92,7 +164,18 @@ impl Limits {
         for cidr in trusted_proxies {
             client_ip = client_ip.trust_cidr(cidr)?;
         }
+        let backend: Arc<dyn Backend> = Arc::new(RedisBackend::new(
+            redis.clone(),
+            format!("{prefix}rl:"),
+            args.rate_limit_on_redis_error.into(),
+        ));
         Ok(Self {
+            sms: SmsBudget {
+                backend: Arc::clone(&backend),
+                enabled: args.rate_limit,
+                all: args.rate_limit_sms,
+                per_country: args.rate_limit_sms_per_country,
+            },
             login: LoginGuard::new(
                 redis.clone(),
                 prefix,
@@ -106,11 +189,7 @@ impl Limits {
                 },
                 args.rate_limit,
             ),
-            backend: Arc::new(RedisBackend::new(
-                redis,
-                format!("{prefix}rl:"),
-                args.rate_limit_on_redis_error.into(),
-            )),
+            backend,
             client_ip,
             enabled: args.rate_limit,
             per_ip: args.rate_limit_per_ip,

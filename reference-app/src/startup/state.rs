@@ -116,6 +116,7 @@ impl AppState {
                 codes,
                 seal,
                 limits.login.clone(),
+                limits.sms.clone(),
                 outbox,
             ),
             records: RecordService::new(db.clone(), users.clone()),

@@ -705,3 +705,38 @@ async fn wrong_codes_are_limited_per_client_and_budgeted_per_identifier() {
     // The password is unchanged.
     app.login("customer@example.com", SEED_PASSWORD).await;
 }
+
+#[tokio::test]
+async fn text_messages_have_a_global_and_a_per_country_budget() {
+    let app = TestApp::spawn_with(|c| {
+        c.rate_limit.rate_limit_sms_per_country = bff_cache::ratelimit::Quota::per_hour(2);
+        c.rate_limit.rate_limit_sms = bff_cache::ratelimit::Quota::per_hour(3);
+    })
+    .await;
+    for number in ["+79990001101", "+79990001102"] {
+        assert_eq!(verify_code(&app, number, "register").await.status(), 202);
+    }
+    let response = verify_code(&app, "+79990001103", "register").await;
+    assert_eq!(
+        response.headers()["ratelimit-policy"],
+        "\"sms_country\";q=2;w=3600"
+    );
+    assert_problem(response, 429, "rate_limited").await;
+    // Another country has its own budget, until the global one is spent.
+    assert_eq!(
+        verify_code(&app, "+442079460958", "register")
+            .await
+            .status(),
+        202
+    );
+    let response = verify_code(&app, "+442079460959", "register").await;
+    assert_eq!(response.headers()["ratelimit-policy"], "\"sms\";q=3;w=3600");
+    assert_problem(response, 429, "rate_limited").await;
+    // Email is not a text message.
+    assert_eq!(
+        verify_code(&app, "mail@example.com", "register")
+            .await
+            .status(),
+        202
+    );
+}

@@ -196,6 +196,8 @@ impl TestApp {
         config.rate_limit.rate_limit_login_per_ip = generous;
         config.rate_limit.login_failures_per_identifier = generous;
         config.rate_limit.rate_limit_code_failures_per_ip = generous;
+        config.rate_limit.rate_limit_sms = generous;
+        config.rate_limit.rate_limit_sms_per_country = generous;
         configure(&mut config);
         let streams = TestStreams::new(&config);
         Self::start(

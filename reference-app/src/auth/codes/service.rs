@@ -17,7 +17,7 @@ use crate::auth::service::{
 use crate::auth::{Auth, AuthError, TokenResponse};
 use crate::http::extract::ClientMeta;
 use crate::identity::{Identifier, NewPassword, Role};
-use crate::limits::{LimitError, LoginGuard};
+use crate::limits::{LimitError, LoginGuard, SmsBudget};
 use crate::messaging::outbox::{self, OutboxSignal};
 use crate::messaging::seal::CodeSeal;
 use crate::messaging::{DomainEvent, Locale, Template};
@@ -31,6 +31,7 @@ pub struct CodeService {
     codes: Arc<dyn CodeStore>,
     seal: CodeSeal,
     guard: LoginGuard,
+    sms: SmsBudget,
     outbox: OutboxSignal,
 }
 
@@ -48,6 +49,7 @@ impl CodeService {
         codes: Arc<dyn CodeStore>,
         seal: CodeSeal,
         guard: LoginGuard,
+        sms: SmsBudget,
         outbox: OutboxSignal,
     ) -> Self {
         Self {
@@ -56,6 +58,7 @@ impl CodeService {
             codes,
             seal,
             guard,
+            sms,
             outbox,
         }
     }
@@ -84,6 +87,11 @@ impl CodeService {
             .await?;
         if let Throttle::Limited { limit, retry_after } = throttle {
             return Err(self.limited(limit, retry_after).into());
+        }
+        // Every code request to a number counts, whether or not it has an
+        // account, so the budget says nothing about accounts.
+        if let Identifier::Phone(phone) = identifier {
+            self.sms.spend(phone.country_code()).await?;
         }
         let work = {
             let (service, identifier) = (self.clone(), identifier.clone());
