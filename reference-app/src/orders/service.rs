@@ -113,11 +113,23 @@ impl Orders for OrdersService {
         let user = self.caller(request.metadata()).await?;
         let body = request.into_inner();
         let items: Vec<ItemInput<'_>> = body.items.iter().map(ItemInput::from).collect();
-        let order = validate(&body.currency, body.minor_units, &items).map_err(|errors| {
-            match errors.first() {
-                Some(first) => invalid(&first.field, first.message.clone()),
-                None => Status::invalid_argument("invalid order"),
-            }
+        // The currency and its scale are the service's own, never the caller's:
+        // a caller's scale that differs is refused, not believed.
+        let minor_units = store::currency_scale(&self.db, &body.currency)
+            .await
+            .map_err(storage)?
+            .ok_or_else(|| invalid("currency", "is not a supported currency"))?;
+        if body.minor_units != minor_units {
+            return Err(invalid(
+                "currency",
+                format!("has {minor_units} decimal places, not {}", body.minor_units),
+            ));
+        }
+        let order = validate(&body.currency, minor_units, &items).map_err(|errors| match errors
+            .first()
+        {
+            Some(first) => invalid(&first.field, first.message.clone()),
+            None => Status::invalid_argument("invalid order"),
         })?;
         let idempotency = match body.idempotency_key.as_str() {
             "" => None,

@@ -241,6 +241,16 @@ pub async fn cancel(
     Ok(Some(record))
 }
 
+/// The scale of `currency` if the service accepts it.
+pub async fn currency_scale(db: &PgPool, currency: &str) -> Result<Option<u32>, sqlx::Error> {
+    let scale: Option<i16> =
+        sqlx::query_scalar("SELECT minor_units FROM currencies WHERE code = $1")
+            .bind(currency)
+            .fetch_optional(db)
+            .await?;
+    Ok(scale.and_then(|s| u32::try_from(s).ok()))
+}
+
 /// Loyalty points of `user_id`: one per whole unit of every order not cancelled.
 pub async fn points(db: &PgPool, user_id: Uuid) -> Result<i64, sqlx::Error> {
     // Each total is below 10^15, but enough orders could still pass i64's range:

@@ -395,6 +395,48 @@ async fn the_orders_service_verifies_every_token_itself() {
 }
 
 #[tokio::test]
+async fn the_orders_service_keeps_its_own_currencies_and_scales() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com", Role::Customer).await;
+    let orders = OrdersProcess::spawn(&app, false).await;
+    let mut client = OrdersClient::connect(orders.url()).await.expect("connects");
+    let token = format!("Bearer {}", alice.token);
+    let bad = [
+        // No such currency, whatever scale the caller claims for it.
+        ("ZZZ", 4, "1.0001"),
+        // A real currency with a scale of the caller's choosing.
+        ("EUR", 4, "1.0001"),
+        ("JPY", 2, "1.50"),
+    ];
+    for (currency, minor_units, price) in bad {
+        let order = CreateOrderRequest {
+            currency: currency.to_owned(),
+            minor_units,
+            ..one_line_order(price)
+        };
+        let status = client
+            .create_order(with_token(order, Some(&token)))
+            .await
+            .expect_err(currency);
+        assert_eq!(status.code(), Code::InvalidArgument, "{currency}");
+        assert_eq!(
+            status
+                .metadata()
+                .get("bff-field")
+                .and_then(|v| v.to_str().ok()),
+            Some("currency"),
+            "{currency}"
+        );
+    }
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM orders.orders")
+        .fetch_one(&app.db)
+        .await
+        .expect("count");
+    assert_eq!(rows, 0);
+    orders.stop().await;
+}
+
+#[tokio::test]
 async fn the_orders_service_serves_grpc_health_and_reflection() {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
