@@ -5,6 +5,8 @@
 //! - [`keys`]: EdDSA (default), ES256 and RS256 signing keys from PEM, verification-only
 //!   keys for rotation, and the JWKS document that publishes only their public parts;
 //! - [`token`]: the access-token issuer and a verifier with an algorithm allow-list;
+//! - [`mint`]: short-lived tokens for one backend's audience, minted from a
+//!   verified caller and reused per session, so no user token travels onward;
 //! - [`layer`]: [`JwtLayer`](layer::JwtLayer), bearer authentication as a tower layer
 //!   with a verified-token cache and a session-liveness hook, and the
 //!   [`Principal`](layer::Principal) it hands to handlers;
@@ -34,6 +36,7 @@ pub mod identity;
 pub mod jwks;
 pub mod keys;
 pub mod layer;
+pub mod mint;
 pub mod password;
 pub mod random;
 pub mod session;

@@ -120,11 +120,25 @@ impl TokenIssuer {
 
     /// Issues a token for user `sub` in session `sid` with `role`.
     pub fn issue(&self, sub: &str, sid: &str, role: &str) -> Result<IssuedToken, KeyError> {
+        self.issue_for(&self.audience, self.ttl, sub, sid, role)
+    }
+
+    /// Issues a token for `audience` (another service), valid for `ttl`, for
+    /// user `sub` in session `sid` with `role`. See [`crate::mint`].
+    pub fn issue_for(
+        &self,
+        audience: &str,
+        ttl: Duration,
+        sub: &str,
+        sid: &str,
+        role: &str,
+    ) -> Result<IssuedToken, KeyError> {
         let now = unix_now();
-        let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX);
+        let expires_in = ttl.as_secs();
+        let ttl = i64::try_from(expires_in).unwrap_or(i64::MAX);
         let claims = Claims {
             iss: self.issuer.clone(),
-            aud: Audience::One(self.audience.clone()),
+            aud: Audience::One(audience.to_owned()),
             sub: sub.to_owned(),
             sid: sid.to_owned(),
             role: role.to_owned(),
@@ -143,7 +157,7 @@ impl TokenIssuer {
         let signature = URL_SAFE_NO_PAD.encode(key.sign(signing_input.as_bytes())?);
         Ok(IssuedToken {
             access_token: format!("{signing_input}.{signature}"),
-            expires_in: self.ttl.as_secs(),
+            expires_in,
             claims,
         })
     }
