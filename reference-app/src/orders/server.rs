@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
-use bff_core::request_id::RequestIdLayer;
+use bff_core::request_id::SetRequestIdLayer;
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
@@ -185,7 +185,7 @@ impl OrdersServer {
             // A call without a grpc-timeout still ends.
             .timeout(Duration::from_secs(30))
             // The caller's X-Request-Id, for the logs and the events of the call.
-            .layer(RequestIdLayer::new())
+            .layer(SetRequestIdLayer::new())
             .add_service(health_service)
             .add_service(reflection)
             .add_service(GrpcOrders::new(service))
