@@ -27,6 +27,8 @@
 //! signed has expired (the access-token lifetime).
 #![deny(missing_docs, unreachable_pub, unsafe_code)]
 
+mod macros;
+
 pub mod code;
 #[cfg(feature = "identity")]
 pub mod identity;
