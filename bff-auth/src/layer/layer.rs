@@ -115,7 +115,9 @@ impl JwtLayer {
             None => {
                 #[cfg(feature = "client")]
                 if let Some(jwks) = &self.jwks {
-                    jwks.prepare(token).await;
+                    jwks.prepare(token)
+                        .await
+                        .map_err(AuthError::KeysUnavailable)?;
                 }
                 self.verify_and_cache(token)?
             }
@@ -208,6 +210,11 @@ pub enum AuthError {
     /// The session store could not answer.
     #[error(transparent)]
     SessionCheck(SessionCheckError),
+    /// The issuer's keys could not be fetched (feature `client`), so no token
+    /// can be verified.
+    #[cfg(feature = "client")]
+    #[error("the issuer's keys are unavailable")]
+    KeysUnavailable(#[source] crate::jwks::JwksError),
 }
 
 impl AuthError {
@@ -218,10 +225,12 @@ impl AuthError {
             Self::Missing => unauthenticated(),
             Self::SessionCheck(error) => {
                 tracing::error!(%error, "session check failed");
-                Problem::unavailable(
-                    "Authentication is temporarily unavailable; try again shortly.",
-                )
-                .with_header(http::header::RETRY_AFTER, HeaderValue::from_static("1"))
+                temporarily_unavailable()
+            }
+            #[cfg(feature = "client")]
+            Self::KeysUnavailable(error) => {
+                tracing::warn!(error = %bff_core::problem::ErrorChain(&error), "the issuer's JWKS is unavailable");
+                temporarily_unavailable()
             }
             Self::Token(_) | Self::SessionEnded => {
                 tracing::debug!(reason = %self, "bearer token refused");
@@ -240,6 +249,11 @@ impl IntoResponse for AuthError {
     fn into_response(self) -> axum::response::Response {
         self.into_problem().into_response()
     }
+}
+
+fn temporarily_unavailable() -> Problem {
+    Problem::unavailable("Authentication is temporarily unavailable; try again shortly.")
+        .with_header(http::header::RETRY_AFTER, HeaderValue::from_static("1"))
 }
 
 pub(super) fn unauthenticated() -> Problem {
