@@ -1,17 +1,6 @@
 //! Guarantees that every error response is `application/problem+json`, and that a
 //! panic becomes a 500 problem instead of a dropped connection.
 //!
-//! Lower layers and frameworks answer some errors on their own: axum's 405 and
-//! extractor rejections, tower-http's 413 and timeouts. [`NormalizeErrorsLayer`] replaces
-//! any error response (status 400 or above) that is not already a problem with
-//! [`Problem::from_status`], keeping its headers (`Allow`, `Retry-After`, ...) and
-//! dropping its body, so nothing a lower layer wrote (a driver message, a stack
-//! trace) can reach a client. [`panic_response`] is the handler to give
-//! [`tower_http::catch_panic::CatchPanicLayer::custom`].
-//!
-//! Place both inside [`SetRequestIdLayer`](crate::request_id::SetRequestIdLayer) so the
-//! problems carry the request id.
-//!
 //! ```
 //! use axum::{Router, routing::get};
 //! use bff_core::error_layer::{NormalizeErrorsLayer, panic_response};
@@ -27,6 +16,17 @@
 //! );
 //! # let _ = app;
 //! ```
+//!
+//! Lower layers and frameworks answer some errors on their own: axum's 405 and
+//! extractor rejections, tower-http's 413 and timeouts. [`NormalizeErrorsLayer`] replaces
+//! any error response (status 400 or above) that is not already a problem with
+//! [`Problem::from_status`], keeping its headers (`Allow`, `Retry-After`, ...) and
+//! dropping its body, so nothing a lower layer wrote (a driver message, a stack
+//! trace) can reach a client. [`panic_response`] is the handler to give
+//! [`tower_http::catch_panic::CatchPanicLayer::custom`].
+//!
+//! Place both inside [`SetRequestIdLayer`](crate::request_id::SetRequestIdLayer) so the
+//! problems carry the request id.
 
 use std::any::Any;
 use std::future::Future;

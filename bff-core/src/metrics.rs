@@ -1,5 +1,20 @@
 //! HTTP server metrics in Prometheus format.
 //!
+//! ```
+//! use aide::axum::ApiRouter;
+//! use axum::{Router, routing::get};
+//! use bff_core::metrics::{MetricsLayer, install_recorder, routes};
+//! use tower::ServiceBuilder;
+//!
+//! let app: Router = ApiRouter::new()
+//!     .route("/users/{id}", get(|| async { "user" }))
+//!     .merge(routes(install_recorder()))
+//!     .into()
+//!     ;
+//! let app = app.layer(ServiceBuilder::new().layer(MetricsLayer::new()));
+//! # let _ = app;
+//! ```
+//!
 //! [`MetricsLayer`] records, per request:
 //! - `http_server_requests_total{method, route, status}` (counter),
 //! - `http_server_request_duration_seconds{method, route, status}` (histogram, time to
@@ -15,21 +30,6 @@
 //! [`install_recorder`] installs the process-wide Prometheus recorder once and
 //! returns a handle whose [`render`](PrometheusHandle::render) output `/metrics`
 //! serves.
-//!
-//! ```
-//! use aide::axum::ApiRouter;
-//! use axum::{Router, routing::get};
-//! use bff_core::metrics::{MetricsLayer, install_recorder, routes};
-//! use tower::ServiceBuilder;
-//!
-//! let app: Router = ApiRouter::new()
-//!     .route("/users/{id}", get(|| async { "user" }))
-//!     .merge(routes(install_recorder()))
-//!     .into()
-//!     ;
-//! let app = app.layer(ServiceBuilder::new().layer(MetricsLayer::new()));
-//! # let _ = app;
-//! ```
 
 use std::future::Future;
 use std::pin::Pin;

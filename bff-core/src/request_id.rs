@@ -1,11 +1,6 @@
 //! `X-Request-Id`: one id per request, echoed when the client sent a sane one,
 //! generated (UUID v7) otherwise.
 //!
-//! [`SetRequestIdLayer`] puts the [`RequestId`] in the request extensions, sets it on
-//! the response, and makes it available to everything that runs inside the
-//! request through [`RequestId::current`], which is how problem bodies and
-//! error logs carry it without every handler passing it along.
-//!
 //! ```
 //! use axum::{Router, routing::get};
 //! use bff_core::request_id::{RequestId, SetRequestIdLayer};
@@ -20,6 +15,11 @@
 //!     .layer(ServiceBuilder::new().layer(SetRequestIdLayer::new()));
 //! # let _ = app;
 //! ```
+//!
+//! [`SetRequestIdLayer`] puts the [`RequestId`] in the request extensions, sets it on
+//! the response, and makes it available to everything that runs inside the
+//! request through [`RequestId::current`], which is how problem bodies and
+//! error logs carry it without every handler passing it along.
 
 use std::fmt;
 use std::future::Future;
