@@ -6,8 +6,9 @@
 //!   keys for rotation, and the JWKS document that publishes only their public parts;
 //! - [`token`]: the access-token issuer and a verifier with an algorithm allow-list;
 //! - [`layer`]: [`JwtLayer`](layer::JwtLayer), bearer authentication as a tower layer
-//!   with a verified-token cache and a session-liveness hook, and the
-//!   [`Principal`](layer::Principal) it hands to handlers;
+//!   (for axum, tonic or bare hyper; gRPC callers are refused with a
+//!   `grpc-status`) with a verified-token cache and a session-liveness hook, and
+//!   the [`Principal`](layer::Principal) it hands to handlers;
 //! - [`password`]: argon2id hashing on the blocking pool, with a dummy hash for unknown
 //!   accounts and rehash detection;
 //! - [`session`]: sessions with rotating refresh tokens and reuse detection, behind
@@ -19,7 +20,8 @@
 //! - `identity` (feature `identity`): email addresses and phone numbers parsed and
 //!   normalised (E.164, with libphonenumber's rules) at the edge;
 //! - `jwks` (feature `client`): `JwksClient`, for services that verify this
-//!   issuer's tokens with its public JWKS alone.
+//!   issuer's tokens with its public JWKS alone, fetched at start or, with
+//!   `JwksClient::lazy`, at the first request.
 //!
 //! Key rotation: publish the next key as verification-only, wait for JWKS caches to
 //! refresh (`Cache-Control` max-age), switch signing to it and keep the old key
