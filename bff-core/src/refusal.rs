@@ -14,7 +14,9 @@
 //!   (`Retry-After`, `WWW-Authenticate`, ...) go along as metadata.
 //!
 //! The layer's response body is then a [`ResponseBody`]: the inner service's
-//! body, whatever it is, or the refusal's own few bytes.
+//! body, whatever it is, or the refusal's own few bytes; its response future a
+//! [`GuardFuture`]: the layer's check when it has to wait, then the inner
+//! service or the refusal.
 //!
 //! ```
 //! use bff_core::Problem;
@@ -34,14 +36,16 @@
 //! ```
 
 use std::fmt;
+use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
-use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
+use tower::Service;
 
 use crate::problem::Problem;
 
@@ -199,6 +203,150 @@ where
             Kind::Inner { body } => body.size_hint(),
             Kind::Full { data } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+        }
+    }
+}
+
+/// What a guarding layer's check hands on when it lets a request in: to the
+/// request before the inner service sees it (the authenticated caller), and
+/// to the inner service's response (rate-limit headers). Both do nothing by
+/// default.
+pub trait Pass {
+    /// Runs on the request, before the inner service is called with it.
+    fn enter<B>(&mut self, request: &mut Request<B>) {
+        let _ = request;
+    }
+
+    /// Runs on the inner service's response.
+    fn leave<B>(self, response: &mut Response<B>)
+    where
+        Self: Sized,
+    {
+        let _ = response;
+    }
+}
+
+/// Nothing to hand on.
+impl Pass for () {}
+
+/// A guarding layer's check that has to wait (a session store, a rate-limit
+/// backend): what it lets through, or the problem to refuse with.
+pub type Check<P> = Pin<Box<dyn Future<Output = Result<P, Problem>> + Send>>;
+
+pin_project! {
+    /// The response future of a layer that checks requests before its inner
+    /// service sees them: the check, when it has to wait, then the inner
+    /// service, or the refusal (in the caller's [`Protocol`]). `P` is what a
+    /// passed check hands on (see [`Pass`]).
+    pub struct GuardFuture<S, ReqBody, P>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        #[pin]
+        state: State<S, ReqBody, P>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, ReqBody, P>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        Checking {
+            check: Check<P>,
+            call: Option<(S, Request<ReqBody>)>,
+            protocol: Protocol,
+        },
+        Inner {
+            #[pin]
+            future: S::Future,
+            pass: Option<P>,
+        },
+        Refused { refusal: Option<(Protocol, Problem)> },
+    }
+}
+
+impl<S, ReqBody, P> GuardFuture<S, ReqBody, P>
+where
+    S: Service<Request<ReqBody>>,
+{
+    /// Waits for `check`, then calls `inner` (the service that was polled
+    /// ready) with `request`, or refuses in `protocol`.
+    pub fn check(check: Check<P>, inner: S, request: Request<ReqBody>, protocol: Protocol) -> Self {
+        Self {
+            state: State::Checking {
+                check,
+                call: Some((inner, request)),
+                protocol,
+            },
+        }
+    }
+
+    /// The inner service's future, the request let in without waiting;
+    /// `pass`, if any, [leaves](Pass::leave) its mark on the response.
+    pub fn inner(future: S::Future, pass: Option<P>) -> Self {
+        Self {
+            state: State::Inner { future, pass },
+        }
+    }
+
+    /// Refuses with `problem` in `protocol`, without calling the inner service.
+    pub fn refused(protocol: Protocol, problem: Problem) -> Self {
+        Self {
+            state: State::Refused {
+                refusal: Some((protocol, problem)),
+            },
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody, P> Future for GuardFuture<S, ReqBody, P>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    P: Pass,
+{
+    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        loop {
+            match state.as_mut().project() {
+                StateProj::Checking {
+                    check,
+                    call,
+                    protocol,
+                } => match ready!(check.as_mut().poll(cx)) {
+                    Ok(mut pass) => {
+                        let (mut inner, mut request) =
+                            call.take().expect("GuardFuture polled after completion");
+                        pass.enter(&mut request);
+                        let future = inner.call(request);
+                        state.set(State::Inner {
+                            future,
+                            pass: Some(pass),
+                        });
+                    }
+                    Err(problem) => {
+                        let protocol = *protocol;
+                        state.set(State::Refused {
+                            refusal: Some((protocol, problem)),
+                        });
+                    }
+                },
+                StateProj::Inner { future, pass } => {
+                    let mut response = ready!(future.poll(cx))?;
+                    if let Some(pass) = pass.take() {
+                        pass.leave(&mut response);
+                    }
+                    return Poll::Ready(Ok(response.map(ResponseBody::inner)));
+                }
+                StateProj::Refused { refusal } => {
+                    let (protocol, problem) =
+                        refusal.take().expect("GuardFuture polled after completion");
+                    return Poll::Ready(Ok(response(protocol, problem)));
+                }
             }
         }
     }

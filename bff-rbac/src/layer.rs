@@ -24,16 +24,13 @@
 //! problem+json for HTTP callers and as a `grpc-status` (`UNAUTHENTICATED`,
 //! `PERMISSION_DENIED`) for gRPC ones (see [`bff_core::refusal`]).
 
-use std::future::Future;
 use std::marker::PhantomData;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bff_core::Problem;
-use bff_core::refusal::{self, Protocol, ResponseBody};
+use bff_core::refusal::{GuardFuture, Protocol, ResponseBody};
 use http::{Request, Response};
-use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use crate::macros::define_inner_service_accessors;
@@ -139,7 +136,7 @@ where
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody>;
+    type Future = ResponseFuture<S, ReqBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -148,54 +145,15 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let caller = req.extensions().get::<T>();
         match check(&self.layer.policy, caller, &self.layer.permission) {
-            Ok(()) => ResponseFuture {
-                kind: Kind::Inner {
-                    future: self.inner.call(req),
-                },
-            },
-            Err(problem) => ResponseFuture {
-                kind: Kind::Denied {
-                    response: Some(refusal::response(Protocol::of(req.headers()), problem)),
-                },
-            },
+            Ok(()) => ResponseFuture::inner(self.inner.call(req), None),
+            Err(problem) => ResponseFuture::refused(Protocol::of(req.headers()), problem),
         }
     }
 }
 
-pin_project! {
-    /// The response future of [`RequirePermission`]: the inner service's, or
-    /// the refusal.
-    pub struct ResponseFuture<F, B> {
-        #[pin]
-        kind: Kind<F, B>,
-    }
-}
-
-pin_project! {
-    #[project = KindProj]
-    enum Kind<F, B> {
-        Inner { #[pin] future: F },
-        Denied { response: Option<Response<ResponseBody<B>>> },
-    }
-}
-
-impl<F, B, E> Future for ResponseFuture<F, B>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<ResponseBody<B>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Inner { future } => future
-                .poll(cx)
-                .map(|result| result.map(|response| response.map(ResponseBody::inner))),
-            KindProj::Denied { response } => Poll::Ready(Ok(response
-                .take()
-                .expect("ResponseFuture polled after completion"))),
-        }
-    }
-}
+/// The response future of [`RequirePermission`]: the inner service's, or the
+/// refusal.
+pub type ResponseFuture<S, ReqBody> = GuardFuture<S, ReqBody, ()>;
 
 #[cfg(test)]
 mod tests {

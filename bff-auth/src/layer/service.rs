@@ -57,29 +57,35 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let protocol = Protocol::of(req.headers());
+        let refused = |error: AuthError| ResponseFuture::refused(protocol, error.into_problem());
         let token = match bearer(req.headers()) {
-            None if self.layer.optional => return ResponseFuture::inner(self.inner.call(req)),
-            None => return ResponseFuture::refused(protocol, AuthError::Missing),
-            Some(Err(())) => {
-                return ResponseFuture::refused(protocol, AuthError::Token(TokenError::Malformed));
+            None if self.layer.optional => {
+                return ResponseFuture::inner(self.inner.call(req), None);
             }
+            None => return refused(AuthError::Missing),
+            Some(Err(())) => return refused(AuthError::Token(TokenError::Malformed)),
             Some(Ok(token)) => token,
         };
         match self.layer.authenticate_now(token) {
             Some(Ok(principal)) => {
                 req.extensions_mut().insert(principal);
-                ResponseFuture::inner(self.inner.call(req))
+                ResponseFuture::inner(self.inner.call(req), None)
             }
-            Some(Err(error)) => ResponseFuture::refused(protocol, error),
+            Some(Err(error)) => refused(error),
             None => {
                 let token = token.to_owned();
                 let layer = self.layer.clone();
-                let authentication = Box::pin(async move { layer.authenticate(&token).await });
+                let authentication = Box::pin(async move {
+                    layer
+                        .authenticate(&token)
+                        .await
+                        .map_err(AuthError::into_problem)
+                });
                 // The clone that was polled ready is the one to call, once the
                 // token is checked (tower's usual dance).
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
-                ResponseFuture::authenticating(authentication, inner, req, protocol)
+                ResponseFuture::check(authentication, inner, req, protocol)
             }
         }
     }

@@ -70,7 +70,7 @@ pub use bff_core::refusal::ResponseBody;
 pub use crate::key::UserId;
 pub use crate::key::{ClientIp, KeyExtractor, RequestInfo, Route, from_fn, ip_key};
 
-pub use self::future::ResponseFuture;
+pub use self::future::{Decisions, ResponseFuture};
 pub use self::headers::rejection;
 pub use self::layer::{Policy, RateLimitLayer};
 pub use self::memory::MemoryBackend;

@@ -8,6 +8,7 @@ use bff_core::refusal::{Protocol, ResponseBody};
 use http::{HeaderValue, Request, Response};
 use tower::Service;
 
+use super::future::Decisions;
 use super::headers::{Applied, refusal};
 use super::{RateLimitLayer, ResponseFuture};
 use crate::macros::define_inner_service_accessors;
@@ -44,24 +45,21 @@ where
         let keys = self.layer.keys(&req);
         if keys.is_empty() {
             // No policy applies: nothing to decide, and no headers to add.
-            return ResponseFuture::inner(self.inner.call(req), Vec::new());
+            return ResponseFuture::inner(self.inner.call(req), None);
         }
         let protocol = Protocol::of(req.headers());
         let decisions = Box::pin(decide(self.layer.clone(), keys));
         // The ready service goes with this request; a clone waits for the next.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::deciding(decisions, inner, req, protocol)
+        ResponseFuture::check(decisions, inner, req, protocol)
     }
 }
 
 /// Counts the request against every policy whose key it has, in order: the
 /// decisions when all allow it, else the problem to answer (429, or 503 when
 /// the backend cannot decide).
-async fn decide(
-    layer: RateLimitLayer,
-    keys: Vec<(usize, String)>,
-) -> Result<Vec<Applied>, Problem> {
+async fn decide(layer: RateLimitLayer, keys: Vec<(usize, String)>) -> Result<Decisions, Problem> {
     let mut applied = Vec::with_capacity(keys.len());
     for (index, key) in keys {
         let policy = &layer.policies[index];
@@ -92,5 +90,5 @@ async fn decide(
             return Err(refusal(&applied, &decision, detail));
         }
     }
-    Ok(applied)
+    Ok(Decisions(applied))
 }
