@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
-use bff_cache::ratelimit::RequestInfo;
+use bff_cache::key::RequestInfo;
 use bff_cache::response::{CacheLayer, MemoryStore};
 use http::{HeaderMap, Request};
 use http_body_util::BodyExt;

@@ -7,6 +7,12 @@
 //! garbage tokens with random `kid`s costs the issuer at most one request per
 //! interval. A failed refetch keeps the keys it had.
 //!
+//! A service that may start before the issuer serves its JWKS builds the client
+//! with [`JwksClient::lazy`]: nothing is fetched until the first token needs
+//! the keys, and until one fetch has succeeded [`JwksClient::prepare`] fails,
+//! so [`JwtLayer`](crate::layer::JwtLayer) answers 503 (never lets a request
+//! through) and the next request tries again.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use bff_auth::jwks::JwksClient;
@@ -20,7 +26,7 @@
 //! # }
 //! ```
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -46,20 +52,25 @@ pub enum JwksError {
     /// A key in it is invalid.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// No keys yet: the first fetch failed while this request waited for it.
+    #[error("the JWKS has not been fetched yet")]
+    NotFetched,
 }
 
 #[derive(Debug)]
 struct FetchState {
     fetched_at: Instant,
     max_age: Duration,
-    last_attempt: Instant,
+    /// When a fetch last started; `None` before the first.
+    last_attempt: Option<Instant>,
 }
 
 /// A cached, self-refreshing JWKS of one issuer. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct JwksClient {
     url: Arc<str>,
-    http: reqwest::Client,
+    /// Built at the first fetch by a lazy client, so building one cannot fail.
+    http: Arc<OnceLock<reqwest::Client>>,
     keys: VerificationKeys,
     state: Arc<Mutex<FetchState>>,
     min_refetch_interval: Duration,
@@ -69,14 +80,19 @@ pub struct JwksClient {
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(300);
 /// Longest time keys are trusted without a refetch, whatever `max-age` says.
 const MAX_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+/// How long one fetch may take, with the client [`JwksClient::connect`] builds.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often an unknown `kid` may trigger a refetch, by default.
+const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+
+fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder().timeout(FETCH_TIMEOUT).build()
+}
 
 impl JwksClient {
     /// Fetches the JWKS at `url` once and returns a client holding its keys.
     pub async fn connect(url: &str) -> Result<Self, JwksError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()?;
-        Self::with_client(url, http, Duration::from_secs(30)).await
+        Self::with_client(url, http_client()?, MIN_REFETCH_INTERVAL).await
     }
 
     /// Like [`connect`](Self::connect) with a given HTTP client, refetching for an
@@ -86,22 +102,51 @@ impl JwksClient {
         http: reqwest::Client,
         min_refetch_interval: Duration,
     ) -> Result<Self, JwksError> {
-        let now = Instant::now();
-        let client = Self {
-            url: url.into(),
-            http,
-            keys: VerificationKeys::default(),
-            state: Arc::new(Mutex::new(FetchState {
-                fetched_at: now,
-                max_age: Duration::ZERO,
-                last_attempt: now,
-            })),
-            min_refetch_interval,
-        };
+        let client = Self::lazy_client(url, Some(http), min_refetch_interval);
         let mut state = client.state.lock().await;
         client.fetch(&mut state).await?;
         drop(state);
         Ok(client)
+    }
+
+    /// A client that fetches nothing yet: the first token to verify fetches the
+    /// JWKS at `url`, for a service that may start before its issuer. Until a
+    /// fetch succeeds, [`prepare`](Self::prepare) fails and every request tries
+    /// again.
+    pub fn lazy(url: &str) -> Self {
+        Self::lazy_client(url, None, MIN_REFETCH_INTERVAL)
+    }
+
+    /// Like [`lazy`](Self::lazy) with a given HTTP client, refetching for an
+    /// unknown `kid` at most once per `min_refetch_interval`.
+    pub fn lazy_with_client(
+        url: &str,
+        http: reqwest::Client,
+        min_refetch_interval: Duration,
+    ) -> Self {
+        Self::lazy_client(url, Some(http), min_refetch_interval)
+    }
+
+    fn lazy_client(
+        url: &str,
+        http: Option<reqwest::Client>,
+        min_refetch_interval: Duration,
+    ) -> Self {
+        let cell = OnceLock::new();
+        if let Some(http) = http {
+            let _ = cell.set(http);
+        }
+        Self {
+            url: url.into(),
+            http: Arc::new(cell),
+            keys: VerificationKeys::default(),
+            state: Arc::new(Mutex::new(FetchState {
+                fetched_at: Instant::now(),
+                max_age: Duration::ZERO,
+                last_attempt: None,
+            })),
+            min_refetch_interval,
+        }
     }
 
     /// The keys, for a [`TokenVerifier`]; they change as the client refetches.
@@ -111,39 +156,73 @@ impl JwksClient {
 
     /// Verifies `token` with `verifier` (which must read
     /// [`verification_keys`](Self::verification_keys)), refetching first when the
-    /// keys are stale or the token names an unknown `kid`.
+    /// keys are stale or the token names an unknown `kid`. A lazy client whose
+    /// keys cannot be fetched has none, so every token is then an
+    /// [`UnknownKey`](TokenError::UnknownKey); [`prepare`](Self::prepare) tells
+    /// that case apart.
     pub async fn verify(
         &self,
         verifier: &TokenVerifier,
         token: &str,
     ) -> Result<Claims, TokenError> {
-        self.prepare(token).await;
+        if let Err(error) = self.prepare(token).await {
+            tracing::warn!(url = %self.url, %error, "no JWKS keys to verify with");
+        }
         verifier.verify(token)
     }
 
     /// Makes sure the keys are fresh enough to verify `token`: refetches when
     /// `max-age` has passed, or (rate-limited) when the token's `kid` is unknown.
-    /// Fetch failures are logged; the old keys stay.
-    pub async fn prepare(&self, token: &str) {
+    /// Refetch failures are logged; the old keys stay. Fails only while there
+    /// are no keys at all (a lazy client before its first successful fetch).
+    pub async fn prepare(&self, token: &str) -> Result<(), JwksError> {
+        if self.keys.is_empty() {
+            return self.first_fetch().await;
+        }
         let unknown_kid = kid_of(token).is_some_and(|kid| !self.keys.contains(&kid));
         // A fetch already under way serves everyone: callers do not queue behind it
         // (they verify with the keys at hand), so garbage tokens cannot pile up here.
         let Ok(mut state) = self.state.try_lock() else {
-            return;
+            return Ok(());
         };
         let stale = state.fetched_at.elapsed() >= state.max_age;
-        let may_retry = state.last_attempt.elapsed() >= self.min_refetch_interval;
+        let may_retry = state
+            .last_attempt
+            .is_none_or(|at| at.elapsed() >= self.min_refetch_interval);
         if (stale || unknown_kid)
             && may_retry
             && let Err(error) = self.fetch(&mut state).await
         {
             tracing::warn!(url = %self.url, %error, "JWKS refetch failed; keeping the keys we have");
         }
+        Ok(())
+    }
+
+    /// The first keys: callers wait for a fetch under way instead of verifying
+    /// against no keys at all, and one that failed while they waited is their
+    /// answer too, so waiters do not retry one after another.
+    async fn first_fetch(&self) -> Result<(), JwksError> {
+        let arrived = Instant::now();
+        let mut state = self.state.lock().await;
+        if !self.keys.is_empty() {
+            return Ok(());
+        }
+        if state.last_attempt.is_some_and(|at| at >= arrived) {
+            return Err(JwksError::NotFetched);
+        }
+        self.fetch(&mut state).await
     }
 
     async fn fetch(&self, state: &mut FetchState) -> Result<(), JwksError> {
-        state.last_attempt = Instant::now();
-        let response = self.http.get(&*self.url).send().await?.error_for_status()?;
+        state.last_attempt = Some(Instant::now());
+        let http = match self.http.get() {
+            Some(http) => http,
+            None => {
+                let built = http_client()?;
+                self.http.get_or_init(|| built)
+            }
+        };
+        let response = http.get(&*self.url).send().await?.error_for_status()?;
         let max_age = response
             .headers()
             .get(http::header::CACHE_CONTROL)

@@ -8,8 +8,9 @@
 //! - [`mint`]: short-lived tokens for one backend's audience, minted from a
 //!   verified caller and reused per session, so no user token travels onward;
 //! - [`layer`]: [`JwtLayer`](layer::JwtLayer), bearer authentication as a tower layer
-//!   with a verified-token cache and a session-liveness hook, and the
-//!   [`Principal`](layer::Principal) it hands to handlers;
+//!   (for axum, tonic or bare hyper; gRPC callers are refused with a
+//!   `grpc-status`) with a verified-token cache and a session-liveness hook, and
+//!   the [`Principal`](layer::Principal) it hands to handlers;
 //! - [`password`]: argon2id hashing on the blocking pool, with a dummy hash for unknown
 //!   accounts and rehash detection;
 //! - [`session`]: sessions with rotating refresh tokens and reuse detection, behind
@@ -21,13 +22,16 @@
 //! - `identity` (feature `identity`): email addresses and phone numbers parsed and
 //!   normalised (E.164, with libphonenumber's rules) at the edge;
 //! - `jwks` (feature `client`): `JwksClient`, for services that verify this
-//!   issuer's tokens with its public JWKS alone.
+//!   issuer's tokens with its public JWKS alone, fetched at start or, with
+//!   `JwksClient::lazy`, at the first request.
 //!
 //! Key rotation: publish the next key as verification-only, wait for JWKS caches to
 //! refresh (`Cache-Control` max-age), switch signing to it and keep the old key
 //! published as verification-only, then drop the old key once the last token it
 //! signed has expired (the access-token lifetime).
 #![deny(missing_docs, unreachable_pub, unsafe_code)]
+
+mod macros;
 
 pub mod code;
 #[cfg(feature = "identity")]

@@ -8,6 +8,7 @@ use axum::Router;
 use axum::routing::get;
 use bff_auth::jwks::JwksClient;
 use bff_auth::keys::{Algorithm, KeySet, SigningKey};
+use bff_auth::layer::{AuthError, JwtLayer};
 use bff_auth::token::{TokenError, TokenIssuer, TokenVerifier, ValidationPolicy};
 
 fn key(algorithm: Algorithm) -> SigningKey {
@@ -26,6 +27,13 @@ struct Issuer {
 }
 
 async fn issuer(keys: KeySet) -> Issuer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    issuer_on(keys, listener)
+}
+
+fn issuer_on(keys: KeySet, listener: tokio::net::TcpListener) -> Issuer {
     let shared = Arc::new(RwLock::new(keys));
     let fetches = Arc::new(AtomicUsize::new(0));
     let (s, f) = (Arc::clone(&shared), Arc::clone(&fetches));
@@ -37,9 +45,6 @@ async fn issuer(keys: KeySet) -> Issuer {
             async move { ([("cache-control", "public, max-age=300")], axum::Json(jwks)) }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
     let url = format!(
         "http://{}/.well-known/jwks.json",
         listener.local_addr().expect("addr")
@@ -143,4 +148,66 @@ async fn an_unreachable_issuer_is_an_error_at_connect() {
     );
     drop(listener);
     assert!(JwksClient::connect(&url).await.is_err());
+}
+
+#[tokio::test]
+async fn a_lazy_client_fetches_at_first_use_and_fails_closed_until_it_can() {
+    let keys = KeySet::new(key(Algorithm::EdDsa), Vec::new()).expect("keys");
+    // The issuer's address, with nobody serving there yet.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("addr");
+    let jwks = JwksClient::lazy(&format!("http://{addr}/.well-known/jwks.json"));
+    let verifier = TokenVerifier::new(
+        jwks.verification_keys(),
+        ValidationPolicy::new("iss", "aud"),
+    );
+    let layer = JwtLayer::new(verifier).with_jwks(jwks);
+    let early = token(&keys, "early");
+    assert!(matches!(
+        layer.authenticate(&early).await,
+        Err(AuthError::KeysUnavailable(_))
+    ));
+
+    let service = tower::ServiceBuilder::new()
+        .layer(layer.clone())
+        .service_fn(
+            |_request: http::Request<http_body_util::Full<bytes::Bytes>>| async {
+                Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
+                    bytes::Bytes::new(),
+                )))
+            },
+        );
+    for (content_type, status, grpc_status) in [
+        ("application/json", 503, None),
+        ("application/grpc", 200, Some("14")),
+    ] {
+        let request = http::Request::get("/")
+            .header("authorization", format!("Bearer {early}"))
+            .header("content-type", content_type)
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .expect("request");
+        let response = tower::ServiceExt::oneshot(service.clone(), request)
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), status, "fails closed");
+        assert_eq!(
+            response
+                .headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok()),
+            grpc_status
+        );
+    }
+
+    // The issuer comes up: the next request fetches its keys.
+    let listener = tokio::net::TcpListener::bind(addr).await.expect("rebind");
+    let issuer = issuer_on(keys.clone(), listener);
+    let principal = layer.authenticate(&early).await.expect("verified");
+    assert_eq!(principal.user_id, "early");
+    layer
+        .authenticate(&token(&keys, "later"))
+        .await
+        .expect("verified");
+    assert_eq!(issuer.fetches.load(Ordering::SeqCst), 1, "fetched once");
 }

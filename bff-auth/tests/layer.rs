@@ -1,5 +1,6 @@
 //! JwtLayer behaviour as a client sees it.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -8,11 +9,14 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use bff_auth::keys::{Algorithm, KeySet, SigningKey};
-use bff_auth::layer::{BoxFuture, JwtLayer, Principal, SessionCheck, SessionCheckError};
+use bff_auth::layer::{
+    BoxFuture, JwtLayer, Principal, ResponseBody, SessionCheck, SessionCheckError,
+};
 use bff_auth::token::{TokenIssuer, TokenVerifier, ValidationPolicy};
+use bytes::Bytes;
 use http::{Request, StatusCode};
-use http_body_util::BodyExt;
-use tower::ServiceExt;
+use http_body_util::{BodyExt, Full};
+use tower::{Service, ServiceBuilder, ServiceExt};
 
 fn keys() -> KeySet {
     let key = SigningKey::generate(Algorithm::EdDsa)
@@ -227,4 +231,103 @@ async fn authenticate_works_outside_http() {
         "manager"
     );
     assert!(layer.authenticate("x.y.z").await.is_err());
+}
+
+/// The layer on a bare tower service with `http_body_util::Full` bodies both
+/// ways (no axum), as tonic and hyper services use it.
+fn bare(
+    layer: JwtLayer,
+) -> impl Service<
+    Request<Full<Bytes>>,
+    Response = http::Response<ResponseBody<Full<Bytes>>>,
+    Error = Infallible,
+> + Clone {
+    ServiceBuilder::new()
+        .layer(layer)
+        .service_fn(|request: Request<Full<Bytes>>| async move {
+            let caller = request
+                .extensions()
+                .get::<Principal>()
+                .map_or_else(|| "anonymous".to_owned(), |p| p.user_id.clone());
+            Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(caller))))
+        })
+}
+
+async fn call_bare(
+    service: impl Service<
+        Request<Full<Bytes>>,
+        Response = http::Response<ResponseBody<Full<Bytes>>>,
+        Error = Infallible,
+    >,
+    headers: &[(&str, &str)],
+) -> (StatusCode, http::HeaderMap, Bytes) {
+    let mut request = Request::post("/orders.v1.Orders/ListOrders");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = service
+        .oneshot(request.body(Full::new(Bytes::new())).expect("request"))
+        .await
+        .expect("infallible");
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    (parts.status, parts.headers, body)
+}
+
+#[tokio::test]
+async fn works_on_any_body_type() {
+    let keys = keys();
+    let token = issuer(&keys)
+        .issue("user-9", "s", "customer")
+        .expect("issue")
+        .access_token;
+    let bearer = format!("Bearer {token}");
+    for layer in [
+        JwtLayer::new(verifier(&keys)),
+        // A session check makes authentication wait: the other path.
+        JwtLayer::new(verifier(&keys)).with_session_check(Sessions::default()),
+    ] {
+        let service = bare(layer);
+        let (status, _, body) = call_bare(service.clone(), &[("authorization", &bearer)]).await;
+        assert_eq!((status, &body[..]), (StatusCode::OK, &b"user-9"[..]));
+        let (status, headers, body) = call_bare(service, &[]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(headers["content-type"], "application/problem+json");
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(json["code"], "unauthorized");
+    }
+}
+
+#[tokio::test]
+async fn grpc_callers_are_refused_with_a_grpc_status() {
+    let keys = keys();
+    let grpc = ("content-type", "application/grpc");
+    let service = bare(JwtLayer::new(verifier(&keys)));
+    for authorization in [None, Some("Bearer not.a.token"), Some("Basic dXNlcjpwYXNz")] {
+        let mut headers = vec![grpc];
+        headers.extend(authorization.map(|value| ("authorization", value)));
+        let (status, headers, body) = call_bare(service.clone(), &headers).await;
+        assert_eq!(status, StatusCode::OK, "{authorization:?}");
+        assert_eq!(headers["grpc-status"], "16", "UNAUTHENTICATED");
+        assert_eq!(headers["content-type"], "application/grpc");
+        assert!(body.is_empty());
+    }
+
+    let sessions = Sessions::default();
+    sessions.failing.store(true, Ordering::SeqCst);
+    let token = issuer(&keys)
+        .issue("u", "s", "customer")
+        .expect("issue")
+        .access_token;
+    let service = bare(JwtLayer::new(verifier(&keys)).with_session_check(sessions));
+    let bearer = format!("Bearer {token}");
+    let (status, headers, _) = call_bare(service, &[grpc, ("authorization", &bearer)]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["grpc-status"], "14", "UNAVAILABLE: fails closed");
+
+    // Optional mode passes gRPC calls without a token (health, reflection).
+    let service = bare(JwtLayer::new(verifier(&keys)).optional());
+    let (status, headers, body) = call_bare(service, &[grpc]).await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"anonymous"[..]));
+    assert!(!headers.contains_key("grpc-status"));
 }

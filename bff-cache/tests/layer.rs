@@ -132,3 +132,68 @@ async fn every_applicable_policy_is_reported() {
         "{state}"
     );
 }
+
+/// The limiter on a bare tower service with `http_body_util::Full` bodies both
+/// ways (no axum), keyed by a header; gRPC callers are refused with
+/// `RESOURCE_EXHAUSTED`.
+#[tokio::test(start_paused = true)]
+async fn works_on_any_body_and_speaks_grpc_to_grpc_callers() {
+    use bff_cache::ratelimit::ResponseBody;
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use tower::ServiceBuilder;
+
+    let service = ServiceBuilder::new()
+        .layer(
+            RateLimitLayer::new(MemoryBackend::default().with_tokio_clock()).policy(Policy::new(
+                "per_client",
+                Quota::per_minute(2),
+                from_fn(|r| {
+                    r.headers
+                        .get("x-client")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned)
+                }),
+            )),
+        )
+        .service_fn(|_request: Request<Full<Bytes>>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from_static(
+                b"ok",
+            ))))
+        });
+    let send = |content_type: &'static str| {
+        let service = service.clone();
+        async move {
+            let request = Request::post("/orders.v1.Orders/ListOrders")
+                .header("x-client", "c1")
+                .header("content-type", content_type)
+                .body(Full::new(Bytes::new()))
+                .expect("request");
+            let response: http::Response<ResponseBody<Full<Bytes>>> =
+                service.oneshot(request).await.expect("infallible");
+            response
+        }
+    };
+    let allowed = send("application/json").await;
+    assert_eq!(allowed.status(), StatusCode::OK);
+    assert_eq!(allowed.headers()["ratelimit"], "\"per_client\";r=1;t=30");
+    let body = allowed
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    assert_eq!(&body[..], b"ok");
+    assert_eq!(send("application/grpc").await.status(), StatusCode::OK);
+
+    let refused = send("application/json").await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        refused.headers()["content-type"],
+        "application/problem+json"
+    );
+    let refused = send("application/grpc").await;
+    assert_eq!(refused.status(), StatusCode::OK);
+    assert_eq!(refused.headers()["grpc-status"], "8", "RESOURCE_EXHAUSTED");
+    assert!(refused.headers().contains_key("retry-after"));
+}

@@ -32,7 +32,7 @@ async fn profile(State(origin): State<Origin>, headers: HeaderMap) -> String {
 fn app(origin: &Origin) -> (Router, Invalidator) {
     let cache = CacheLayer::new("profile", MemoryStore::new(1 << 20))
         .ttl(Duration::from_secs(60))
-        .per_user(|r: &bff_cache::ratelimit::RequestInfo<'_>| {
+        .per_user(|r: &bff_cache::key::RequestInfo<'_>| {
             r.headers
                 .get("x-user")
                 .and_then(|v| v.to_str().ok())

@@ -1,32 +1,32 @@
 //! Guarantees that every error response is `application/problem+json`, and that a
 //! panic becomes a 500 problem instead of a dropped connection.
 //!
+//! ```
+//! use axum::{Router, routing::get};
+//! use bff_core::error_layer::{NormalizeErrorsLayer, panic_response};
+//! use bff_core::request_id::SetRequestIdLayer;
+//! use tower::ServiceBuilder;
+//! use tower_http::catch_panic::CatchPanicLayer;
+//!
+//! let app: Router = Router::new().route("/", get(|| async { "hi" })).layer(
+//!     ServiceBuilder::new()
+//!         .layer(SetRequestIdLayer::new())
+//!         .layer(NormalizeErrorsLayer::new())
+//!         .layer(CatchPanicLayer::custom(panic_response)),
+//! );
+//! # let _ = app;
+//! ```
+//!
 //! Lower layers and frameworks answer some errors on their own: axum's 405 and
-//! extractor rejections, tower-http's 413 and timeouts. [`ProblemLayer`] replaces
+//! extractor rejections, tower-http's 413 and timeouts. [`NormalizeErrorsLayer`] replaces
 //! any error response (status 400 or above) that is not already a problem with
 //! [`Problem::from_status`], keeping its headers (`Allow`, `Retry-After`, ...) and
 //! dropping its body, so nothing a lower layer wrote (a driver message, a stack
 //! trace) can reach a client. [`panic_response`] is the handler to give
 //! [`tower_http::catch_panic::CatchPanicLayer::custom`].
 //!
-//! Place both inside [`RequestIdLayer`](crate::request_id::RequestIdLayer) so the
+//! Place both inside [`SetRequestIdLayer`](crate::request_id::SetRequestIdLayer) so the
 //! problems carry the request id.
-//!
-//! ```
-//! use axum::{Router, routing::get};
-//! use bff_core::error_layer::{ProblemLayer, panic_response};
-//! use bff_core::request_id::RequestIdLayer;
-//! use tower::ServiceBuilder;
-//! use tower_http::catch_panic::CatchPanicLayer;
-//!
-//! let app: Router = Router::new().route("/", get(|| async { "hi" })).layer(
-//!     ServiceBuilder::new()
-//!         .layer(RequestIdLayer::new())
-//!         .layer(ProblemLayer::new())
-//!         .layer(CatchPanicLayer::custom(panic_response)),
-//! );
-//! # let _ = app;
-//! ```
 
 use std::any::Any;
 use std::future::Future;
@@ -40,49 +40,42 @@ use http::{Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
+use crate::macros::define_inner_service_accessors;
 use crate::problem::{PROBLEM_JSON, Problem};
 use crate::request_id::RequestId;
 
-/// Layer that applies [`ProblemService`].
+/// Layer that applies [`NormalizeErrors`].
 #[derive(Debug, Clone, Default)]
-pub struct ProblemLayer {
+pub struct NormalizeErrorsLayer {
     _priv: (),
 }
 
-impl ProblemLayer {
+impl NormalizeErrorsLayer {
     /// A new layer.
     pub fn new() -> Self {
         Self::default()
     }
 }
 
-impl<S> Layer<S> for ProblemLayer {
-    type Service = ProblemService<S>;
+impl<S> Layer<S> for NormalizeErrorsLayer {
+    type Service = NormalizeErrors<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ProblemService { inner }
+        NormalizeErrors { inner }
     }
 }
 
 /// Turns every non-problem error response into a problem; see the [module docs](self).
 #[derive(Debug, Clone)]
-pub struct ProblemService<S> {
+pub struct NormalizeErrors<S> {
     inner: S,
 }
 
-impl<S> ProblemService<S> {
-    /// The wrapped service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// Consumes the layer's service, returning the wrapped one.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+impl<S> NormalizeErrors<S> {
+    define_inner_service_accessors!();
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ProblemService<S>
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for NormalizeErrors<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
@@ -104,7 +97,7 @@ where
 }
 
 pin_project! {
-    /// Response future of [`ProblemService`].
+    /// Response future of [`NormalizeErrors`].
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
@@ -187,7 +180,7 @@ pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request_id::RequestIdLayer;
+    use crate::request_id::SetRequestIdLayer;
     use axum::Router;
     use axum::routing::get;
     use http_body_util::BodyExt;
@@ -217,8 +210,8 @@ mod tests {
             .route("/panic", get(panics))
             .layer(
                 ServiceBuilder::new()
-                    .layer(RequestIdLayer::new())
-                    .layer(ProblemLayer::new())
+                    .layer(SetRequestIdLayer::new())
+                    .layer(NormalizeErrorsLayer::new())
                     .layer(CatchPanicLayer::custom(panic_response)),
             )
     }

@@ -5,6 +5,9 @@
 //!
 //! - [`problem`]: RFC 9457 problem+json errors, the one error shape of the API;
 //! - [`error_layer`]: every error response a problem, panics a 500 problem;
+//! - [`refusal`]: what a layer answers when it refuses a request itself
+//!   (problem+json for HTTP callers, a `grpc-status` for gRPC ones), on any
+//!   body type;
 //! - [`request_id`]: `X-Request-Id`, echoed when sane and generated otherwise;
 //! - [`metrics`]: Prometheus request metrics by route template;
 //! - [`health`]: liveness and readiness with pluggable checks (Postgres, Redis and
@@ -36,6 +39,8 @@
 //! ```
 #![deny(missing_docs, unreachable_pub, unsafe_code)]
 
+mod macros;
+
 pub mod error_layer;
 pub mod extract;
 pub mod health;
@@ -43,6 +48,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod pagination;
 pub mod problem;
+pub mod refusal;
 pub mod request_id;
 pub mod security_headers;
 pub mod server;

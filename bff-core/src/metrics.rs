@@ -1,5 +1,20 @@
 //! HTTP server metrics in Prometheus format.
 //!
+//! ```
+//! use aide::axum::ApiRouter;
+//! use axum::{Router, routing::get};
+//! use bff_core::metrics::{MetricsLayer, install_recorder, routes};
+//! use tower::ServiceBuilder;
+//!
+//! let app: Router = ApiRouter::new()
+//!     .route("/users/{id}", get(|| async { "user" }))
+//!     .merge(routes(install_recorder()))
+//!     .into()
+//!     ;
+//! let app = app.layer(ServiceBuilder::new().layer(MetricsLayer::new()));
+//! # let _ = app;
+//! ```
+//!
 //! [`MetricsLayer`] records, per request:
 //! - `http_server_requests_total{method, route, status}` (counter),
 //! - `http_server_request_duration_seconds{method, route, status}` (histogram, time to
@@ -15,21 +30,6 @@
 //! [`install_recorder`] installs the process-wide Prometheus recorder once and
 //! returns a handle whose [`render`](PrometheusHandle::render) output `/metrics`
 //! serves.
-//!
-//! ```
-//! use aide::axum::ApiRouter;
-//! use axum::{Router, routing::get};
-//! use bff_core::metrics::{MetricsLayer, install_recorder, routes};
-//! use tower::ServiceBuilder;
-//!
-//! let app: Router = ApiRouter::new()
-//!     .route("/users/{id}", get(|| async { "user" }))
-//!     .merge(routes(install_recorder()))
-//!     .into()
-//!     ;
-//! let app = app.layer(ServiceBuilder::new().layer(MetricsLayer::new()));
-//! # let _ = app;
-//! ```
 
 use std::future::Future;
 use std::pin::Pin;
@@ -46,6 +46,8 @@ pub use metrics_exporter_prometheus::PrometheusHandle;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
+
+use crate::macros::define_inner_service_accessors;
 
 /// Name of the request counter.
 pub const REQUESTS_TOTAL: &str = "http_server_requests_total";
@@ -123,7 +125,7 @@ where
     )
 }
 
-/// Layer that applies [`MetricsService`].
+/// Layer that applies [`Metrics`].
 #[derive(Debug, Clone, Default)]
 pub struct MetricsLayer {
     _priv: (),
@@ -137,32 +139,24 @@ impl MetricsLayer {
 }
 
 impl<S> Layer<S> for MetricsLayer {
-    type Service = MetricsService<S>;
+    type Service = Metrics<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        MetricsService { inner }
+        Metrics { inner }
     }
 }
 
 /// Records request metrics; see the [module docs](self).
 #[derive(Debug, Clone)]
-pub struct MetricsService<S> {
+pub struct Metrics<S> {
     inner: S,
 }
 
-impl<S> MetricsService<S> {
-    /// The wrapped service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// Consumes the layer's service, returning the wrapped one.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+impl<S> Metrics<S> {
+    define_inner_service_accessors!();
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for MetricsService<S>
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Metrics<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
@@ -241,7 +235,7 @@ impl Drop for InFlight {
 }
 
 pin_project! {
-    /// Response future of [`MetricsService`].
+    /// Response future of [`Metrics`].
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,

@@ -26,6 +26,7 @@ use aide::openapi::{
 };
 use aide::operation::OperationOutput;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use http::StatusCode;
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use schemars::JsonSchema;
@@ -248,8 +249,11 @@ impl fmt::Display for Problem {
 
 impl std::error::Error for Problem {}
 
-impl IntoResponse for Problem {
-    fn into_response(mut self) -> Response {
+impl Problem {
+    /// The response this problem answers with, its body as bytes: the same as
+    /// its axum [`IntoResponse`], for services on another body type (tonic,
+    /// bare hyper). The current request's id is filled in if none is set.
+    pub fn into_http_response(mut self) -> http::Response<Bytes> {
         if self.request_id.is_none() {
             self.request_id = RequestId::current().map(|id| id.as_str().to_owned());
         }
@@ -260,7 +264,8 @@ impl IntoResponse for Problem {
         let body = serde_json::to_vec(&self).unwrap_or_else(|_| {
             br#"{"type":"urn:bff:problem:internal","title":"Internal Server Error","status":500,"code":"internal"}"#.to_vec()
         });
-        let mut response = (status, body).into_response();
+        let mut response = http::Response::new(Bytes::from(body));
+        *response.status_mut() = status;
         response
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
@@ -268,6 +273,17 @@ impl IntoResponse for Problem {
             response.headers_mut().append(name, value);
         }
         response
+    }
+
+    /// Its extra headers (`Retry-After`, `WWW-Authenticate`, ...).
+    pub(crate) fn headers(&self) -> &[(HeaderName, HeaderValue)] {
+        &self.headers
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        self.into_http_response().map(axum::body::Body::from)
     }
 }
 

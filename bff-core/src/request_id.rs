@@ -1,14 +1,9 @@
 //! `X-Request-Id`: one id per request, echoed when the client sent a sane one,
 //! generated (UUID v7) otherwise.
 //!
-//! [`RequestIdLayer`] puts the [`RequestId`] in the request extensions, sets it on
-//! the response, and makes it available to everything that runs inside the
-//! request through [`RequestId::current`], which is how problem bodies and
-//! error logs carry it without every handler passing it along.
-//!
 //! ```
 //! use axum::{Router, routing::get};
-//! use bff_core::request_id::{RequestId, RequestIdLayer};
+//! use bff_core::request_id::{RequestId, SetRequestIdLayer};
 //! use tower::ServiceBuilder;
 //!
 //! async fn handler(id: axum::Extension<RequestId>) -> String {
@@ -17,9 +12,14 @@
 //!
 //! let app: Router = Router::new()
 //!     .route("/", get(handler))
-//!     .layer(ServiceBuilder::new().layer(RequestIdLayer::new()));
+//!     .layer(ServiceBuilder::new().layer(SetRequestIdLayer::new()));
 //! # let _ = app;
 //! ```
+//!
+//! [`SetRequestIdLayer`] puts the [`RequestId`] in the request extensions, sets it on
+//! the response, and makes it available to everything that runs inside the
+//! request through [`RequestId::current`], which is how problem bodies and
+//! error logs carry it without every handler passing it along.
 
 use std::fmt;
 use std::future::Future;
@@ -30,6 +30,8 @@ use http::{HeaderName, HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
+
+use crate::macros::define_inner_service_accessors;
 
 /// The `X-Request-Id` header name.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -79,7 +81,7 @@ impl RequestId {
 
     /// The id of the request being served by the current task, if any.
     ///
-    /// Set by [`RequestIdLayer`] for the whole time the inner service runs.
+    /// Set by [`SetRequestIdLayer`] for the whole time the inner service runs.
     pub fn current() -> Option<Self> {
         CURRENT.try_with(Clone::clone).ok()
     }
@@ -103,46 +105,38 @@ impl fmt::Display for RequestId {
     }
 }
 
-/// Layer that applies [`RequestIdService`].
+/// Layer that applies [`SetRequestId`].
 #[derive(Debug, Clone, Default)]
-pub struct RequestIdLayer {
+pub struct SetRequestIdLayer {
     _priv: (),
 }
 
-impl RequestIdLayer {
+impl SetRequestIdLayer {
     /// A new layer.
     pub fn new() -> Self {
         Self::default()
     }
 }
 
-impl<S> Layer<S> for RequestIdLayer {
-    type Service = RequestIdService<S>;
+impl<S> Layer<S> for SetRequestIdLayer {
+    type Service = SetRequestId<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequestIdService { inner }
+        SetRequestId { inner }
     }
 }
 
 /// Assigns every request a [`RequestId`]; see the [module docs](self).
 #[derive(Debug, Clone)]
-pub struct RequestIdService<S> {
+pub struct SetRequestId<S> {
     inner: S,
 }
 
-impl<S> RequestIdService<S> {
-    /// The wrapped service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// Consumes the layer's service, returning the wrapped one.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+impl<S> SetRequestId<S> {
+    define_inner_service_accessors!();
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequestIdService<S>
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SetRequestId<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
@@ -173,7 +167,7 @@ where
 }
 
 pin_project! {
-    /// Response future of [`RequestIdService`].
+    /// Response future of [`SetRequestId`].
     pub struct ResponseFuture<F: Future> {
         #[pin]
         inner: TaskLocalFuture<RequestId, F>,
@@ -217,7 +211,7 @@ mod tests {
     }
 
     async fn call(header: Option<&str>) -> (String, String) {
-        let svc = RequestIdLayer::new().layer(tower::service_fn(echo_current));
+        let svc = SetRequestIdLayer::new().layer(tower::service_fn(echo_current));
         let mut req = Request::new(());
         if let Some(h) = header {
             req.headers_mut().insert(

@@ -50,6 +50,8 @@ use http::{HeaderName, HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
+use crate::macros::define_inner_service_accessors;
+
 /// The headers and their values, in the order they are added.
 type Headers = Arc<[(HeaderName, HeaderValue)]>;
 
@@ -114,20 +116,7 @@ pub struct SecurityHeaders<S> {
 }
 
 impl<S> SecurityHeaders<S> {
-    /// The wrapped service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The wrapped service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    define_inner_service_accessors!();
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SecurityHeaders<S>

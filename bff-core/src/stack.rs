@@ -1,10 +1,10 @@
 //! The standard middleware stack of a BFF, in one call.
 //!
 //! [`apply`] wraps every route (and the fallback) of a router, outermost first, in:
-//! request id, tracing span, metrics, security headers, CORS, problem
-//! normalisation, panic catching, request timeout and body limit. The order matters: the request id is set before
-//! anything logs, metrics see the final status (a panic counts as a 500), and the
-//! problem layer sits inside the request id so error bodies carry it.
+//! request id, tracing span, metrics, security headers, CORS, error
+//! normalisation, panic catching, request timeout and body limit. The order
+//! matters: the request id is set before anything logs, metrics see the final status (a panic counts as a 500), and the
+//! error normalisation sits inside the request id so problem bodies carry it.
 //!
 //! ```
 //! use axum::{Router, routing::get};
@@ -29,10 +29,10 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::{Level, Span};
 
-use crate::error_layer::{ProblemLayer, panic_response};
+use crate::error_layer::{NormalizeErrorsLayer, panic_response};
 use crate::metrics::{MetricsLayer, UNMATCHED};
 use crate::problem::Problem;
-use crate::request_id::{RequestId, RequestIdLayer, X_REQUEST_ID};
+use crate::request_id::{RequestId, SetRequestIdLayer, X_REQUEST_ID};
 use crate::security_headers::SecurityHeadersLayer;
 
 /// Settings of the HTTP stack.
@@ -117,14 +117,14 @@ where
             config.request_timeout,
         ))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(ProblemLayer::new());
+        .layer(NormalizeErrorsLayer::new());
     let router = match config.cors() {
         Some(cors) => router.layer(cors),
         None => router,
     };
     router.layer(
         ServiceBuilder::new()
-            .layer(RequestIdLayer::new())
+            .layer(SetRequestIdLayer::new())
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(request_span)

@@ -18,18 +18,22 @@
 //!         .layer(RequirePermissionLayer::<Principal>::new(policy, "users:read_any")),
 //! );
 //! ```
+//!
+//! The guard works on any `http::Request<B>` and any response body (axum,
+//! tonic, bare hyper): its refusals are [`ResponseBody`]s of its own, as
+//! problem+json for HTTP callers and as a `grpc-status` (`UNAUTHENTICATED`,
+//! `PERMISSION_DENIED`) for gRPC ones (see [`bff_core::refusal`]).
 
-use std::future::Future;
 use std::marker::PhantomData;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::response::{IntoResponse, Response};
 use bff_core::Problem;
-use http::Request;
+use bff_core::refusal::{GuardFuture, Protocol, ResponseBody};
+use http::{Request, Response};
 use tower::{Layer, Service};
 
+use crate::macros::define_inner_service_accessors;
 use crate::{Policy, Subject};
 
 /// Requires the caller (a `T` in the request extensions) to hold a permission:
@@ -105,15 +109,7 @@ impl<S: std::fmt::Debug, T> std::fmt::Debug for RequirePermission<S, T> {
 }
 
 impl<S, T> RequirePermission<S, T> {
-    /// The wrapped service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// Unwraps the service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    define_inner_service_accessors!();
 }
 
 /// Checks a caller against a permission: the error is the problem to answer.
@@ -133,72 +129,38 @@ pub(crate) fn check<T: Subject>(
     }
 }
 
-impl<S, T, B> Service<Request<B>> for RequirePermission<S, T>
+impl<S, T, ReqBody, ResBody> Service<Request<ReqBody>> for RequirePermission<S, T>
 where
-    S: Service<Request<B>, Response = Response>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     T: Subject,
 {
-    type Response = Response;
+    type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S, ReqBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let caller = req.extensions().get::<T>();
         match check(&self.layer.policy, caller, &self.layer.permission) {
-            Ok(()) => ResponseFuture {
-                kind: Kind::Inner {
-                    future: self.inner.call(req),
-                },
-            },
-            Err(problem) => ResponseFuture {
-                kind: Kind::Denied {
-                    response: Some(problem.into_response()),
-                },
-            },
+            Ok(()) => ResponseFuture::inner(self.inner.call(req), None),
+            Err(problem) => ResponseFuture::refused(Protocol::of(req.headers()), problem),
         }
     }
 }
 
-pin_project_lite::pin_project! {
-    /// The response future of [`RequirePermission`].
-    pub struct ResponseFuture<F> {
-        #[pin]
-        kind: Kind<F>,
-    }
-}
-
-pin_project_lite::pin_project! {
-    #[project = KindProj]
-    enum Kind<F> {
-        Inner { #[pin] future: F },
-        Denied { response: Option<Response> },
-    }
-}
-
-impl<F, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response, E>>,
-{
-    type Output = Result<Response, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Inner { future } => future.poll(cx),
-            KindProj::Denied { response } => Poll::Ready(Ok(response
-                .take()
-                .unwrap_or_else(|| Problem::forbidden().into_response()))),
-        }
-    }
-}
+/// The response future of [`RequirePermission`]: the inner service's, or the
+/// refusal.
+pub type ResponseFuture<S, ReqBody> = GuardFuture<S, ReqBody, ()>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::body::Body;
+    use bytes::Bytes;
+    use http_body_util::Full;
     use tower::ServiceExt;
 
     #[derive(Clone)]
@@ -213,14 +175,17 @@ mod tests {
         }
     }
 
-    async fn status(caller: Option<Caller>) -> u16 {
-        let policy = Policy::builder()
+    fn policy() -> Policy {
+        Policy::builder()
             .role("customer", [], [])
             .role("admin", ["customer"], ["x"])
             .build()
-            .expect("valid");
+            .expect("valid")
+    }
+
+    async fn status(caller: Option<Caller>) -> u16 {
         let service = tower::ServiceBuilder::new()
-            .layer(RequirePermissionLayer::<Caller>::new(policy, "x"))
+            .layer(RequirePermissionLayer::<Caller>::new(policy(), "x"))
             .service_fn(|_req: Request<Body>| async {
                 Ok::<_, std::convert::Infallible>(Response::new(Body::empty()))
             });
@@ -238,5 +203,51 @@ mod tests {
         assert_eq!(status(Some(Caller("customer"))).await, 403);
         assert_eq!(status(Some(Caller("ghost"))).await, 403);
         assert_eq!(status(Some(Caller("admin"))).await, 200);
+    }
+
+    /// `Full` bodies both ways, no axum; gRPC callers get a `grpc-status`.
+    async fn bare(
+        caller: Option<Caller>,
+        content_type: &str,
+    ) -> Response<ResponseBody<Full<Bytes>>> {
+        let service = tower::ServiceBuilder::new()
+            .layer(RequirePermissionLayer::<Caller>::new(policy(), "x"))
+            .service_fn(|_req: Request<Full<Bytes>>| async {
+                Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from_static(
+                    b"allowed",
+                ))))
+            });
+        let mut request = Request::post("/")
+            .header("content-type", content_type)
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        if let Some(caller) = caller {
+            request.extensions_mut().insert(caller);
+        }
+        service.oneshot(request).await.expect("infallible")
+    }
+
+    #[tokio::test]
+    async fn works_on_any_body_and_speaks_grpc_to_grpc_callers() {
+        use http_body_util::BodyExt;
+
+        let allowed = bare(Some(Caller("admin")), "application/json").await;
+        assert_eq!(allowed.status(), 200);
+        let body = allowed
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        assert_eq!(&body[..], b"allowed");
+        let denied = bare(Some(Caller("customer")), "application/json").await;
+        assert_eq!(denied.status(), 403);
+        assert_eq!(denied.headers()["content-type"], "application/problem+json");
+
+        for (caller, code) in [(None, "16"), (Some(Caller("customer")), "7")] {
+            let refused = bare(caller, "application/grpc").await;
+            assert_eq!(refused.status(), 200);
+            assert_eq!(refused.headers()["grpc-status"], code);
+        }
     }
 }

@@ -33,10 +33,12 @@
 
 mod extract;
 mod layer;
+mod macros;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+pub use bff_core::refusal::ResponseBody;
 pub use extract::{Authz, AuthzRejection};
 pub use layer::{RequirePermission, RequirePermissionLayer, ResponseFuture};
 

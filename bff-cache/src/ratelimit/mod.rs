@@ -1,4 +1,29 @@
-//! Token-bucket rate limiting with GCRA (the generic cell rate algorithm).
+//! Token-bucket rate limiting with GCRA (the generic cell rate algorithm), as
+//! a tower layer.
+//!
+//! ```
+//! use bff_cache::ratelimit::{ClientIp, MemoryBackend, Policy, Quota, RateLimitLayer};
+//! use tower::ServiceBuilder;
+//!
+//! let limit = RateLimitLayer::new(MemoryBackend::default())
+//!     .policy(Policy::new("per_ip", Quota::per_minute(100), ClientIp::new()));
+//! let app: axum::Router = axum::Router::new()
+//!     .route("/", axum::routing::get(|| async { "hello" }))
+//!     .layer(ServiceBuilder::new().layer(limit));
+//! ```
+//!
+//! [`RateLimitLayer`] counts each request against its [`Policy`]s, each a
+//! [`Quota`] per key (a client's address, a user, a route: see
+//! [`crate::key`]), in a [`Backend`]: [`MemoryBackend`] in this process or,
+//! with the `redis` feature, `RedisBackend` shared by every instance. It works
+//! on any `http::Request<B>` and any response body (axum, tonic, bare hyper):
+//! its refusals are [`ResponseBody`]s of its own, 429 (or 503 when the backend
+//! cannot decide) as problem+json for HTTP callers, `RESOURCE_EXHAUSTED` (or
+//! `UNAVAILABLE`) as a `grpc-status` for gRPC ones (see [`bff_core::refusal`]).
+//!
+//! The parts, as in tower-http: [`RateLimitLayer`] and [`Policy`] (`layer.rs`),
+//! the [`RateLimit`] service (`service.rs`), its [`ResponseFuture`]
+//! (`future.rs`), and the headers and 429 a decision becomes (`headers.rs`).
 //!
 //! GCRA keeps one number per key: the theoretical arrival time (TAT) of the
 //! next request if requests came exactly at the allowed rate. A request is
@@ -26,25 +51,33 @@
 //! assert_eq!(decision.retry_after, Duration::from_millis(100));
 //! ```
 
-mod key;
+mod future;
+mod headers;
 mod layer;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis_backend;
+mod service;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-#[cfg(feature = "auth")]
-pub use key::UserId;
-pub use key::{ClientIp, KeyExtractor, RequestInfo, Route, from_fn, ip_key};
-pub use layer::{Policy, RateLimitLayer, RateLimitService, ResponseFuture, rejection};
-pub use memory::MemoryBackend;
-#[cfg(feature = "redis")]
-pub use redis_backend::{OnRedisError, RedisBackend};
+pub use bff_core::refusal::ResponseBody;
 
-/// A boxed future, as backends return.
-pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+// What a limit counts: re-exported from `crate::key`, which the response cache
+// shares.
+#[cfg(feature = "auth")]
+pub use crate::key::UserId;
+pub use crate::key::{ClientIp, KeyExtractor, RequestInfo, Route, from_fn, ip_key};
+
+pub use self::future::{Decisions, ResponseFuture};
+pub use self::headers::rejection;
+pub use self::layer::{Policy, RateLimitLayer};
+pub use self::memory::MemoryBackend;
+#[cfg(feature = "redis")]
+pub use self::redis_backend::{OnRedisError, RedisBackend};
+pub use self::service::RateLimit;
+use crate::BoxFuture;
 
 /// How many requests a key may make: `count` per `period`, with bursts of up
 /// to `burst` (by default `count`).

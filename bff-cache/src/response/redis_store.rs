@@ -6,7 +6,7 @@ use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 
 use super::store::{CacheError, CacheStore, Entry, MemoryStore, current, now_ms};
-use crate::ratelimit::BoxFuture;
+use crate::BoxFuture;
 
 /// Entries in Redis (`{prefix}e:{key}`, JSON, expiring with the entry), tag
 /// versions (`{prefix}t:{tag}`, counters) and fill locks (`{prefix}l:{key}`).

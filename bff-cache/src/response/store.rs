@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::ratelimit::BoxFuture;
+use crate::BoxFuture;
 
 /// A stored response.
 #[derive(Debug, Clone, Serialize, Deserialize)]

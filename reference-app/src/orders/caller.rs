@@ -1,11 +1,11 @@
-//! Who is calling: the orders service and the loyalty responder verify each
-//! caller's access token themselves, with the BFF's public keys only.
-
-use std::sync::Arc;
+//! Who is calling: the orders service and the loyalty responder authenticate
+//! each caller's access token with `bff-auth`'s `JwtLayer`, against the BFF's
+//! public keys only.
 
 use bff_auth::jwks::JwksClient;
-use bff_auth::token::{TokenError, TokenVerifier, ValidationPolicy};
-use tokio::sync::OnceCell;
+use bff_auth::layer::{AuthError, JwtLayer, Principal, bearer_token};
+use bff_auth::token::{TokenVerifier, ValidationPolicy};
+use tonic::Status;
 use uuid::Uuid;
 
 /// Why a caller was refused.
@@ -16,7 +16,7 @@ pub enum CallerError {
     Missing,
     /// The token does not verify (signature, expiry, issuer, audience...).
     #[error("invalid token: {0}")]
-    Invalid(#[from] TokenError),
+    Invalid(#[source] AuthError),
     /// The token's subject is not a user id.
     #[error("invalid token: the subject is not a user id")]
     Subject,
@@ -25,46 +25,66 @@ pub enum CallerError {
     KeysUnavailable,
 }
 
-/// Verifies access tokens against a JWKS URL, fetched on first use (the BFF may
-/// start after this service) and refreshed as [`JwksClient`] does.
+impl From<AuthError> for CallerError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Missing => Self::Missing,
+            AuthError::KeysUnavailable(_) => Self::KeysUnavailable,
+            other => Self::Invalid(other),
+        }
+    }
+}
+
+/// Authenticates callers against a JWKS URL, fetched on first use (the BFF may
+/// start after this service) and refreshed as `JwksClient` does.
 #[derive(Debug, Clone)]
 pub struct CallerVerifier {
-    url: Arc<str>,
-    policy: ValidationPolicy,
-    keys: Arc<OnceCell<(JwksClient, TokenVerifier)>>,
+    layer: JwtLayer,
 }
 
 impl CallerVerifier {
     /// Trusts the keys at `jwks_url` for tokens of `issuer` for `audience`.
     pub fn new(jwks_url: &str, issuer: &str, audience: &str) -> Self {
+        let jwks = JwksClient::lazy(jwks_url);
+        let verifier = TokenVerifier::new(
+            jwks.verification_keys(),
+            ValidationPolicy::new(issuer, audience),
+        );
         Self {
-            url: jwks_url.into(),
-            policy: ValidationPolicy::new(issuer, audience),
-            keys: Arc::new(OnceCell::new()),
+            layer: JwtLayer::new(verifier).with_jwks(jwks),
         }
     }
 
-    /// The user id of a valid `Authorization` value (`Bearer <jwt>`).
+    /// The gRPC server's authentication layer. Optional: the health and
+    /// reflection services answer without a token, and each orders method
+    /// requires the caller itself with [`caller`]; a token that is sent must
+    /// be valid, or the call is `UNAUTHENTICATED` (`UNAVAILABLE` while the
+    /// keys cannot be fetched) before any service sees it.
+    pub fn layer(&self) -> JwtLayer {
+        self.layer.clone().optional()
+    }
+
+    /// The user id of a valid `Authorization` value (`Bearer <jwt>`), for
+    /// callers that do not come through the layer (the loyalty responder).
     pub async fn verify(&self, authorization: Option<&str>) -> Result<Uuid, CallerError> {
         let token = authorization
-            .and_then(|value| {
-                let (scheme, token) = value.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .filter(|token| !token.is_empty())
+            .and_then(bearer_token)
             .ok_or(CallerError::Missing)?;
-        let (jwks, verifier) = self
-            .keys
-            .get_or_try_init(|| async {
-                let jwks = JwksClient::connect(&self.url).await.map_err(|error| {
-                    tracing::warn!(url = %self.url, error = %bff_core::problem::ErrorChain(&error), "cannot fetch the JWKS");
-                    CallerError::KeysUnavailable
-                })?;
-                let verifier = TokenVerifier::new(jwks.verification_keys(), self.policy.clone());
-                Ok::<_, CallerError>((jwks, verifier))
-            })
-            .await?;
-        let claims = jwks.verify(verifier, token).await?;
-        claims.sub.parse().map_err(|_| CallerError::Subject)
+        let principal = self.layer.authenticate(token).await?;
+        user_id(&principal)
     }
+}
+
+/// The caller of a gRPC method, as [`CallerVerifier::layer`] authenticated
+/// it: `UNAUTHENTICATED` when the call carried no token.
+pub fn caller<T>(request: &tonic::Request<T>) -> Result<Uuid, Status> {
+    let principal = request
+        .extensions()
+        .get::<Principal>()
+        .ok_or_else(|| Status::unauthenticated(CallerError::Missing.to_string()))?;
+    user_id(principal).map_err(|error| Status::unauthenticated(error.to_string()))
+}
+
+fn user_id(principal: &Principal) -> Result<Uuid, CallerError> {
+    principal.user_id.parse().map_err(|_| CallerError::Subject)
 }

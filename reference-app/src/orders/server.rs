@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
-use bff_core::request_id::RequestIdLayer;
+use bff_core::request_id::SetRequestIdLayer;
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
@@ -171,7 +171,7 @@ impl OrdersServer {
             .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
             .build_v1()
             .map_err(OrdersError::Reflection)?;
-        let service = OrdersService::new(db.clone(), callers, signal);
+        let service = OrdersService::new(db.clone(), signal);
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "orders service listening (gRPC)");
         }
@@ -185,7 +185,9 @@ impl OrdersServer {
             // A call without a grpc-timeout still ends.
             .timeout(Duration::from_secs(30))
             // The caller's X-Request-Id, for the logs and the events of the call.
-            .layer(RequestIdLayer::new())
+            .layer(SetRequestIdLayer::new())
+            // The caller's token, verified before any service sees the call.
+            .layer(callers.layer())
             .add_service(health_service)
             .add_service(reflection)
             .add_service(GrpcOrders::new(service))

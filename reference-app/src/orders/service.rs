@@ -6,7 +6,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status};
 use uuid::Uuid;
 
-use super::caller::{CallerError, CallerVerifier};
+use super::caller::caller;
 use super::proto::{self, orders_server::Orders};
 use super::store::{self, OrderRecord};
 use super::{ItemInput, validate};
@@ -16,34 +16,20 @@ use crate::messaging::outbox::OutboxSignal;
 /// Metadata key naming the field an `INVALID_ARGUMENT` is about.
 pub const FIELD_METADATA: &str = "bff-field";
 
-/// The service: a pool on the `orders` schema and the callers' verifier.
+/// The service: a pool on the `orders` schema. Callers are authenticated by
+/// the server's layer ([`CallerVerifier::layer`](super::caller::CallerVerifier::layer));
+/// each method acts for the caller it put in the request.
 #[derive(Debug, Clone)]
 pub struct OrdersService {
     db: PgPool,
-    callers: CallerVerifier,
     outbox: OutboxSignal,
 }
 
 impl OrdersService {
-    /// Serves orders from `db`, trusting tokens that `callers` verifies, and
-    /// wakes `outbox`'s relay after each event written.
-    pub fn new(db: PgPool, callers: CallerVerifier, outbox: OutboxSignal) -> Self {
-        Self {
-            db,
-            callers,
-            outbox,
-        }
-    }
-
-    async fn caller(&self, metadata: &MetadataMap) -> Result<Uuid, Status> {
-        let authorization = metadata.get("authorization").and_then(|v| v.to_str().ok());
-        self.callers
-            .verify(authorization)
-            .await
-            .map_err(|error| match error {
-                CallerError::KeysUnavailable => Status::unavailable(error.to_string()),
-                other => Status::unauthenticated(other.to_string()),
-            })
+    /// Serves orders from `db`, and wakes `outbox`'s relay after each event
+    /// written.
+    pub fn new(db: PgPool, outbox: OutboxSignal) -> Self {
+        Self { db, outbox }
     }
 }
 
@@ -110,7 +96,7 @@ impl Orders for OrdersService {
         &self,
         request: Request<proto::CreateOrderRequest>,
     ) -> Result<Response<proto::Order>, Status> {
-        let user = self.caller(request.metadata()).await?;
+        let user = caller(&request)?;
         let body = request.into_inner();
         let items: Vec<ItemInput<'_>> = body.items.iter().map(ItemInput::from).collect();
         // The currency and its scale are the service's own, never the caller's:
@@ -162,7 +148,7 @@ impl Orders for OrdersService {
         &self,
         request: Request<proto::GetOrderRequest>,
     ) -> Result<Response<proto::Order>, Status> {
-        let user = self.caller(request.metadata()).await?;
+        let user = caller(&request)?;
         let id = order_id(&request.get_ref().id)?;
         match store::get(&self.db, user, id).await.map_err(storage)? {
             Some(order) => Ok(Response::new(to_proto(order))),
@@ -174,7 +160,7 @@ impl Orders for OrdersService {
         &self,
         request: Request<proto::ListOrdersRequest>,
     ) -> Result<Response<proto::ListOrdersResponse>, Status> {
-        let user = self.caller(request.metadata()).await?;
+        let user = caller(&request)?;
         let body = request.into_inner();
         let params = PageParams {
             limit: (body.limit != 0).then_some(body.limit),
@@ -202,7 +188,7 @@ impl Orders for OrdersService {
         &self,
         request: Request<proto::CancelOrderRequest>,
     ) -> Result<Response<proto::Order>, Status> {
-        let user = self.caller(request.metadata()).await?;
+        let user = caller(&request)?;
         let id = order_id(&request.get_ref().id)?;
         match store::cancel(&self.db, user, id).await.map_err(storage)? {
             Some(order) => {

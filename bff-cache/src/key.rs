@@ -1,4 +1,10 @@
-//! What a limit counts: the key of a request.
+//! Keys of requests: what a rate limit counts, and whom a per-user cache
+//! entry belongs to.
+//!
+//! A [`KeyExtractor`] reads a key from a request's [`RequestInfo`]: the
+//! client's address ([`ClientIp`], from axum's `ConnectInfo`), the route
+//! ([`Route`]), the authenticated user (`UserId`, feature `auth`), or anything
+//! a closure finds ([`from_fn`]).
 
 use std::net::{IpAddr, SocketAddr};
 
