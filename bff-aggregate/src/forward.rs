@@ -9,8 +9,13 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What is propagated to backends: the request id, so one request can be
-/// followed through every log, and the caller's `Authorization`, so each
-/// backend decides for itself what the user may see.
+/// followed through every log, and an `Authorization` for the backend, so it
+/// decides for itself what the user may see.
+///
+/// The authorization is never the caller's own token: that one is for the
+/// BFF, and a backend (or a bus between them) that saw it could replay it
+/// against the BFF. Set one minted for the backend's audience
+/// (`bff_auth::mint`) with [`Forward::with_authorization`].
 ///
 /// The protocol helpers (modules `grpc`, `nats` and `http`, behind features
 /// of the same names) put both on every call. `Debug` never shows the
@@ -21,12 +26,14 @@ pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-i
 /// use http::{HeaderMap, HeaderValue};
 ///
 /// let mut headers = HeaderMap::new();
-/// headers.insert("authorization", HeaderValue::from_static("Bearer secret"));
+/// headers.insert("authorization", HeaderValue::from_static("Bearer users-own"));
 /// headers.insert("x-request-id", HeaderValue::from_static("req-1"));
-/// let forward = Forward::from_headers(&headers);
+/// let forward = Forward::from_headers(&headers)
+///     .with_authorization(HeaderValue::from_static("Bearer minted-for-orders"));
 ///
 /// assert_eq!(forward.request_id().map(|v| v.as_bytes()), Some(&b"req-1"[..]));
-/// assert!(!format!("{forward:?}").contains("secret"));
+/// assert_eq!(forward.authorization().map(|v| v.as_bytes()), Some(&b"Bearer minted-for-orders"[..]));
+/// assert!(!format!("{forward:?}").contains("minted"));
 /// ```
 #[derive(Clone, Default)]
 pub struct Forward {
@@ -40,18 +47,15 @@ impl Forward {
         Self::default()
     }
 
-    /// Takes `x-request-id` and `authorization` from the incoming request's
-    /// headers. The request id should already be the one the BFF validated
-    /// or generated (bff-core's request-id layer puts it in the headers).
+    /// Takes `x-request-id` from the incoming request's headers; the
+    /// request id should already be the one the BFF validated or generated
+    /// (bff-core's request-id layer puts it in the headers). The caller's
+    /// `Authorization` is deliberately not taken: see the [type docs](Self).
     pub fn from_headers(headers: &HeaderMap) -> Self {
-        let mut forward = Self::new();
-        if let Some(id) = headers.get(X_REQUEST_ID) {
-            forward = forward.with_request_id(id.clone());
+        match headers.get(X_REQUEST_ID) {
+            Some(id) => Self::new().with_request_id(id.clone()),
+            None => Self::new(),
         }
-        if let Some(authorization) = headers.get(AUTHORIZATION) {
-            forward = forward.with_authorization(authorization.clone());
-        }
-        forward
     }
 
     /// Sets the request id.

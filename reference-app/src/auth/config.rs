@@ -85,6 +85,45 @@ pub struct ClaimArgs {
     /// The `aud` of access tokens.
     #[arg(long, env = "BFF_JWT_AUDIENCE", default_value = "bff")]
     pub jwt_audience: String,
+    /// The `aud` of the tokens the BFF mints for the orders service, the only
+    /// audience that service accepts (never a user's own token).
+    #[arg(long, env = "BFF_ORDERS_AUDIENCE", default_value = "orders")]
+    pub orders_audience: String,
+    /// The `aud` of the tokens the BFF mints for the loyalty responder.
+    #[arg(long, env = "BFF_LOYALTY_AUDIENCE", default_value = "loyalty")]
+    pub loyalty_audience: String,
+    /// Lifetime of a token minted for a backend (at most 60 s); one is reused
+    /// per session and backend until a quarter of it is left.
+    #[arg(long, env = "BFF_BACKEND_TOKEN_TTL", default_value = "60s", value_parser = parse_backend_ttl)]
+    pub backend_token_ttl: Duration,
+}
+
+impl ClaimArgs {
+    /// Refuses audiences that are not all different: a token minted for one
+    /// backend must work nowhere else.
+    pub fn validate(&self) -> Result<(), String> {
+        let audiences = [
+            &self.jwt_audience,
+            &self.orders_audience,
+            &self.loyalty_audience,
+        ];
+        for (i, a) in audiences.iter().enumerate() {
+            if a.is_empty() || audiences[i + 1..].contains(a) {
+                return Err(format!(
+                    "BFF_JWT_AUDIENCE, BFF_ORDERS_AUDIENCE and BFF_LOYALTY_AUDIENCE must be different and not empty (\"{a}\" is repeated or empty)"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_backend_ttl(value: &str) -> Result<Duration, String> {
+    let ttl = humantime::parse_duration(value.trim()).map_err(|e| e.to_string())?;
+    if ttl < Duration::from_secs(1) || ttl > bff_auth::mint::MAX_TTL {
+        return Err("backend tokens live from 1 s to 60 s".to_owned());
+    }
+    Ok(ttl)
 }
 
 /// Verification codes (sign-up and password reset).
@@ -145,6 +184,32 @@ mod tests {
     use clap::Parser;
 
     use crate::config::Cli;
+
+    #[test]
+    fn backend_audiences_are_distinct_and_tokens_short() {
+        let claims = |args: &[&str]| {
+            let mut argv = vec!["bff"];
+            argv.extend_from_slice(args);
+            match Cli::try_parse_from(argv).map(Cli::into_command) {
+                Ok(crate::config::Command::Serve(serve)) => Ok(serve.auth.claims),
+                Ok(_) => unreachable!("serve"),
+                Err(error) => Err(error.to_string()),
+            }
+        };
+        assert!(claims(&[]).expect("defaults").validate().is_ok());
+        for same in [
+            ["--orders-audience", "bff"],
+            ["--loyalty-audience", "orders"],
+            ["--orders-audience", ""],
+        ] {
+            assert!(
+                claims(&same).expect("parses").validate().is_err(),
+                "{same:?}"
+            );
+        }
+        assert!(claims(&["--backend-token-ttl", "61s"]).is_err());
+        assert!(claims(&["--backend-token-ttl", "0s"]).is_err());
+    }
 
     #[test]
     fn a_code_ttl_above_ten_minutes_is_refused() {

@@ -20,7 +20,8 @@ use serde::Serialize;
 pub use self::error::AuthError;
 pub use self::service::AuthService;
 pub use self::setup::{
-    Auth, AuthSetupError, DEV_CODE_SECRET_FILE, DEV_KEY_FILE, load_code_secret, write_private,
+    Auth, AuthSetupError, BackendAudiences, DEV_CODE_SECRET_FILE, DEV_KEY_FILE, load_code_secret,
+    write_private,
 };
 use crate::users::UserView;
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use bff_auth::code::CodeSecret;
 use bff_auth::keys::{Algorithm, KeyError, KeySet, PublicKey, SigningKey};
 use bff_auth::layer::JwtLayer;
+use bff_auth::mint::Minter;
 use bff_auth::password::{PasswordError, PasswordHasher};
 use bff_auth::session::{RedisSessionStore, SessionPolicy, StoreSessionCheck};
 use bff_auth::token::{TokenIssuer, TokenVerifier, ValidationPolicy};
@@ -36,6 +37,19 @@ pub struct Auth {
     pub jwt: JwtLayer,
     /// `Cache-Control: max-age` of the JWKS.
     pub jwks_max_age: Duration,
+    /// Mints the tokens that backend calls carry.
+    pub minter: Minter,
+    /// The audiences of the backends.
+    pub audiences: BackendAudiences,
+}
+
+/// The `aud` of the tokens minted for each backend.
+#[derive(Debug, Clone)]
+pub struct BackendAudiences {
+    /// The orders service.
+    pub orders: String,
+    /// The loyalty responder.
+    pub loyalty: String,
 }
 
 /// Why auth could not be set up.
@@ -73,6 +87,9 @@ pub enum AuthSetupError {
         "the prod profile needs BFF_CODE_SECRET (at least 32 bytes, e.g. `openssl rand -base64 48`)"
     )]
     NoCodeSecret,
+    /// The token audiences or the backend tokens' lifetime are not usable.
+    #[error("{0}")]
+    Claims(String),
     /// The code secret or policy is not usable.
     #[error("invalid verification-code settings")]
     Codes(#[source] bff_auth::code::CodeError),
@@ -135,7 +152,15 @@ impl Auth {
         );
         let jwt = JwtLayer::new(verifier).with_session_check(StoreSessionCheck(sessions.clone()));
         let hasher = PasswordHasher::new(password.params())?;
+        args.claims.validate().map_err(AuthSetupError::Claims)?;
+        let minter = Minter::new(issuer.clone(), args.claims.backend_token_ttl)
+            .map_err(|e| AuthSetupError::Claims(e.to_string()))?;
         Ok(Self {
+            minter,
+            audiences: BackendAudiences {
+                orders: args.claims.orders_audience.clone(),
+                loyalty: args.claims.loyalty_audience.clone(),
+            },
             issuer,
             sessions,
             hasher,

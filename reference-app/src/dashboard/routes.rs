@@ -4,14 +4,13 @@ use aide::axum::ApiRouter;
 use aide::axum::routing::get_with;
 use axum::extract::{FromRef, State};
 use axum::response::{IntoResponse, Response};
-use bff_aggregate::Forward;
 use bff_core::Problem;
-use http::{HeaderMap, HeaderValue, header};
+use http::{HeaderValue, header};
 
 use super::{COMPLETE_HEADER, Dashboard, DashboardService};
 use crate::http::ApiResult;
 use crate::http::docs::bearer;
-use crate::http::extract::CallerId;
+use crate::http::extract::{CallerId, Onward};
 
 /// `GET /api/v1/dashboard`.
 pub fn routes<S>() -> ApiRouter<S>
@@ -40,11 +39,9 @@ where
 async fn dashboard(
     State(dashboards): State<DashboardService>,
     caller: CallerId,
-    headers: HeaderMap,
+    onward: Onward,
 ) -> ApiResult<Response> {
-    let dashboard = dashboards
-        .assemble(caller.0, Forward::from_headers(&headers))
-        .await?;
+    let dashboard = dashboards.assemble(caller.0, onward).await?;
     let complete = dashboard.meta.complete;
     let mut response = axum::Json(dashboard).into_response();
     let headers = response.headers_mut();

@@ -3,12 +3,11 @@
 
 use std::time::Duration;
 
-use bff_aggregate::{
-    Aggregate, AggregateError, Assembled, Call, Forward, Retry, Source, SourceError,
-};
+use bff_aggregate::{Aggregate, AggregateError, Assembled, Call, Retry, Source, SourceError};
 use uuid::Uuid;
 
 use super::{Dashboard, DashboardError, DashboardSettings};
+use crate::http::extract::Onward;
 use crate::orders::OrdersGateway;
 use crate::users::UserService;
 use crate::wallets::WalletService;
@@ -48,13 +47,9 @@ impl DashboardService {
         &self.settings
     }
 
-    /// `user`'s dashboard; `forward` carries the caller's identity and request
-    /// id to the backends.
-    pub async fn assemble(
-        &self,
-        user: Uuid,
-        forward: Forward,
-    ) -> Result<Dashboard, DashboardError> {
+    /// `user`'s dashboard; `onward` is the caller the backends are asked for
+    /// (each call carries a token minted for its backend).
+    pub async fn assemble(&self, user: Uuid, onward: Onward) -> Result<Dashboard, DashboardError> {
         let settings = &self.settings;
         let users = self.users.clone();
         let profile = Source::required("profile", settings.database, move |_call: Call| {
@@ -73,9 +68,9 @@ impl DashboardService {
         });
         let (orders_breaker, loyalty_breaker) = self.orders.breakers();
         let gateway = self.orders.clone();
-        let fwd = forward.clone();
+        let caller = onward.clone();
         let orders = Source::optional("recent_orders", settings.orders, move |call: Call| {
-            gateway.recent(RECENT_ORDERS, &fwd, &call)
+            gateway.recent(RECENT_ORDERS, &caller, &call)
         })
         // An idempotent read: one quick retry, and a hedge when configured.
         .retry(Retry::new(1).backoff(Duration::from_millis(20)))
@@ -86,7 +81,7 @@ impl DashboardService {
         };
         let gateway = self.orders.clone();
         let loyalty = Source::optional("loyalty", settings.loyalty, move |call: Call| {
-            gateway.loyalty(&forward, &call)
+            gateway.loyalty(&onward, &call)
         })
         .breaker(loyalty_breaker.clone());
 

@@ -38,6 +38,57 @@ impl<S: Send + Sync> FromRequestParts<S> for CallerId {
 
 impl aide::operation::OperationInput for CallerId {}
 
+/// The caller a backend call is made for: the principal the JWT layer
+/// verified and the request id. It holds no token: a gateway mints one for
+/// each backend's audience ([`bff_auth::mint`]), so the caller's own never
+/// leaves the BFF.
+#[derive(Debug, Clone)]
+pub struct Onward {
+    /// The verified caller.
+    pub principal: Principal,
+    /// The request id, to follow the call through the backends' logs.
+    pub request_id: Option<http::HeaderValue>,
+}
+
+impl Onward {
+    /// Whom a backend token is minted for.
+    pub fn subject(&self) -> bff_auth::mint::Subject<'_> {
+        bff_auth::mint::Subject {
+            user_id: &self.principal.user_id,
+            session_id: &self.principal.session_id,
+            role: &self.principal.role,
+        }
+    }
+
+    /// What a call carries with `token`, minted for its backend.
+    pub fn forward(
+        &self,
+        token: &str,
+    ) -> Result<bff_aggregate::Forward, http::header::InvalidHeaderValue> {
+        let authorization = http::HeaderValue::from_str(&format!("Bearer {token}"))?;
+        let forward = bff_aggregate::Forward::new().with_authorization(authorization);
+        Ok(match &self.request_id {
+            Some(id) => forward.with_request_id(id.clone()),
+            None => forward,
+        })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Onward {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let principal =
+            <Principal as FromRequestParts<S>>::from_request_parts(parts, state).await?;
+        Ok(Self {
+            principal,
+            request_id: parts.headers.get("x-request-id").cloned(),
+        })
+    }
+}
+
+impl aide::operation::OperationInput for Onward {}
+
 /// An id from a path; a malformed one names nothing there, so it is a 404
 /// like an id that does not exist or belongs to someone else.
 pub(crate) fn path_id(value: &str) -> Result<Uuid, Problem> {

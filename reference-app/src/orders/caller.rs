@@ -40,18 +40,32 @@ impl From<AuthError> for CallerError {
 #[derive(Debug, Clone)]
 pub struct CallerVerifier {
     layer: JwtLayer,
+    jwks: JwksClient,
+    issuer: std::sync::Arc<str>,
 }
 
 impl CallerVerifier {
-    /// Trusts the keys at `jwks_url` for tokens of `issuer` for `audience`.
+    /// Trusts the keys at `jwks_url` for tokens of `issuer` for `audience`
+    /// (the backend's own: the BFF mints one per backend, and a token for
+    /// another audience, the user's own among them, is refused).
     pub fn new(jwks_url: &str, issuer: &str, audience: &str) -> Self {
-        let jwks = JwksClient::lazy(jwks_url);
+        Self::with(JwksClient::lazy(jwks_url), issuer, audience)
+    }
+
+    /// The same keys and issuer, for tokens of `audience`.
+    pub fn for_audience(&self, audience: &str) -> Self {
+        Self::with(self.jwks.clone(), &self.issuer, audience)
+    }
+
+    fn with(jwks: JwksClient, issuer: &str, audience: &str) -> Self {
         let verifier = TokenVerifier::new(
             jwks.verification_keys(),
             ValidationPolicy::new(issuer, audience),
         );
         Self {
-            layer: JwtLayer::new(verifier).with_jwks(jwks),
+            layer: JwtLayer::new(verifier).with_jwks(jwks.clone()),
+            jwks,
+            issuer: issuer.into(),
         }
     }
 

@@ -29,6 +29,16 @@ pub enum OrdersError {
     /// The orders service answered something unreadable.
     #[error(transparent)]
     Malformed(#[from] MalformedOrder),
+    /// A bug or a broken key on our side.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl OrdersError {
+    /// Wraps a failure that is a bug or a broken key on our side.
+    pub(crate) fn internal(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal(Box::new(error))
+    }
 }
 
 impl From<OrdersError> for ApiError {
@@ -41,6 +51,7 @@ impl From<OrdersError> for ApiError {
             OrdersError::Currency(error) => error.into(),
             OrdersError::Status(status) => from_status(status),
             OrdersError::Malformed(error) => ApiError::internal(error),
+            OrdersError::Internal(error) => ApiError::Internal(error),
         }
     }
 }

@@ -4,13 +4,16 @@
 use std::sync::Arc;
 
 use bff_aggregate::{Call, CircuitBreaker, Forward, SourceError};
+use bff_auth::mint::Minter;
 use bff_core::problem::FieldError;
 use uuid::Uuid;
 
 use super::client::{Backends, OrderView};
 use super::loyalty::Loyalty;
 use super::{ItemInput, OrdersError, proto, validate};
+use crate::auth::BackendAudiences;
 use crate::currencies::{CurrencyCode, CurrencyService};
+use crate::http::extract::Onward;
 use crate::idempotency::IdempotencyKey;
 use crate::users::ViewCache;
 
@@ -20,6 +23,8 @@ pub struct OrdersGateway {
     backends: Arc<Backends>,
     currencies: CurrencyService,
     views: ViewCache,
+    minter: Minter,
+    audiences: BackendAudiences,
 }
 
 /// An order to place, as the client sent it.
@@ -34,13 +39,39 @@ pub struct PlaceOrder<'a> {
 }
 
 impl OrdersGateway {
-    /// The gateway to `backends`; orders change the owner's cached `views`.
-    pub fn new(backends: Arc<Backends>, currencies: CurrencyService, views: ViewCache) -> Self {
+    /// The gateway to `backends`; orders change the owner's cached `views`;
+    /// calls carry tokens `minter` mints for each backend's audience.
+    pub fn new(
+        backends: Arc<Backends>,
+        currencies: CurrencyService,
+        views: ViewCache,
+        minter: Minter,
+        audiences: BackendAudiences,
+    ) -> Self {
         Self {
             backends,
             currencies,
             views,
+            minter,
+            audiences,
         }
+    }
+
+    /// What a call to the backend of `audience` carries for `onward`: a token
+    /// minted for that audience, never the caller's own.
+    fn forward(&self, onward: &Onward, audience: &str) -> Result<Forward, MintFailed> {
+        let token = self
+            .minter
+            .token(audience, &onward.subject())
+            .map_err(|e| MintFailed(e.to_string()))?;
+        onward
+            .forward(&token)
+            .map_err(|e| MintFailed(e.to_string()))
+    }
+
+    fn orders_forward(&self, onward: &Onward) -> Result<Forward, OrdersError> {
+        self.forward(onward, &self.audiences.orders)
+            .map_err(OrdersError::internal)
     }
 
     /// Places an order for `user`. The service checks it again; checking here
@@ -48,7 +79,7 @@ impl OrdersGateway {
     pub async fn place(
         &self,
         user: Uuid,
-        forward: &Forward,
+        onward: &Onward,
         order: PlaceOrder<'_>,
     ) -> Result<OrderView, OrdersError> {
         let code = order.currency;
@@ -75,10 +106,11 @@ impl OrdersGateway {
             minor_units,
             idempotency_key: key.map(IdempotencyKey::into_string).unwrap_or_default(),
         };
+        let forward = self.orders_forward(onward)?;
         let orders = &self.backends.orders;
         let created = orders
             .grpc()
-            .create_order(orders.request(request, forward))
+            .create_order(orders.request(request, &forward))
             .await?
             .into_inner();
         self.views.user_changed(user).await;
@@ -88,14 +120,15 @@ impl OrdersGateway {
     /// A page of the caller's orders, newest first, and the next page's cursor.
     pub async fn list(
         &self,
-        forward: &Forward,
+        onward: &Onward,
         limit: u32,
         cursor: String,
     ) -> Result<(Vec<OrderView>, Option<String>), OrdersError> {
+        let forward = self.orders_forward(onward)?;
         let orders = &self.backends.orders;
         let response = orders
             .grpc()
-            .list_orders(orders.request(proto::ListOrdersRequest { limit, cursor }, forward))
+            .list_orders(orders.request(proto::ListOrdersRequest { limit, cursor }, &forward))
             .await?
             .into_inner();
         let items = response
@@ -108,11 +141,12 @@ impl OrdersGateway {
     }
 
     /// One of the caller's orders.
-    pub async fn get(&self, forward: &Forward, id: Uuid) -> Result<OrderView, OrdersError> {
+    pub async fn get(&self, onward: &Onward, id: Uuid) -> Result<OrderView, OrdersError> {
+        let forward = self.orders_forward(onward)?;
         let orders = &self.backends.orders;
         let order = orders
             .grpc()
-            .get_order(orders.request(proto::GetOrderRequest { id: id.to_string() }, forward))
+            .get_order(orders.request(proto::GetOrderRequest { id: id.to_string() }, &forward))
             .await?
             .into_inner();
         Ok(order.try_into()?)
@@ -122,13 +156,16 @@ impl OrdersGateway {
     pub async fn cancel(
         &self,
         user: Uuid,
-        forward: &Forward,
+        onward: &Onward,
         id: Uuid,
     ) -> Result<OrderView, OrdersError> {
+        let forward = self.orders_forward(onward)?;
         let orders = &self.backends.orders;
         let order = orders
             .grpc()
-            .cancel_order(orders.request(proto::CancelOrderRequest { id: id.to_string() }, forward))
+            .cancel_order(
+                orders.request(proto::CancelOrderRequest { id: id.to_string() }, &forward),
+            )
             .await?
             .into_inner();
         self.views.user_changed(user).await;
@@ -141,19 +178,23 @@ impl OrdersGateway {
     pub fn recent(
         &self,
         limit: u32,
-        forward: &Forward,
+        onward: &Onward,
         call: &Call,
     ) -> impl Future<Output = Result<Vec<OrderView>, SourceError>> + Send + use<> {
         let mut grpc = self.backends.orders.grpc();
-        let request = bff_aggregate::grpc::request(
-            proto::ListOrdersRequest {
-                limit,
-                cursor: String::new(),
-            },
-            forward,
-            call,
-        );
+        let forward = self.forward(onward, &self.audiences.orders);
+        let request = forward.map(|forward| {
+            bff_aggregate::grpc::request(
+                proto::ListOrdersRequest {
+                    limit,
+                    cursor: String::new(),
+                },
+                &forward,
+                call,
+            )
+        });
         async move {
+            let request = request.map_err(SourceError::permanent)?;
             let response = grpc
                 .list_orders(request)
                 .await
@@ -171,13 +212,15 @@ impl OrdersGateway {
     /// request-reply), as a source of an aggregate.
     pub fn loyalty(
         &self,
-        forward: &Forward,
+        onward: &Onward,
         call: &Call,
     ) -> impl Future<Output = Result<Loyalty, SourceError>> + Send + use<> {
         let nats = self.backends.nats.clone();
         let subject = self.backends.loyalty_subject.clone();
-        let (forward, call) = (forward.clone(), call.clone());
+        let forward = self.forward(onward, &self.audiences.loyalty);
+        let call = call.clone();
         async move {
+            let forward = forward.map_err(SourceError::permanent)?;
             let reply =
                 bff_aggregate::nats::request(&nats, subject, bytes::Bytes::new(), &forward, &call)
                     .await?;
@@ -193,3 +236,8 @@ impl OrdersGateway {
         )
     }
 }
+
+/// A backend token could not be minted (a broken signing key).
+#[derive(Debug, thiserror::Error)]
+#[error("could not mint a backend token: {0}")]
+pub struct MintFailed(String);

@@ -5,11 +5,10 @@ use aide::axum::ApiRouter;
 use aide::axum::routing::{get_with, post_with};
 use aide::transform::TransformOperation;
 use axum::extract::{FromRef, Path, State};
-use bff_aggregate::Forward;
 use bff_core::Problem;
 use bff_core::extract::{Json, Query};
 use bff_core::pagination::{Page, PageParams};
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -20,7 +19,7 @@ use super::proto;
 use crate::currencies::CurrencyCode;
 use crate::http::ApiResult;
 use crate::http::docs::{self, bearer, invalid};
-use crate::http::extract::{CallerId, IdempotencyKeyHeader, path_id};
+use crate::http::extract::{CallerId, IdempotencyKeyHeader, Onward, path_id};
 
 fn doc(op: TransformOperation<'_>) -> TransformOperation<'_> {
     bearer(op.tag("orders")).response_with::<503, Problem, _>(|r| {
@@ -103,7 +102,7 @@ async fn create_order(
     State(orders): State<OrdersGateway>,
     caller: CallerId,
     key: IdempotencyKeyHeader,
-    headers: HeaderMap,
+    onward: Onward,
     Json(body): Json<NewOrderRequest>,
 ) -> ApiResult<(StatusCode, Json<OrderView>)> {
     let currency = CurrencyCode::parse(body.currency.trim())
@@ -121,25 +120,19 @@ async fn create_order(
             .collect(),
         key: key.into_result(),
     };
-    let order = orders
-        .place(caller.0, &Forward::from_headers(&headers), order)
-        .await?;
+    let order = orders.place(caller.0, &onward, order).await?;
     Ok((StatusCode::CREATED, Json(order)))
 }
 
 async fn list_orders(
     State(orders): State<OrdersGateway>,
     _caller: CallerId,
-    headers: HeaderMap,
+    onward: Onward,
     Query(params): Query<PageParams>,
 ) -> ApiResult<Json<Page<OrderView>>> {
     let page = params.validate::<Uuid>()?;
     let (items, next_cursor) = orders
-        .list(
-            &Forward::from_headers(&headers),
-            page.limit,
-            params.cursor.unwrap_or_default(),
-        )
+        .list(&onward, page.limit, params.cursor.unwrap_or_default())
         .await?;
     Ok(Json(Page { items, next_cursor }))
 }
@@ -147,24 +140,20 @@ async fn list_orders(
 async fn get_order(
     State(orders): State<OrdersGateway>,
     _caller: CallerId,
-    headers: HeaderMap,
+    onward: Onward,
     Path(path): Path<OrderPath>,
 ) -> ApiResult<Json<OrderView>> {
     let id = path_id(&path.id)?;
-    Ok(Json(
-        orders.get(&Forward::from_headers(&headers), id).await?,
-    ))
+    Ok(Json(orders.get(&onward, id).await?))
 }
 
 async fn cancel_order(
     State(orders): State<OrdersGateway>,
     caller: CallerId,
-    headers: HeaderMap,
+    onward: Onward,
     Path(path): Path<OrderPath>,
 ) -> ApiResult<Json<OrderView>> {
     let id = path_id(&path.id)?;
-    let order = orders
-        .cancel(caller.0, &Forward::from_headers(&headers), id)
-        .await?;
+    let order = orders.cancel(caller.0, &onward, id).await?;
     Ok(Json(order))
 }

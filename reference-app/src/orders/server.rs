@@ -37,6 +37,9 @@ pub const SCHEMA: &str = "orders";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OrdersError {
+    /// A setting is not usable.
+    #[error("{0}")]
+    Config(String),
     /// Its database could not be prepared.
     #[error(transparent)]
     Database(#[from] DbError),
@@ -107,8 +110,10 @@ pub struct OrdersSetup {
     pub nats: async_nats::Client,
     /// Stream and subject names.
     pub topology: Topology,
-    /// Verifies callers' tokens.
+    /// Verifies the tokens of gRPC callers (minted for the orders audience).
     pub callers: CallerVerifier,
+    /// Verifies the tokens of loyalty requests (minted for the loyalty audience).
+    pub loyalty_callers: CallerVerifier,
     /// The outbox relay's settings; `None` leaves relaying to another instance.
     pub relay: Option<RelayConfig>,
     /// Whether this instance answers loyalty requests too.
@@ -147,6 +152,7 @@ impl OrdersServer {
             nats,
             topology,
             callers,
+            loyalty_callers,
             relay,
             loyalty,
             listener,
@@ -161,7 +167,7 @@ impl OrdersServer {
             workers.push(tokio::spawn(relay.run(stopped.clone())));
         }
         if loyalty {
-            let responder = LoyaltyResponder::new(nats, &topology, db.clone(), callers.clone());
+            let responder = LoyaltyResponder::new(nats, &topology, db.clone(), loyalty_callers);
             workers.push(tokio::spawn(responder.run(stopped)));
         }
 
@@ -255,15 +261,18 @@ pub async fn run(
             "BFF_ORDERS_JWKS_URL is not https; keys fetched over plain HTTP can be forged on the way"
         );
     }
+    args.claims.validate().map_err(OrdersError::Config)?;
+    let callers = CallerVerifier::new(
+        args.orders_jwks_url.as_str(),
+        &args.claims.jwt_issuer,
+        &args.claims.orders_audience,
+    );
     let server = OrdersServer::new(OrdersSetup {
         db,
         nats: nats.clone(),
         topology,
-        callers: CallerVerifier::new(
-            args.orders_jwks_url.as_str(),
-            &args.claims.jwt_issuer,
-            &args.claims.jwt_audience,
-        ),
+        loyalty_callers: callers.for_audience(&args.claims.loyalty_audience),
+        callers,
         relay: args.outbox.outbox_relay.then(|| args.outbox.relay_config()),
         loyalty: args.loyalty_responder,
         listener,

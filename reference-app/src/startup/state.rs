@@ -102,7 +102,13 @@ impl AppState {
         );
         let wallets = WalletService::new(db.clone(), views.clone(), deposit_max);
         let currencies = CurrencyService::new(db.clone());
-        let orders = OrdersGateway::new(backends, currencies.clone(), views);
+        let orders = OrdersGateway::new(
+            backends,
+            currencies.clone(),
+            views,
+            auth.minter.clone(),
+            auth.audiences.clone(),
+        );
         Self {
             auth: AuthService::new(
                 db.clone(),

@@ -103,15 +103,17 @@ impl Workers {
         let grpc = TcpListener::bind(any_loopback).await.map_err(bind_error)?;
         let grpc_addr = grpc.local_addr().map_err(bind_error)?;
         let jwks_url = format!("http://{}/.well-known/jwks.json", loopback(http_addr));
+        let callers = CallerVerifier::new(
+            &jwks_url,
+            &config.auth.claims.jwt_issuer,
+            &config.auth.claims.orders_audience,
+        );
         let server = OrdersServer::new(OrdersSetup {
             db,
             nats: nats.clone(),
             topology: topology.clone(),
-            callers: CallerVerifier::new(
-                &jwks_url,
-                &config.auth.claims.jwt_issuer,
-                &config.auth.claims.jwt_audience,
-            ),
+            loyalty_callers: callers.for_audience(&config.auth.claims.loyalty_audience),
+            callers,
             relay: config
                 .outbox
                 .outbox_relay

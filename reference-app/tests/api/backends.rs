@@ -158,15 +158,17 @@ impl OrdersProcess {
             .expect("NATS");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let callers = CallerVerifier::new(
+            &app.url("/.well-known/jwks.json"),
+            &config.auth.claims.jwt_issuer,
+            &config.auth.claims.orders_audience,
+        );
         let server = OrdersServer::new(OrdersSetup {
             db,
             nats,
             topology: app.topology.clone(),
-            callers: CallerVerifier::new(
-                &app.url("/.well-known/jwks.json"),
-                &config.auth.claims.jwt_issuer,
-                &config.auth.claims.jwt_audience,
-            ),
+            loyalty_callers: callers.for_audience(&config.auth.claims.loyalty_audience),
+            callers,
             relay: Some(config.outbox.relay_config()),
             loyalty,
             listener,

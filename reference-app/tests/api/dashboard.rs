@@ -10,7 +10,7 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use crate::backends::{Proxy, SplitStack};
-use crate::helpers::{TestApp, TestUser, assert_problem};
+use crate::helpers::{TestApp, TestUser, assert_problem, token_claims};
 
 async fn dashboard(app: &TestApp, user: &TestUser) -> (reqwest::Response, Duration) {
     let started = Instant::now();
@@ -284,12 +284,27 @@ async fn sources_run_concurrently() {
     assert_eq!(response.status(), 200);
     responder.abort();
     let seen = seen.lock().expect("seen");
-    let bearer = format!("Bearer {}", alice.token);
-    assert!(
-        seen.iter()
-            .all(|(_, auth)| auth.as_deref() == Some(bearer.as_str())),
-        "{seen:?}"
+    // The caller's own token never reached the bus: each request carried one
+    // minted for the loyalty responder, short-lived and reused while fresh.
+    let own = format!("Bearer {}", alice.token);
+    let tokens: std::collections::BTreeSet<&str> = seen
+        .iter()
+        .map(|(_, auth)| auth.as_deref().expect("a token"))
+        .collect();
+    assert!(!tokens.contains(own.as_str()), "{seen:?}");
+    assert_eq!(tokens.len(), 1, "one minted token reused: {seen:?}");
+    let minted = token_claims(
+        tokens
+            .iter()
+            .next()
+            .expect("one")
+            .trim_start_matches("Bearer "),
     );
+    let users = token_claims(&alice.token);
+    assert_eq!(minted["aud"], "loyalty");
+    assert_eq!(minted["sub"], users["sub"]);
+    assert_eq!(minted["sid"], users["sid"]);
+    assert!(minted["exp"].as_i64().expect("exp") - minted["iat"].as_i64().expect("iat") <= 60);
     assert!(
         seen.iter()
             .any(|(id, _)| id.as_deref() == Some("dashboard-test-7")),

@@ -337,6 +337,32 @@ impl TestApp {
             .expect("the code opens")
     }
 
+    /// A token for a backend's `audience` on behalf of the holder of
+    /// `user_token`, as the BFF mints them (for calling a backend directly).
+    pub(crate) fn backend_token(&self, user_token: &str, audience: &str) -> String {
+        let claims = token_claims(user_token);
+        let key = bff_auth::keys::SigningKey::from_pem(self.signing_key_pem.as_bytes())
+            .expect("the app's key");
+        let keys = bff_auth::keys::KeySet::new(key, vec![]).expect("keys");
+        let issuer = bff_auth::token::TokenIssuer::new(
+            keys,
+            &self.config.auth.claims.jwt_issuer,
+            &self.config.auth.claims.jwt_audience,
+            Duration::from_secs(900),
+        );
+        let text = |name: &str| claims[name].as_str().expect("a claim").to_owned();
+        issuer
+            .issue_for(
+                audience,
+                Duration::from_secs(60),
+                &text("sub"),
+                &text("sid"),
+                &text("role"),
+            )
+            .expect("minted")
+            .access_token
+    }
+
     /// A client whose requests come from `ip` (any address of 127.0.0.0/8),
     /// to play several clients against one app.
     pub(crate) fn client_from(&self, ip: &str) -> reqwest::Client {
@@ -844,4 +870,14 @@ pub(crate) fn forge(
     let input = format!("{}.{}", encode(header), encode(claims));
     let signature = key.sign(input.as_bytes()).expect("sign");
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+/// The claims of a JWT, unverified (the test made or received it).
+pub(crate) fn token_claims(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON claims")
 }

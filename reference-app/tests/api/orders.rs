@@ -317,7 +317,10 @@ async fn the_orders_service_verifies_every_token_itself() {
         limit: 10,
         cursor: String::new(),
     };
-    let valid = format!("Bearer {}", alice.token);
+    let minted = app.backend_token(&alice.token, "orders");
+    let valid = format!("Bearer {minted}");
+    // A token minted for a backend opens nothing at the BFF.
+    assert_eq!(app.me_status(&minted).await, 401);
     let ok = client
         .list_orders(with_token(list.clone(), Some(&valid)))
         .await
@@ -326,7 +329,7 @@ async fn the_orders_service_verifies_every_token_itself() {
 
     // Forged tokens: the app's own key with an expired `exp`, and a key the
     // BFF never published.
-    let mut parts = alice.token.split('.');
+    let mut parts = minted.split('.');
     let decode = |p: &str| -> Value {
         use base64::Engine;
         serde_json::from_slice(
@@ -352,7 +355,17 @@ async fn the_orders_service_verifies_every_token_itself() {
     );
     let refused = [
         ("missing", None),
-        ("not bearer", Some(format!("Basic {}", alice.token))),
+        ("not bearer", Some(format!("Basic {minted}"))),
+        // The user's own token is for the BFF, and the loyalty responder's
+        // for the loyalty responder: neither opens the orders service.
+        ("the user's own", Some(format!("Bearer {}", alice.token))),
+        (
+            "another backend's",
+            Some(format!(
+                "Bearer {}",
+                app.backend_token(&alice.token, "loyalty")
+            )),
+        ),
         (
             "expired",
             Some(format!("Bearer {}", forge(&key, &header, &expired))),
@@ -400,7 +413,7 @@ async fn the_orders_service_keeps_its_own_currencies_and_scales() {
     let alice = app.user("alice@example.com", Role::Customer).await;
     let orders = OrdersProcess::spawn(&app, false).await;
     let mut client = OrdersClient::connect(orders.url()).await.expect("connects");
-    let token = format!("Bearer {}", alice.token);
+    let token = format!("Bearer {}", app.backend_token(&alice.token, "orders"));
     let bad = [
         // No such currency, whatever scale the caller claims for it.
         ("ZZZ", 4, "1.0001"),
