@@ -43,12 +43,24 @@ pub struct OrdersArgs {
         default_value = "http://127.0.0.1:8080/.well-known/jwks.json"
     )]
     pub orders_jwks_url: url::Url,
+    /// Serve gRPC reflection (service listing for grpcurl and the like); by
+    /// default on in the dev profile and off in prod.
+    #[arg(long, env = "BFF_ORDERS_REFLECTION", action = clap::ArgAction::Set)]
+    pub orders_reflection: Option<bool>,
     /// Answer loyalty requests (`loyalty.points.get`) in this process too.
     #[arg(long, env = "BFF_LOYALTY_RESPONDER", default_value_t = true, action = clap::ArgAction::Set)]
     pub loyalty_responder: bool,
     /// How long in-flight calls may take to finish after SIGTERM.
     #[arg(long, env = "BFF_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
+}
+
+impl OrdersArgs {
+    /// Whether reflection is served: as set, else in the dev profile only.
+    pub fn reflection(&self) -> bool {
+        self.orders_reflection
+            .unwrap_or(self.common.profile == crate::config::Profile::Dev)
+    }
 }
 
 /// Where the orders service keeps its data.
@@ -72,5 +84,34 @@ impl OrdersStoreArgs {
                 .unwrap_or_else(|| database.database_url.clone()),
             ..database.clone()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::config::{Cli, Command};
+
+    fn reflection(args: &[&str]) -> bool {
+        let mut argv = vec!["bff", "orders"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).map(Cli::into_command) {
+            Ok(Command::Orders(orders)) => orders.reflection(),
+            other => panic!("orders: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reflection_is_off_in_prod_unless_asked_for() {
+        assert!(reflection(&[]));
+        assert!(!reflection(&["--profile", "prod"]));
+        assert!(reflection(&[
+            "--profile",
+            "prod",
+            "--orders-reflection",
+            "true"
+        ]));
+        assert!(!reflection(&["--orders-reflection", "false"]));
     }
 }

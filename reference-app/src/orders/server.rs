@@ -118,6 +118,9 @@ pub struct OrdersSetup {
     pub relay: Option<RelayConfig>,
     /// Whether this instance answers loyalty requests too.
     pub loyalty: bool,
+    /// Whether gRPC reflection lists the services (off in production unless
+    /// asked for: it maps the API for anyone who reaches the port).
+    pub reflection: bool,
     /// Where gRPC is served.
     pub listener: TcpListener,
     /// How long in-flight calls may finish after the stop signal.
@@ -155,6 +158,7 @@ impl OrdersServer {
             loyalty_callers,
             relay,
             loyalty,
+            reflection,
             listener,
             shutdown_timeout,
         } = self.setup;
@@ -173,10 +177,15 @@ impl OrdersServer {
 
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<GrpcOrders<OrdersService>>().await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .map_err(OrdersError::Reflection)?;
+        let reflection = match reflection {
+            true => Some(
+                tonic_reflection::server::Builder::configure()
+                    .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+                    .build_v1()
+                    .map_err(OrdersError::Reflection)?,
+            ),
+            false => None,
+        };
         let service = OrdersService::new(db.clone(), signal);
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "orders service listening (gRPC)");
@@ -195,7 +204,7 @@ impl OrdersServer {
             // The caller's token, verified before any service sees the call.
             .layer(callers.layer())
             .add_service(health_service)
-            .add_service(reflection)
+            .add_optional_service(reflection)
             .add_service(GrpcOrders::new(service))
             .serve_with_incoming_shutdown(TcpIncoming::from(listener), signal);
         let grace = async move {
@@ -275,6 +284,7 @@ pub async fn run(
         callers,
         relay: args.outbox.outbox_relay.then(|| args.outbox.relay_config()),
         loyalty: args.loyalty_responder,
+        reflection: args.reflection(),
         listener,
         shutdown_timeout: args.shutdown_timeout,
     });

@@ -119,6 +119,8 @@ impl Workers {
                 .outbox_relay
                 .then(|| config.outbox.relay_config()),
             loyalty: true,
+            // In-process, only the BFF calls it, on loopback.
+            reflection: config.common.profile == crate::config::Profile::Dev,
             listener: grpc,
             // By the time workers stop, the HTTP side has drained and
             // nothing in this process calls the orders service any more.

@@ -171,6 +171,7 @@ impl OrdersProcess {
             callers,
             relay: Some(config.outbox.relay_config()),
             loyalty,
+            reflection: true,
             listener,
             shutdown_timeout: Duration::from_secs(1),
         });
