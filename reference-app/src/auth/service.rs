@@ -175,6 +175,8 @@ impl AuthService {
                 session_id,
             } => {
                 tracing::warn!(%user_id, %session_id, "refresh token reused: session revoked");
+                self.announce(DomainEvent::session_revoked(&user_id, &session_id))
+                    .await?;
                 Err(AuthError::RefreshReused)
             }
             Refresh::Invalid => Err(AuthError::InvalidRefresh),
@@ -192,7 +194,11 @@ impl AuthService {
             .sessions
             .revoke(&principal.user_id, &principal.session_id)
             .await?;
-        Ok(())
+        self.announce(DomainEvent::session_revoked(
+            &principal.user_id,
+            &principal.session_id,
+        ))
+        .await
     }
 
     /// Ends every session of the caller.
@@ -203,6 +209,16 @@ impl AuthService {
             .revoke_all(&principal.user_id, None)
             .await?;
         tracing::info!(user_id = %principal.user_id, ended, "logout everywhere");
+        self.announce(DomainEvent::sessions_revoked(&principal.user_id, None))
+            .await
+    }
+
+    /// Tells the backends (through the outbox) that tokens they accept are
+    /// revoked, so they refuse them before they expire.
+    async fn announce(&self, event: DomainEvent) -> Result<(), AuthError> {
+        let mut conn = self.db.acquire().await?;
+        outbox::event(&mut conn, &event).await?;
+        self.outbox.wake();
         Ok(())
     }
 
@@ -219,7 +235,11 @@ impl AuthService {
             .revoke(&principal.user_id, &id.to_string())
             .await?
         {
-            Ok(())
+            self.announce(DomainEvent::session_revoked(
+                &principal.user_id,
+                &id.to_string(),
+            ))
+            .await
         } else {
             Err(AuthError::SessionNotFound)
         }
@@ -277,6 +297,11 @@ impl AuthService {
         let mut tx = self.db.begin().await?;
         users::set_password_hash(&mut *tx, user.id, &hash).await?;
         password_changed(&mut tx, &user, None, "change", locale).await?;
+        outbox::event(
+            &mut tx,
+            &DomainEvent::sessions_revoked(&principal.user_id, Some(&principal.session_id)),
+        )
+        .await?;
         audit::record(
             &mut *tx,
             Entry::new(Some(user.id), "auth.password_changed", "user", user.id),

@@ -280,6 +280,40 @@ impl DomainEvent {
     pub fn subject(&self) -> String {
         format!("events.{}", self.kind)
     }
+
+    /// `session.revoked`: the session `session_id` of `user_id` ended, so
+    /// backends refuse its tokens from now on.
+    pub fn session_revoked(user_id: &str, session_id: &str) -> Self {
+        Self::new(
+            "session.revoked",
+            serde_json::json!({"user_id": user_id, "session_id": session_id}),
+        )
+    }
+
+    /// `user.sessions_revoked`: every session of `user_id` ended but
+    /// `except_session_id`; backends refuse the user's tokens issued until now.
+    pub fn sessions_revoked(user_id: &str, except_session_id: Option<&str>) -> Self {
+        Self::new(
+            "user.sessions_revoked",
+            serde_json::json!({
+                "user_id": user_id,
+                "revoked_at": OffsetDateTime::now_utc().unix_timestamp(),
+                "except_session_id": except_session_id,
+            }),
+        )
+    }
+
+    /// `user.blocked`: `user_id` was blocked; backends refuse their tokens
+    /// issued until now.
+    pub fn user_blocked(user_id: &str) -> Self {
+        Self::new(
+            "user.blocked",
+            serde_json::json!({
+                "user_id": user_id,
+                "blocked_at": OffsetDateTime::now_utc().unix_timestamp(),
+            }),
+        )
+    }
 }
 
 #[cfg(test)]

@@ -52,6 +52,13 @@ impl CallerVerifier {
         Self::with(JwksClient::lazy(jwks_url), issuer, audience)
     }
 
+    /// The same, refusing what `revocations` lists (sessions logged out,
+    /// users blocked) though the token itself is still valid.
+    pub fn with_revocations(mut self, revocations: super::revocations::Revocations) -> Self {
+        self.layer = self.layer.with_session_check(revocations);
+        self
+    }
+
     /// The same keys and issuer, for tokens of `audience`.
     pub fn for_audience(&self, audience: &str) -> Self {
         Self::with(self.jwks.clone(), &self.issuer, audience)

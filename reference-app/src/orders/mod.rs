@@ -14,6 +14,7 @@ pub mod config;
 mod error;
 pub mod gateway;
 pub mod loyalty;
+pub mod revocations;
 pub mod routes;
 pub mod server;
 pub mod service;

@@ -19,6 +19,7 @@ use super::caller::CallerVerifier;
 use super::config::OrdersArgs;
 use super::loyalty::LoyaltyResponder;
 use super::proto::{self, orders_server::OrdersServer as GrpcOrders};
+use super::revocations::Revocations;
 use super::service::OrdersService;
 use crate::config::Profile;
 use crate::db::DatabaseArgs;
@@ -118,6 +119,9 @@ pub struct OrdersSetup {
     pub relay: Option<RelayConfig>,
     /// Whether this instance answers loyalty requests too.
     pub loyalty: bool,
+    /// The deny-list the callers' verifiers consult; followed from the BFF's
+    /// revocation events while the server runs.
+    pub revocations: Revocations,
     /// Whether gRPC reflection lists the services (off in production unless
     /// asked for: it maps the API for anyone who reaches the port).
     pub reflection: bool,
@@ -158,6 +162,7 @@ impl OrdersServer {
             loyalty_callers,
             relay,
             loyalty,
+            revocations,
             reflection,
             listener,
             shutdown_timeout,
@@ -170,6 +175,11 @@ impl OrdersServer {
             let relay = Relay::new(db.clone(), js, topology.clone(), signal.clone(), config);
             workers.push(tokio::spawn(relay.run(stopped.clone())));
         }
+        workers.push(tokio::spawn(revocations.follow(
+            nats.clone(),
+            topology.clone(),
+            stopped.clone(),
+        )));
         if loyalty {
             let responder = LoyaltyResponder::new(nats, &topology, db.clone(), loyalty_callers);
             workers.push(tokio::spawn(responder.run(stopped)));
@@ -271,6 +281,7 @@ pub async fn run(
         );
     }
     args.claims.validate().map_err(OrdersError::Config)?;
+    let revocations = Revocations::default();
     let callers = CallerVerifier::new(
         args.orders_jwks_url.as_str(),
         &args.claims.jwt_issuer,
@@ -280,8 +291,11 @@ pub async fn run(
         db,
         nats: nats.clone(),
         topology,
-        loyalty_callers: callers.for_audience(&args.claims.loyalty_audience),
-        callers,
+        loyalty_callers: callers
+            .for_audience(&args.claims.loyalty_audience)
+            .with_revocations(revocations.clone()),
+        callers: callers.with_revocations(revocations.clone()),
+        revocations,
         relay: args.outbox.outbox_relay.then(|| args.outbox.relay_config()),
         loyalty: args.loyalty_responder,
         reflection: args.reflection(),

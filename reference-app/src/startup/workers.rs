@@ -103,6 +103,7 @@ impl Workers {
         let grpc = TcpListener::bind(any_loopback).await.map_err(bind_error)?;
         let grpc_addr = grpc.local_addr().map_err(bind_error)?;
         let jwks_url = format!("http://{}/.well-known/jwks.json", loopback(http_addr));
+        let revocations = crate::orders::revocations::Revocations::default();
         let callers = CallerVerifier::new(
             &jwks_url,
             &config.auth.claims.jwt_issuer,
@@ -112,8 +113,11 @@ impl Workers {
             db,
             nats: nats.clone(),
             topology: topology.clone(),
-            loyalty_callers: callers.for_audience(&config.auth.claims.loyalty_audience),
-            callers,
+            loyalty_callers: callers
+                .for_audience(&config.auth.claims.loyalty_audience)
+                .with_revocations(revocations.clone()),
+            callers: callers.with_revocations(revocations.clone()),
+            revocations,
             relay: config
                 .outbox
                 .outbox_relay

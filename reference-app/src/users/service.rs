@@ -10,6 +10,8 @@ use super::{UserError, UserRecord, ViewCache, store};
 use crate::audit::{self, Entry};
 use crate::identity::Role;
 use crate::limits::LoginGuard;
+use crate::messaging::DomainEvent;
+use crate::messaging::outbox;
 use crate::rbac;
 
 /// Accounts, their sessions and their cached views.
@@ -128,6 +130,7 @@ impl UserService {
             },
         )
         .await?;
+        outbox::event(&mut tx, &DomainEvent::sessions_revoked(&key, None)).await?;
         tx.commit().await?;
         // The committed change is made visible first; the revocation may fail.
         self.views.user_changed(user.id).await;
@@ -164,6 +167,9 @@ impl UserService {
             },
         )
         .await?;
+        if blocked {
+            outbox::event(&mut tx, &DomainEvent::user_blocked(&key)).await?;
+        }
         tx.commit().await?;
         self.views.user_changed(user.id).await;
         if blocked {

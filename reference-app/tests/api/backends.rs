@@ -158,6 +158,7 @@ impl OrdersProcess {
             .expect("NATS");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let revocations = bff_app::orders::revocations::Revocations::default();
         let callers = CallerVerifier::new(
             &app.url("/.well-known/jwks.json"),
             &config.auth.claims.jwt_issuer,
@@ -167,8 +168,11 @@ impl OrdersProcess {
             db,
             nats,
             topology: app.topology.clone(),
-            loyalty_callers: callers.for_audience(&config.auth.claims.loyalty_audience),
-            callers,
+            loyalty_callers: callers
+                .for_audience(&config.auth.claims.loyalty_audience)
+                .with_revocations(revocations.clone()),
+            callers: callers.with_revocations(revocations.clone()),
+            revocations,
             relay: Some(config.outbox.relay_config()),
             loyalty,
             reflection: true,

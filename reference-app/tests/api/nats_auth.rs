@@ -33,7 +33,10 @@ accounts {{
             "$JS.API.CONSUMER.INFO.{prefix}NOTIFICATIONS.*", "$JS.API.CONSUMER.MSG.NEXT.{prefix}NOTIFICATIONS.*",
             "$JS.ACK.{prefix}NOTIFICATIONS.>"
           ] }}
-          subscribe: {{ allow: ["_INBOX.>", "{prefix}loyalty.points.get"] }}
+          subscribe: {{ allow: [
+            "_INBOX.>", "{prefix}loyalty.points.get",
+            "{prefix}events.session.revoked", "{prefix}events.user.sessions_revoked", "{prefix}events.user.blocked"
+          ] }}
           allow_responses: true
         }}
       }}
@@ -41,7 +44,10 @@ accounts {{
         user: responder, password: "{RESPONDER_PASSWORD}",
         permissions: {{
           publish: {{ deny: [">"] }}
-          subscribe: {{ allow: ["{prefix}loyalty.points.get"] }}
+          subscribe: {{ allow: [
+            "{prefix}loyalty.points.get",
+            "{prefix}events.session.revoked", "{prefix}events.user.sessions_revoked", "{prefix}events.user.blocked"
+          ] }}
           allow_responses: true
         }}
       }}

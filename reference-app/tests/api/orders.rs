@@ -408,6 +408,65 @@ async fn the_orders_service_verifies_every_token_itself() {
 }
 
 #[tokio::test]
+async fn a_logout_or_a_block_reaches_the_orders_service_before_tokens_expire() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com", Role::Customer).await;
+    let bob = app.user("bob@example.com", Role::Customer).await;
+    let admin = app
+        .login("admin@example.com", crate::helpers::SEED_PASSWORD)
+        .await;
+    let admin = admin["access_token"].as_str().expect("token").to_owned();
+    let orders = OrdersProcess::spawn(&app, false).await;
+    let mut client = OrdersClient::connect(orders.url()).await.expect("connects");
+    let list = ListOrdersRequest {
+        limit: 10,
+        cursor: String::new(),
+    };
+    let alices = format!("Bearer {}", app.backend_token(&alice.token, "orders"));
+    let bobs = format!("Bearer {}", app.backend_token(&bob.token, "orders"));
+    for token in [&alices, &bobs] {
+        client
+            .list_orders(with_token(list.clone(), Some(token)))
+            .await
+            .expect("served before");
+    }
+    let logout = app
+        .authed(Method::POST, "/api/v1/auth/logout", &alice.token)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(logout.status(), 204);
+    let block = app
+        .authed(
+            Method::POST,
+            &format!("/api/v1/admin/users/{}/block", bob.id),
+            &admin,
+        )
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(block.status(), 200);
+    // The minted tokens are still within their minute, but refused once the
+    // revocation events arrive (the relay publishes them at once).
+    for token in [&alices, &bobs] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let result = client
+                .list_orders(with_token(list.clone(), Some(token)))
+                .await;
+            match result {
+                Err(status) if status.code() == Code::Unauthenticated => break,
+                _ => {
+                    assert!(std::time::Instant::now() < deadline, "still accepted");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+    orders.stop().await;
+}
+
+#[tokio::test]
 async fn the_orders_service_keeps_its_own_currencies_and_scales() {
     let app = TestApp::spawn().await;
     let alice = app.user("alice@example.com", Role::Customer).await;

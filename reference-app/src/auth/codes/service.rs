@@ -315,6 +315,7 @@ impl CodeService {
         let mut tx = self.db.begin().await?;
         users::set_password_hash(&mut *tx, user.id, &hash).await?;
         password_changed(&mut tx, &user, Some(identifier), "reset", locale).await?;
+        outbox::event(&mut tx, &DomainEvent::sessions_revoked(&user_id, None)).await?;
         audit::record(
             &mut *tx,
             Entry::new(Some(user.id), "auth.password_reset", "user", user.id),
