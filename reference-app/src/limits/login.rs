@@ -20,7 +20,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bff_auth::code::CodeSecret;
-use bff_cache::ratelimit::{Decision, Quota};
+use bff_cache::ratelimit::Quota;
 use redis::aio::ConnectionManager;
 use subtle::ConstantTimeEq;
 
@@ -387,19 +387,7 @@ const LOCKED: &str = "Too many failed sign-ins for this account from this addres
 const CEILING: &str = "Too many failed sign-ins for this account. Sign in from a device you used before, or reset the password.";
 
 fn refused(name: &'static str, quota: Quota, wait: Duration, detail: &'static str) -> LimitError {
-    metrics::counter!("bff_ratelimit_decisions_total", "policy" => name, "outcome" => "limited")
-        .increment(1);
-    LimitError::Limited {
-        name,
-        quota,
-        decision: Decision {
-            allowed: false,
-            remaining: 0,
-            reset: wait,
-            retry_after: wait,
-        },
-        detail,
-    }
+    LimitError::refused(name, quota, wait, detail)
 }
 
 fn unavailable(error: redis::RedisError) -> LimitError {

@@ -133,6 +133,31 @@ pub enum LimitError {
     Unavailable,
 }
 
+impl LimitError {
+    /// A refusal by the policy `name` (`quota`) that lifts after `wait`,
+    /// counted in `bff_ratelimit_decisions_total`.
+    pub fn refused(
+        name: &'static str,
+        quota: Quota,
+        wait: std::time::Duration,
+        detail: &'static str,
+    ) -> Self {
+        metrics::counter!("bff_ratelimit_decisions_total", "policy" => name, "outcome" => "limited")
+            .increment(1);
+        Self::Limited {
+            name,
+            quota,
+            decision: Decision {
+                allowed: false,
+                remaining: 0,
+                reset: wait,
+                retry_after: wait,
+            },
+            detail,
+        }
+    }
+}
+
 impl From<LimitError> for ApiError {
     fn from(error: LimitError) -> Self {
         match error {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bff_auth::code::{CodeCheck, CodeStore, Limit, OtpCode, Throttle};
 use bff_auth::session::SessionStore;
-use bff_cache::ratelimit::{Decision, Quota};
+use bff_cache::ratelimit::Quota;
 use sqlx::PgPool;
 
 use super::{CodeSent, Purpose};
@@ -147,17 +147,7 @@ impl CodeService {
                 "Too many codes were requested from this network in the last hour.",
             ),
         };
-        LimitError::Limited {
-            name,
-            quota,
-            decision: Decision {
-                allowed: false,
-                remaining: 0,
-                reset: retry_after,
-                retry_after,
-            },
-            detail,
-        }
+        LimitError::refused(name, quota, retry_after, detail)
     }
 
     /// Sends a code, a notice, or nothing, as the purpose and the account call
