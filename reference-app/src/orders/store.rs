@@ -251,13 +251,16 @@ pub async fn currency_scale(db: &PgPool, currency: &str) -> Result<Option<u32>, 
     Ok(scale.and_then(|s| u32::try_from(s).ok()))
 }
 
-/// Loyalty points of `user_id`: one per whole unit of every order not cancelled.
+/// Loyalty points of `user_id`: for every order not cancelled, its total
+/// (computed here from the validated lines) in whole points of its currency's
+/// rate (`currencies.units_per_point`, about a euro's worth), rounded down.
 pub async fn points(db: &PgPool, user_id: Uuid) -> Result<i64, sqlx::Error> {
     // Each total is below 10^15, but enough orders could still pass i64's range:
     // the sum is capped there rather than failing the user's every lookup.
     sqlx::query_scalar(
-        "SELECT LEAST(COALESCE(sum(floor(total)), 0), 9223372036854775807)::bigint FROM orders
-         WHERE user_id = $1 AND status = 'created'",
+        "SELECT LEAST(COALESCE(sum(floor(o.total / c.units_per_point)), 0), 9223372036854775807)::bigint
+         FROM orders o JOIN currencies c ON c.code = o.currency
+         WHERE o.user_id = $1 AND o.status = 'created'",
     )
     .bind(user_id)
     .fetch_one(db)

@@ -55,6 +55,26 @@ async fn place_order(app: &TestApp, user: &TestUser) -> Value {
 }
 
 #[tokio::test]
+async fn loyalty_points_are_counted_per_currency_at_its_rate() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com", Role::Customer).await;
+    place_order(&app, &alice).await;
+    // 45,000 yen is about 300 euros: 300 points, not 45,000.
+    let yen = app
+        .call(
+            Method::POST,
+            "/api/v1/orders",
+            Some(&alice.token),
+            Some(&json!({"currency": "JPY", "items": [{"sku": "A", "quantity": 1, "unit_price": "45000"}]})),
+        )
+        .await;
+    assert_eq!(yen.status(), 201);
+    let (response, _) = dashboard(&app, &alice).await;
+    let body = read(response).await;
+    assert_eq!(body["loyalty"], json!({"points": 900, "tier": "silver"}));
+}
+
+#[tokio::test]
 async fn with_every_source_up_the_dashboard_is_complete_and_cached_until_a_write() {
     let app = TestApp::spawn().await;
     let alice = app.user("alice@example.com", Role::Customer).await;
