@@ -181,6 +181,66 @@ async fn every_admin_and_manager_endpoint_against_every_role() {
 }
 
 #[tokio::test]
+async fn the_last_active_admin_cannot_be_removed() {
+    let app = TestApp::spawn().await;
+    let other = app.user("second.admin@example.com", Role::Admin).await;
+    let admin = app.login("admin@example.com", SEED_PASSWORD).await;
+    let (admin_id, admin_token) = (
+        admin["user"]["id"].as_str().expect("id").to_owned(),
+        admin["access_token"].as_str().expect("token").to_owned(),
+    );
+    let demote = |actor: String, target: String| {
+        let app = &app;
+        async move {
+            app.call(
+                Method::PUT,
+                &format!("/api/v1/admin/users/{target}/role"),
+                Some(&actor),
+                Some(&json!({"role": "customer"})),
+            )
+            .await
+            .status()
+            .as_u16()
+        }
+    };
+    // Two admins demote each other at once: the rows are locked and the
+    // actor's role read again, so exactly one demotion happens.
+    let (first, second) = tokio::join!(
+        demote(admin_token.clone(), other.id.clone()),
+        demote(other.token.clone(), admin_id.clone()),
+    );
+    // The loser is refused: 403 when its request was already past the token
+    // check, 401 when its sessions had been ended by then.
+    let mut outcomes = [first, second];
+    outcomes.sort_unstable();
+    assert!(matches!(outcomes, [200, 401 | 403]), "{outcomes:?}");
+    let admins: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM users WHERE role = 'admin' AND blocked_at IS NULL AND deleted_at IS NULL",
+    )
+    .fetch_one(&app.db)
+    .await
+    .expect("count");
+    assert_eq!(admins, 1);
+    // The one left can neither demote nor block itself.
+    let last = if first == 200 {
+        &admin_token
+    } else {
+        &other.token
+    };
+    let last_id = if first == 200 { &admin_id } else { &other.id };
+    assert_eq!(demote(last.clone(), last_id.clone()).await, 403);
+    let block = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/admin/users/{last_id}/block"),
+            Some(last),
+            None,
+        )
+        .await;
+    assert_eq!(block.status(), 403);
+}
+
+#[tokio::test]
 async fn nobody_grants_a_role_above_their_own() {
     let app = TestApp::spawn().await;
     let target = app.user("climber@example.com", Role::Customer).await;
