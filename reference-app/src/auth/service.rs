@@ -194,6 +194,7 @@ impl AuthService {
             .sessions
             .revoke(&principal.user_id, &principal.session_id)
             .await?;
+        self.auth.minter.forget_session(&principal.session_id);
         self.announce(DomainEvent::session_revoked(
             &principal.user_id,
             &principal.session_id,
@@ -235,6 +236,7 @@ impl AuthService {
             .revoke(&principal.user_id, &id.to_string())
             .await?
         {
+            self.auth.minter.forget_session(&id.to_string());
             self.announce(DomainEvent::session_revoked(
                 &principal.user_id,
                 &id.to_string(),

@@ -17,6 +17,7 @@
 //! a keyed hash of the identifier: Redis holds no email addresses or phone
 //! numbers. The keys of one identifier share a Redis hash tag.
 
+use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bff_auth::code::CodeSecret;
@@ -65,7 +66,7 @@ pub struct Failure {
 pub struct LoginGuard {
     redis: ConnectionManager,
     prefix: String,
-    secret: CodeSecret,
+    devices: DeviceCookies,
     policy: LoginPolicy,
     enabled: bool,
 }
@@ -107,6 +108,10 @@ if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
 ";
 
+// Scripts are hashed once; Redis runs them by hash (EVALSHA).
+static FAIL_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(FAIL));
+static COUNT_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(COUNT));
+
 impl LoginGuard {
     /// The guard over `redis`, its keys under `prefix` and named with `secret`.
     pub fn new(
@@ -119,7 +124,7 @@ impl LoginGuard {
         Self {
             redis,
             prefix: format!("{prefix}login:"),
-            secret,
+            devices: DeviceCookies::new(secret),
             policy,
             enabled,
         }
@@ -127,7 +132,7 @@ impl LoginGuard {
 
     /// The keyed hash that names `identifier` in Redis and the audit log.
     pub fn identifier_hash(&self, identifier: &str) -> String {
-        self.secret.key_id(&["login", identifier])
+        self.devices.identifier_hash(identifier)
     }
 
     fn identifier_key(&self, identifier: &str) -> String {
@@ -210,7 +215,7 @@ impl LoginGuard {
         let pair = client.unwrap_or("unknown");
         let policy = &self.policy;
         let mut redis = self.redis.clone();
-        let (consecutive, locked): (u32, u64) = redis::Script::new(FAIL)
+        let (consecutive, locked): (u32, u64) = FAIL_SCRIPT
             .key(format!("{id}:pair:{pair}"))
             .key(format!("{id}:lock:{pair}"))
             .key(format!("{id}:all"))
@@ -224,7 +229,7 @@ impl LoginGuard {
             .invoke_async(&mut redis)
             .await
             .map_err(unavailable)?;
-        let _: u32 = redis::Script::new(COUNT)
+        let _: u32 = COUNT_SCRIPT
             .key(self.client_key(client))
             .arg(ms(policy.per_client.period()))
             .invoke_async(&mut redis)
@@ -314,7 +319,7 @@ impl LoginGuard {
             return Ok(());
         }
         let mut redis = self.redis.clone();
-        let _: u32 = redis::Script::new(COUNT)
+        let _: u32 = COUNT_SCRIPT
             .key(self.code_key(client))
             .arg(ms(self.policy.code_failures_per_client.period()))
             .invoke_async(&mut redis)
@@ -328,10 +333,8 @@ impl LoginGuard {
     }
 
     /// The device cookies this guard issues and recognises.
-    pub fn devices(&self) -> DeviceCookies {
-        DeviceCookies {
-            secret: self.secret.clone(),
-        }
+    pub fn devices(&self) -> &DeviceCookies {
+        &self.devices
     }
 }
 
@@ -355,8 +358,13 @@ impl DeviceCookies {
         self.issue_at(identifier, now_secs())
     }
 
+    /// The keyed hash that names `identifier` in cookies, keys and logs.
+    fn identifier_hash(&self, identifier: &str) -> String {
+        self.secret.key_id(&["login", identifier])
+    }
+
     fn issue_at(&self, identifier: &str, issued: u64) -> String {
-        let id = self.secret.key_id(&["login", identifier]);
+        let id = self.identifier_hash(identifier);
         let issued = issued.to_string();
         let mac = self.secret.key_id(&["device", &id, &issued]);
         format!("{id}.{issued}.{mac}")
@@ -376,7 +384,7 @@ impl DeviceCookies {
         if now_secs().saturating_sub(issued_secs) > DEVICE_COOKIE_MAX_AGE.as_secs() {
             return false;
         }
-        let expected_id = self.secret.key_id(&["login", identifier]);
+        let expected_id = self.identifier_hash(identifier);
         let expected_mac = self.secret.key_id(&["device", id, issued]);
         bool::from(id.as_bytes().ct_eq(expected_id.as_bytes()))
             & bool::from(mac.as_bytes().ct_eq(expected_mac.as_bytes()))
