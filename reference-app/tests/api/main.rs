@@ -17,6 +17,7 @@ mod nats_auth;
 mod notifier;
 mod observability;
 mod orders;
+mod outages;
 mod outbox;
 mod rbac;
 mod records;
