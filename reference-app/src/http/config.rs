@@ -53,6 +53,12 @@ pub struct HttpArgs {
     /// Time limit of each readiness check.
     #[arg(long, env = "BFF_READINESS_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
     pub readiness_timeout: Duration,
+    /// Whether readiness fails while NATS is unreachable. Off by default: the
+    /// API keeps working through a NATS outage (the outbox holds messages until
+    /// it is back), so NATS is reported as `degraded` without failing
+    /// readiness, and an orchestrator does not pull every instance at once.
+    #[arg(long, env = "BFF_READINESS_REQUIRES_NATS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub readiness_requires_nats: bool,
 }
 
 impl HttpArgs {

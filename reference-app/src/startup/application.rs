@@ -153,7 +153,10 @@ impl Application {
             .with_timeout(config.http.readiness_timeout)
             .with_check(PostgresCheck::new(db.clone()))
             .with_check(RedisCheck::new(redis.clone()))
-            .with_check(NatsCheck::new(nats.clone()));
+            .with_check_required(
+                NatsCheck::new(nats.clone()),
+                config.http.readiness_requires_nats,
+            );
         let http = HttpConfig {
             body_limit: config.http.body_limit,
             request_timeout: config.http.request_timeout,
