@@ -80,7 +80,7 @@ impl AuthService {
             .hasher
             .verify(
                 password.clone(),
-                user.as_ref().map(|u| u.password_hash.clone()),
+                user.as_ref().and_then(|u| u.password_hash.clone()),
             )
             .await
             .map_err(AuthError::internal)?;
@@ -272,7 +272,7 @@ impl AuthService {
         let verification = self
             .auth
             .hasher
-            .verify(old_password, Some(user.password_hash.clone()))
+            .verify(old_password, user.password_hash.clone())
             .await
             .map_err(AuthError::internal)?;
         if !verification.matches {

@@ -191,6 +191,10 @@ impl Application {
             }),
             dashboard: backends.dashboard(),
             deposit_max: config.money.deposit_max,
+            oauth: config
+                .oauth
+                .parts(profile, redis.clone(), prefix)
+                .map_err(StartupError::Config)?,
         });
         let (metrics, metrics_on) = match config.http.metrics_addr {
             Some(addr) => {

@@ -15,6 +15,7 @@ mod limits;
 mod money;
 mod nats_auth;
 mod notifier;
+mod oauth;
 mod observability;
 mod orders;
 mod outages;

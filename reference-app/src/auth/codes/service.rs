@@ -270,7 +270,7 @@ impl CodeService {
                 phone,
                 name,
                 role: Role::Customer,
-                password_hash: hash,
+                password_hash: Some(hash),
                 verified: true,
             },
         )
