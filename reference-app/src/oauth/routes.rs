@@ -135,6 +135,33 @@ struct LinkStarted {
     authorize_url: String,
 }
 
+/// What a provider sends back to the callback.
+#[derive(Deserialize, JsonSchema)]
+struct CallbackQuery {
+    /// The authorization code.
+    code: Option<String>,
+    /// The `state` the flow started with.
+    state: Option<String>,
+    /// The provider's error code, e.g. `access_denied`.
+    error: Option<String>,
+    /// The provider's description of the error.
+    error_description: Option<String>,
+    /// VK ID: the device the code was issued to.
+    device_id: Option<String>,
+}
+
+impl From<CallbackQuery> for CallbackParams {
+    fn from(query: CallbackQuery) -> Self {
+        Self {
+            code: query.code,
+            state: query.state,
+            error: query.error,
+            error_description: query.error_description,
+            device_id: query.device_id,
+        }
+    }
+}
+
 /// The provider path segment.
 #[derive(Deserialize, JsonSchema)]
 struct ProviderPath {
@@ -203,12 +230,14 @@ async fn start(
 async fn callback(
     State(oauth): State<OAuthService>,
     Path(path): Path<ProviderPath>,
-    Query(params): Query<CallbackParams>,
+    Query(params): Query<CallbackQuery>,
     headers: HeaderMap,
     meta: ClientMeta,
 ) -> ApiResult<Response> {
     let binding = cookie(&headers, BINDING_COOKIE);
-    let location = oauth.callback(&path.provider, params, binding, meta).await?;
+    let location = oauth
+        .callback(&path.provider, params.into(), binding, meta)
+        .await?;
     Ok(redirect(location.as_str(), binding_cookie("", 0)))
 }
 

@@ -846,7 +846,7 @@ impl TestApp {
                 phone: None,
                 name: email.to_owned(),
                 role,
-                password_hash: hash,
+                password_hash: Some(hash),
                 verified: true,
             },
         )

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bff_app::config::ServeArgs;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use josekit::jwk::Jwk;
 use josekit::jws::{JwsHeader, RS256};
 use josekit::jwt::{self, JwtPayload};
