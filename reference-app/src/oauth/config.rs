@@ -44,7 +44,11 @@ pub struct OAuthArgs {
     #[arg(long, env = "BFF_OAUTH_GOOGLE_SCOPES", value_delimiter = ',')]
     pub oauth_google_scopes: Option<Vec<String>>,
     /// Google: the issuer whose discovery document gives the endpoints and keys.
-    #[arg(long, env = "BFF_OAUTH_GOOGLE_ISSUER", default_value = "https://accounts.google.com")]
+    #[arg(
+        long,
+        env = "BFF_OAUTH_GOOGLE_ISSUER",
+        default_value = "https://accounts.google.com"
+    )]
     pub oauth_google_issuer: Url,
     /// Facebook: the client id; the provider is enabled when it is set.
     #[arg(long, env = "BFF_OAUTH_FACEBOOK_CLIENT_ID")]

@@ -115,7 +115,11 @@ impl LoginCodes {
     /// The grant of `code`, used up; `None` for an unknown, used or expired
     /// code (or one that does not open).
     pub async fn redeem(&self, code: &str) -> Result<Option<LoginGrant>, LoginCodeError> {
-        if code.len() != 43 || !code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        if code.len() != 43
+            || !code
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
             return Ok(None);
         }
         let Some(sealed) = self.store.take(&store_key(code)).await? else {

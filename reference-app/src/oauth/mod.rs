@@ -132,23 +132,45 @@ impl OAuthArgs {
         prefix: &str,
     ) -> Result<OAuthParts, String> {
         let providers = self.providers();
+        for provider in &providers {
+            let name = provider.kind.as_str().to_ascii_uppercase();
+            if provider.kind != ProviderKind::Vk && provider.client_secret.is_none() {
+                return Err(format!(
+                    "BFF_OAUTH_{name}_CLIENT_ID is set but BFF_OAUTH_{name}_CLIENT_SECRET is not: {} needs a client secret",
+                    provider.kind.as_str()
+                ));
+            }
+            if provider.kind == ProviderKind::Oidc && provider.issuer.is_none() {
+                return Err(
+                    "BFF_OAUTH_OIDC_CLIENT_ID is set but BFF_OAUTH_OIDC_ISSUER is not".to_owned(),
+                );
+            }
+        }
         let public_url = match (&self.public_url, profile) {
             (Some(url), _) => url.clone(),
-            (None, Profile::Dev) => Url::parse("http://127.0.0.1:8080").map_err(|e| e.to_string())?,
+            (None, Profile::Dev) => {
+                Url::parse("http://127.0.0.1:8080").map_err(|e| e.to_string())?
+            }
             (None, Profile::Prod) if providers.is_empty() => {
                 Url::parse("https://localhost").map_err(|e| e.to_string())?
             }
             (None, Profile::Prod) => {
-                return Err("BFF_PUBLIC_URL is required once a social-login provider is enabled".to_owned());
+                return Err(
+                    "BFF_PUBLIC_URL is required once a social-login provider is enabled".to_owned(),
+                );
             }
         };
-        if self.oauth_state_ttl.is_zero() || self.oauth_state_ttl > std::time::Duration::from_secs(600) {
+        if self.oauth_state_ttl.is_zero()
+            || self.oauth_state_ttl > std::time::Duration::from_secs(600)
+        {
             return Err("BFF_OAUTH_STATE_TTL must be between 1 ms and 10 minutes".to_owned());
         }
         let redirects =
             RedirectAllowList::parse(&self.oauth_redirect_uris, profile == Profile::Dev)?;
         if !providers.is_empty() && redirects.is_empty() {
-            tracing::warn!("a social-login provider is enabled but BFF_OAUTH_REDIRECT_URIS is empty: every flow will be refused");
+            tracing::warn!(
+                "a social-login provider is enabled but BFF_OAUTH_REDIRECT_URIS is empty: every flow will be refused"
+            );
         }
         let states = Arc::new(RedisStateStore::new(
             redis.clone(),

@@ -166,6 +166,8 @@ mod tests {
         assert!(RedirectAllowList::parse(&["http://localhost:3000/".to_owned()], false).is_ok());
         assert!(RedirectAllowList::parse(&["http://[::1]:3000/".to_owned()], false).is_ok());
         assert!(RedirectAllowList::parse(&["http://app.example.com/".to_owned()], true).is_ok());
-        assert!(RedirectAllowList::parse(&["https://u@app.example.com/".to_owned()], true).is_err());
+        assert!(
+            RedirectAllowList::parse(&["https://u@app.example.com/".to_owned()], true).is_err()
+        );
     }
 }

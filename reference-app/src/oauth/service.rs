@@ -116,8 +116,7 @@ impl OAuthService {
             .ok_or(OAuthFlowError::RedirectNotAllowed)?;
         self.budget.spend(meta.client_key.as_deref()).await?;
         let mut raw = [0_u8; 32];
-        openssl::rand::rand_bytes(&mut raw)
-            .map_err(|e| OAuthFlowError::Internal(e.to_string()))?;
+        openssl::rand::rand_bytes(&mut raw).map_err(|e| OAuthFlowError::Internal(e.to_string()))?;
         let binding = URL_SAFE_NO_PAD.encode(raw);
         let data = serde_json::to_value(FlowData {
             redirect_uri: redirect.into(),
@@ -161,7 +160,9 @@ impl OAuthService {
             .map_err(|e| OAuthFlowError::Internal(e.to_string()))?;
         let mut redirect =
             Url::parse(&data.redirect_uri).map_err(|e| OAuthFlowError::Internal(e.to_string()))?;
-        let outcome = self.complete(kind, &pending, &params, data.link, meta).await;
+        let outcome = self
+            .complete(kind, &pending, &params, data.link, meta)
+            .await;
         let (name, value) = match &outcome {
             Outcome::LoginCode(code) => ("login_code", code.as_str()),
             Outcome::Linked(kind) => ("linked", kind.as_str()),
@@ -240,9 +241,8 @@ impl OAuthService {
             &mut *tx,
             Entry {
                 ip: meta.ip.as_deref(),
-                ..Entry::new(Some(user.id), "auth.oauth_login", "user", user.id).details(
-                    serde_json::json!({"provider": provider, "identity": how}),
-                )
+                ..Entry::new(Some(user.id), "auth.oauth_login", "user", user.id)
+                    .details(serde_json::json!({"provider": provider, "identity": how}))
             },
         )
         .await?;
@@ -296,7 +296,8 @@ impl OAuthService {
                 if !(profile.email_verified && user.email_verified_at.is_some()) {
                     return Ok(Err("account_conflict"));
                 }
-                if !store::link(&mut **tx, user.id, provider, &profile.subject, Some(email)).await? {
+                if !store::link(&mut **tx, user.id, provider, &profile.subject, Some(email)).await?
+                {
                     // The account already has another identity of this provider,
                     // or a concurrent callback linked this one.
                     return Ok(Err("account_conflict"));
@@ -310,7 +311,13 @@ impl OAuthService {
             &NewUser {
                 email: email.map(str::to_owned),
                 phone: None,
-                name: profile.name.clone().unwrap_or_default().chars().take(100).collect(),
+                name: profile
+                    .name
+                    .clone()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(100)
+                    .collect(),
                 role: Role::Customer,
                 password_hash: None,
                 verified: profile.email_verified,
@@ -328,7 +335,7 @@ impl OAuthService {
             "user.registered",
             serde_json::json!({"user_id": user.id, "channel": provider, "role": user.role}),
         );
-        outbox::event(&mut **tx, &event).await?;
+        outbox::event(tx, &event).await?;
         Ok(Ok((user, "new")))
     }
 

@@ -211,7 +211,10 @@ impl Fake {
         );
         let nonce = query.get("nonce").cloned();
         if self.key.is_some() {
-            assert!(nonce.as_ref().is_some_and(|n| n.len() >= 16), "{authorize_url}");
+            assert!(
+                nonce.as_ref().is_some_and(|n| n.len() >= 16),
+                "{authorize_url}"
+            );
             assert!(query["scope"].split(' ').any(|s| s == "openid"));
         }
         let code = format!("code-{}", uuid::Uuid::now_v7().simple());
@@ -259,7 +262,9 @@ impl Respond for TokenEndpoint {
         if params.get("client_id").map(String::as_str) != Some(CLIENT_ID) {
             return oauth_error(401, "invalid_client");
         }
-        if self.kind != "vk" && params.get("client_secret").map(String::as_str) != Some(CLIENT_SECRET) {
+        if self.kind != "vk"
+            && params.get("client_secret").map(String::as_str) != Some(CLIENT_SECRET)
+        {
             return oauth_error(401, "invalid_client");
         }
         if params.get("redirect_uri") != Some(&grant.redirect_uri) {
@@ -285,7 +290,8 @@ impl Respond for TokenEndpoint {
         state
             .tokens
             .insert(access_token.clone(), grant.person.clone());
-        let mut body = json!({"access_token": access_token, "token_type": "Bearer", "expires_in": 3600});
+        let mut body =
+            json!({"access_token": access_token, "token_type": "Bearer", "expires_in": 3600});
         if self.kind == "vk" {
             body["user_id"] = json!(grant.person.subject.parse::<u64>().unwrap_or(1));
             body["state"] = json!(grant.state);
@@ -316,10 +322,14 @@ fn id_token(pem: &str, issuer: &str, person: &Person, nonce: Option<&str>) -> St
     payload.set_issued_at(&now);
     payload.set_expires_at(&(now + std::time::Duration::from_secs(300)));
     if let Some(nonce) = nonce {
-        payload.set_claim("nonce", Some(json!(nonce))).expect("claim");
+        payload
+            .set_claim("nonce", Some(json!(nonce)))
+            .expect("claim");
     }
     if let Some(email) = &person.email {
-        payload.set_claim("email", Some(json!(email))).expect("claim");
+        payload
+            .set_claim("email", Some(json!(email)))
+            .expect("claim");
         payload
             .set_claim("email_verified", Some(json!(person.email_verified)))
             .expect("claim");
@@ -349,7 +359,10 @@ impl Respond for ProfileEndpoint {
             // Yandex takes the token in its own header scheme, never the query.
             "yandex" => header.strip_prefix("OAuth ").map(str::to_owned),
             "vk" => params.get("access_token").cloned(),
-            "facebook" => params.get("access_token").cloned().or_else(|| header.strip_prefix("Bearer ").map(str::to_owned)),
+            "facebook" => params
+                .get("access_token")
+                .cloned()
+                .or_else(|| header.strip_prefix("Bearer ").map(str::to_owned)),
             _ => header.strip_prefix("Bearer ").map(str::to_owned),
         };
         let state = self.state.lock().expect("fake");
@@ -358,13 +371,21 @@ impl Respond for ProfileEndpoint {
         };
         match self.kind {
             "facebook" => {
-                let mut mac = Hmac::<Sha256>::new_from_slice(CLIENT_SECRET.as_bytes()).expect("key");
+                let mut mac =
+                    Hmac::<Sha256>::new_from_slice(CLIENT_SECRET.as_bytes()).expect("key");
                 mac.update(token.as_deref().unwrap_or_default().as_bytes());
-                let proof: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+                let proof: String = mac
+                    .finalize()
+                    .into_bytes()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
                 if params.get("appsecret_proof") != Some(&proof) {
                     return oauth_error(400, "invalid appsecret_proof");
                 }
-                ResponseTemplate::new(200).set_body_json(json!({"id": person.subject, "name": person.name, "email": person.email}))
+                ResponseTemplate::new(200).set_body_json(
+                    json!({"id": person.subject, "name": person.name, "email": person.email}),
+                )
             }
             "vk" => {
                 if params.get("client_id").map(String::as_str) != Some(CLIENT_ID) {
@@ -448,9 +469,15 @@ async fn callback(
 /// The frontend URL a callback sent the browser to, and its query.
 fn landing(response: &reqwest::Response) -> HashMap<String, String> {
     assert_eq!(response.status(), 302, "{response:?}");
-    let location = Url::parse(response.headers()["location"].to_str().expect("ascii")).expect("url");
+    let location =
+        Url::parse(response.headers()["location"].to_str().expect("ascii")).expect("url");
     assert_eq!(
-        format!("{}://{}{}", location.scheme(), location.host_str().unwrap_or(""), location.path()),
+        format!(
+            "{}://{}{}",
+            location.scheme(),
+            location.host_str().unwrap_or(""),
+            location.path()
+        ),
         FRONTEND
     );
     location.query_pairs().into_owned().collect()
@@ -476,7 +503,9 @@ async fn exchange(app: &TestApp, login_code: &str) -> reqwest::Response {
 }
 
 async fn tokens(app: &TestApp, landed: &HashMap<String, String>) -> Value {
-    let code = landed.get("login_code").unwrap_or_else(|| panic!("{landed:?}"));
+    let code = landed
+        .get("login_code")
+        .unwrap_or_else(|| panic!("{landed:?}"));
     let response = exchange(app, code).await;
     assert_eq!(response.status(), 200);
     response.json().await.expect("json")
@@ -491,7 +520,12 @@ async fn every_provider_signs_in_start_to_exchange() {
     for (kind, subject, email, verified) in [
         ("google", "g-123", Some("g.person@example.com"), true),
         ("oidc", "o-123", Some("o.person@example.com"), true),
-        ("facebook", "1234567890", Some("f.person@example.com"), false),
+        (
+            "facebook",
+            "1234567890",
+            Some("f.person@example.com"),
+            false,
+        ),
         ("vk", "987654321", Some("v.person@example.com"), false),
         ("yandex", "55501", Some("y.person@example.com"), false),
     ] {
@@ -503,8 +537,16 @@ async fn every_provider_signs_in_start_to_exchange() {
         let body = tokens(&app, &landed).await;
         let token = body["access_token"].as_str().expect("token");
         let me = app.get_json_authed("/api/v1/me", token).await;
-        assert_eq!(me["email"], email.map_or(Value::Null, |e| json!(e)), "{kind}");
-        assert_eq!(me["email_verified_at"].is_string(), verified, "{kind}: {me}");
+        assert_eq!(
+            me["email"],
+            email.map_or(Value::Null, |e| json!(e)),
+            "{kind}"
+        );
+        assert_eq!(
+            me["email_verified_at"].is_string(),
+            verified,
+            "{kind}: {me}"
+        );
         assert_eq!(me["role"], "customer");
         let registered = events.next().await;
         assert_eq!(registered.payload["type"], "user.registered", "{kind}");
@@ -513,12 +555,11 @@ async fn every_provider_signs_in_start_to_exchange() {
         assert_eq!(again["user"]["id"], body["user"]["id"], "{kind}");
         let identities = app.get_json_authed("/api/v1/me/identities", token).await;
         assert_eq!(identities["items"][0]["provider"], kind);
-        let audit: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM audit_log WHERE action = 'auth.oauth_login'",
-        )
-        .fetch_one(&app.db)
-        .await
-        .expect("audit");
+        let audit: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'auth.oauth_login'")
+                .fetch_one(&app.db)
+                .await
+                .expect("audit");
         assert_eq!(audit, 2, "{kind}");
     }
 }
@@ -539,10 +580,25 @@ async fn a_bad_state_is_400_and_creates_nothing() {
     tampered.replace_range(0..1, if state.starts_with('A') { "B" } else { "A" });
     for (query, cookie) in [
         (vec![("code", code.as_str())], cookie),
-        (vec![("code", code.as_str()), ("state", "unknown-state-value-that-is-long-enough-000000")], cookie),
-        (vec![("code", code.as_str()), ("state", tampered.as_str())], cookie),
-        (vec![("code", code.as_str()), ("state", state.as_str())], None),
-        (vec![("code", code.as_str()), ("state", state.as_str())], Some("__Host-bff_oauth=someone-else")),
+        (
+            vec![
+                ("code", code.as_str()),
+                ("state", "unknown-state-value-that-is-long-enough-000000"),
+            ],
+            cookie,
+        ),
+        (
+            vec![("code", code.as_str()), ("state", tampered.as_str())],
+            cookie,
+        ),
+        (
+            vec![("code", code.as_str()), ("state", state.as_str())],
+            None,
+        ),
+        (
+            vec![("code", code.as_str()), ("state", state.as_str())],
+            Some("__Host-bff_oauth=someone-else"),
+        ),
     ] {
         let response = callback(&app, "google", &query, cookie).await;
         assert!(response.headers().get("location").is_none());
@@ -550,12 +606,19 @@ async fn a_bad_state_is_400_and_creates_nothing() {
     }
     // Expired.
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-    let response = callback(&app, "google", &[("code", &code), ("state", &state)], cookie).await;
+    let response = callback(
+        &app,
+        "google",
+        &[("code", &code), ("state", &state)],
+        cookie,
+    )
+    .await;
     assert_problem(response, 400, "bad_request").await;
-    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE email = 'someone@example.com'")
-        .fetch_one(&app.db)
-        .await
-        .expect("count");
+    let users: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM users WHERE email = 'someone@example.com'")
+            .fetch_one(&app.db)
+            .await
+            .expect("count");
     assert_eq!(users, 0);
 }
 
@@ -623,15 +686,39 @@ async fn provider_failures_reach_the_frontend_as_error_codes() {
 
     // The person said no.
     let flow = begin(&app, "yandex").await;
-    let state = flow.authorize_url.query_pairs().find(|(k, _)| k == "state").expect("state").1.into_owned();
-    let response = callback(&app, "yandex", &[("error", "access_denied"), ("state", &state)], Some(&flow.cookie)).await;
-    assert_eq!(landing(&response).get("error").map(String::as_str), Some("access_denied"));
+    let state = flow
+        .authorize_url
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .expect("state")
+        .1
+        .into_owned();
+    let response = callback(
+        &app,
+        "yandex",
+        &[("error", "access_denied"), ("state", &state)],
+        Some(&flow.cookie),
+    )
+    .await;
+    assert_eq!(
+        landing(&response).get("error").map(String::as_str),
+        Some("access_denied")
+    );
 
     // A code the provider does not know (the token endpoint answers 400).
     let flow = begin(&app, "yandex").await;
     let (_, state, _) = fake.authorize(&flow.authorize_url, &person);
-    let response = callback(&app, "yandex", &[("code", "forged"), ("state", &state)], Some(&flow.cookie)).await;
-    assert_eq!(landing(&response).get("error").map(String::as_str), Some("provider_error"));
+    let response = callback(
+        &app,
+        "yandex",
+        &[("code", "forged"), ("state", &state)],
+        Some(&flow.cookie),
+    )
+    .await;
+    assert_eq!(
+        landing(&response).get("error").map(String::as_str),
+        Some("provider_error")
+    );
 
     let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE email = 'y@example.com'")
         .fetch_one(&app.db)
@@ -651,16 +738,30 @@ async fn a_verified_email_links_only_to_a_verified_account() {
     .await;
     // The seeded customer's email is verified: Google's verified email links.
     let existing = app.login("customer@example.com", SEED_PASSWORD).await;
-    let landed = sign_in(&app, &google, &Person::new("g-3", Some("customer@example.com"), true)).await;
+    let landed = sign_in(
+        &app,
+        &google,
+        &Person::new("g-3", Some("customer@example.com"), true),
+    )
+    .await;
     let body = tokens(&app, &landed).await;
     assert_eq!(body["user"]["id"], existing["user"]["id"]);
     // Facebook never asserts verification: the same email is a conflict.
-    let landed = sign_in(&app, &facebook, &Person::new("f-3", Some("manager@example.com"), false)).await;
-    assert_eq!(landed.get("error").map(String::as_str), Some("account_conflict"));
-    let linked: i64 = sqlx::query_scalar("SELECT count(*) FROM user_identities WHERE provider = 'facebook'")
-        .fetch_one(&app.db)
-        .await
-        .expect("count");
+    let landed = sign_in(
+        &app,
+        &facebook,
+        &Person::new("f-3", Some("manager@example.com"), false),
+    )
+    .await;
+    assert_eq!(
+        landed.get("error").map(String::as_str),
+        Some("account_conflict")
+    );
+    let linked: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM user_identities WHERE provider = 'facebook'")
+            .fetch_one(&app.db)
+            .await
+            .expect("count");
     assert_eq!(linked, 0);
     // A provider with no email: an account without one.
     let landed = sign_in(&app, &facebook, &Person::new("f-4", None, false)).await;
@@ -674,13 +775,23 @@ async fn an_unverified_local_email_is_never_taken_over() {
     let app = spawn(&google).await;
     // Someone registered the victim's address without verifying it (a
     // pre-account takeover attempt).
-    sqlx::query("INSERT INTO users (id, email, password_hash) VALUES ($1, 'victim@example.com', 'x')")
-        .bind(uuid::Uuid::now_v7())
-        .execute(&app.db)
-        .await
-        .expect("insert");
-    let landed = sign_in(&app, &google, &Person::new("g-4", Some("victim@example.com"), true)).await;
-    assert_eq!(landed.get("error").map(String::as_str), Some("account_conflict"));
+    sqlx::query(
+        "INSERT INTO users (id, email, password_hash) VALUES ($1, 'victim@example.com', 'x')",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .execute(&app.db)
+    .await
+    .expect("insert");
+    let landed = sign_in(
+        &app,
+        &google,
+        &Person::new("g-4", Some("victim@example.com"), true),
+    )
+    .await;
+    assert_eq!(
+        landed.get("error").map(String::as_str),
+        Some("account_conflict")
+    );
 }
 
 #[tokio::test]
@@ -708,7 +819,15 @@ async fn identities_are_linked_listed_and_unlinked() {
     let authorize_url = Url::parse(body["authorize_url"].as_str().expect("url")).expect("url");
     let person = Person::new("y-77", Some("other.address@example.com"), false);
     let (code, state, _) = yandex.authorize(&authorize_url, &person);
-    let landed = landing(&callback(&app, "yandex", &[("code", &code), ("state", &state)], Some(&cookie)).await);
+    let landed = landing(
+        &callback(
+            &app,
+            "yandex",
+            &[("code", &code), ("state", &state)],
+            Some(&cookie),
+        )
+        .await,
+    );
     assert_eq!(landed.get("linked").map(String::as_str), Some("yandex"));
     let list = app.get_json_authed("/api/v1/me/identities", token).await;
     assert_eq!(list["items"][0]["provider"], "yandex");
@@ -730,19 +849,51 @@ async fn identities_are_linked_listed_and_unlinked() {
     let body: Value = response.json().await.expect("json");
     let authorize_url = Url::parse(body["authorize_url"].as_str().expect("url")).expect("url");
     let (code, state, _) = yandex.authorize(&authorize_url, &person);
-    let landed = landing(&callback(&app, "yandex", &[("code", &code), ("state", &state)], Some(&cookie)).await);
-    assert_eq!(landed.get("error").map(String::as_str), Some("identity_in_use"));
+    let landed = landing(
+        &callback(
+            &app,
+            "yandex",
+            &[("code", &code), ("state", &state)],
+            Some(&cookie),
+        )
+        .await,
+    );
+    assert_eq!(
+        landed.get("error").map(String::as_str),
+        Some("identity_in_use")
+    );
 
     // The customer has a password, so the identity can go.
-    let response = app.authed(Method::DELETE, "/api/v1/me/identities/yandex", token).send().await.expect("sent");
+    let response = app
+        .authed(Method::DELETE, "/api/v1/me/identities/yandex", token)
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(response.status(), 204);
-    let response = app.authed(Method::DELETE, "/api/v1/me/identities/yandex", token).send().await.expect("sent");
+    let response = app
+        .authed(Method::DELETE, "/api/v1/me/identities/yandex", token)
+        .send()
+        .await
+        .expect("sent");
     assert_problem(response, 404, "not_found").await;
 
     // A social-only account cannot drop its last way in.
-    let social = tokens(&app, &sign_in(&app, &google, &Person::new("g-9", Some("only.social@example.com"), true)).await).await;
+    let social = tokens(
+        &app,
+        &sign_in(
+            &app,
+            &google,
+            &Person::new("g-9", Some("only.social@example.com"), true),
+        )
+        .await,
+    )
+    .await;
     let social_token = social["access_token"].as_str().expect("token");
-    let response = app.authed(Method::DELETE, "/api/v1/me/identities/google", social_token).send().await.expect("sent");
+    let response = app
+        .authed(Method::DELETE, "/api/v1/me/identities/google", social_token)
+        .send()
+        .await
+        .expect("sent");
     assert_problem(response, 409, "conflict").await;
     // Its password login answers as a wrong password does.
     let login = app
@@ -779,13 +930,55 @@ async fn a_blocked_account_is_told_so_and_login_codes_are_single_use() {
     let admin_token = admin["access_token"].as_str().expect("token");
     let user_id = body["user"]["id"].as_str().expect("id");
     let blocked = app
-        .authed(Method::POST, &format!("/api/v1/admin/users/{user_id}/block"), admin_token)
+        .authed(
+            Method::POST,
+            &format!("/api/v1/admin/users/{user_id}/block"),
+            admin_token,
+        )
         .send()
         .await
         .expect("sent");
     assert!(blocked.status().is_success(), "{blocked:?}");
-    assert_problem(exchange(&app, &landed["login_code"]).await, 400, "code_invalid").await;
+    assert_problem(
+        exchange(&app, &landed["login_code"]).await,
+        400,
+        "code_invalid",
+    )
+    .await;
     // Blocked: the frontend is told.
     let landed = sign_in(&app, &google, &person).await;
-    assert_eq!(landed.get("error").map(String::as_str), Some("account_blocked"));
+    assert_eq!(
+        landed.get("error").map(String::as_str),
+        Some("account_blocked")
+    );
+}
+
+#[tokio::test]
+async fn a_provider_missing_a_required_setting_stops_the_start_naming_it() {
+    let mut config = crate::helpers::default_config();
+    let database = crate::helpers::TestDatabase::new(&config);
+    config.database.database_url = database.url.clone();
+    config.http.http_addr = "127.0.0.1:0".parse().expect("addr");
+    let run = uuid::Uuid::now_v7().simple().to_string();
+    config.redis.redis_prefix = format!("test:{run}:");
+    config.nats.nats_prefix = format!("TEST_{run}_");
+    let _streams = crate::helpers::TestStreams::new(&config);
+    config.oauth.oauth_google_client_id = Some(CLIENT_ID.to_owned());
+    let error = bff_app::startup::Application::build(&config)
+        .await
+        .expect_err("no secret");
+    assert!(
+        error.to_string().contains("BFF_OAUTH_GOOGLE_CLIENT_SECRET"),
+        "{error}"
+    );
+    config.oauth.oauth_google_client_id = None;
+    config.oauth.oauth_oidc_client_id = Some(CLIENT_ID.to_owned());
+    config.oauth.oauth_oidc_client_secret = Some(SecretString::from(CLIENT_SECRET));
+    let error = bff_app::startup::Application::build(&config)
+        .await
+        .expect_err("no issuer");
+    assert!(
+        error.to_string().contains("BFF_OAUTH_OIDC_ISSUER"),
+        "{error}"
+    );
 }
