@@ -90,6 +90,7 @@ where
                     op.tag("me")
                         .summary("Link a provider")
                         .description("Starts a flow that links the provider's identity to me; it ends at the callback, which redirects to `redirect_uri?linked=<provider>` (or `error=identity_in_use`).")
+                        .response::<200, axum::Json<LinkStarted>>()
                         .response_with::<400, Problem, _>(|r| r.description("`redirect_uri` is not on the allow-list."))
                         .response_with::<404, Problem, _>(|r| r.description("Unknown or disabled provider.")),
                 )
