@@ -7,6 +7,11 @@
 //! garbage tokens with random `kid`s costs the issuer at most one request per
 //! interval. A failed refetch keeps the keys it had.
 //!
+//! Keys keep the `kid` the issuer gave them (only a key without one is named
+//! by its RFC 7638 thumbprint), so the JWKS of any issuer works, Google's
+//! included; entries for other uses (`use: enc`) or of unsupported types are
+//! skipped. The client follows no redirects and reads at most 1 MiB.
+//!
 //! A service that may start before the issuer serves its JWKS builds the client
 //! with [`JwksClient::lazy`]: nothing is fetched until the first token needs
 //! the keys, and until one fetch has succeeded [`JwksClient::prepare`] fails,
