@@ -282,29 +282,19 @@ impl OAuthService {
     ) -> Result<Result<(UserRecord, &'static str), &'static str>, OAuthFlowError> {
         let provider = profile.provider.as_str();
         let email = profile.email.as_deref();
-        if let Some(email) = email {
-            let existing = sqlx::query_scalar::<_, Uuid>(
-                "SELECT id FROM users WHERE email = $1 AND deleted_at IS NULL FOR UPDATE",
-            )
-            .bind(email)
-            .fetch_optional(&mut **tx)
-            .await?;
-            if let Some(id) = existing {
-                let Some(user) = users::find_by_id(&mut **tx, id).await? else {
-                    return Ok(Err("account_conflict"));
-                };
-                if !(profile.email_verified && user.email_verified_at.is_some()) {
-                    return Ok(Err("account_conflict"));
-                }
-                if !store::link(&mut **tx, user.id, provider, &profile.subject, Some(email)).await?
-                {
-                    // The account already has another identity of this provider,
-                    // or a concurrent callback linked this one.
-                    return Ok(Err("account_conflict"));
-                }
-                self.audit_link(tx, user.id, provider, None).await?;
-                return Ok(Ok((user, "linked_by_verified_email")));
+        if let Some(email) = email
+            && let Some(user) = users::lock_by_email(&mut **tx, email).await?
+        {
+            if !(profile.email_verified && user.email_verified_at.is_some()) {
+                return Ok(Err("account_conflict"));
             }
+            if !store::link(&mut **tx, user.id, provider, &profile.subject, Some(email)).await? {
+                // The account already has another identity of this provider,
+                // or a concurrent callback linked this one.
+                return Ok(Err("account_conflict"));
+            }
+            self.audit_link(tx, user.id, provider, None).await?;
+            return Ok(Ok((user, "linked_by_verified_email")));
         }
         let Some(user) = users::insert_if_absent(
             &mut **tx,

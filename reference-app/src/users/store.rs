@@ -73,6 +73,20 @@ pub async fn find_by_id(
         .await
 }
 
+/// The live account with this email, locked for update (so two sign-ins
+/// deciding about the same address queue).
+pub async fn lock_by_email(
+    db: impl PgExecutor<'_>,
+    email: &str,
+) -> Result<Option<UserRecord>, sqlx::Error> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM users WHERE email = $1 AND deleted_at IS NULL FOR UPDATE");
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(email)
+        .fetch_optional(db)
+        .await
+}
+
 /// The live accounts among `ids`, locked for update in id order (so two
 /// transactions locking the same accounts queue instead of deadlocking).
 pub async fn lock_for_update(
