@@ -16,6 +16,7 @@ mod money;
 mod nats_auth;
 mod notifier;
 mod observability;
+mod openapi;
 mod orders;
 mod outbox;
 mod rbac;
