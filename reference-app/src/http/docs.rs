@@ -1,7 +1,7 @@
 //! Pieces of OpenAPI operation documentation that many routes share.
 //!
 //! Every API operation documents, besides its own outcomes, what the stack in
-//! front of it can answer ([`api`]): 429 from the rate limits and 503 when a
+//! front of it can answer (`api`): 429 from the rate limits and 503 when a
 //! backend is down or the request timed out. The body and query extractors
 //! document their own 400, 413, 415 and 422 (`bff_core::extract`), and the
 //! header extractors their headers (`super::extract`).
