@@ -96,7 +96,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         listener,
         app,
         server::shutdown_signal(),
-        Duration::from_secs(10),
+        server::ServerConfig::default().with_grace(Duration::from_secs(10)),
     )
     .await?;
     Ok(())

@@ -7,6 +7,11 @@
 //! garbage tokens with random `kid`s costs the issuer at most one request per
 //! interval. A failed refetch keeps the keys it had.
 //!
+//! Keys keep the `kid` the issuer gave them (only a key without one is named
+//! by its RFC 7638 thumbprint), so the JWKS of any issuer works, Google's
+//! included; entries for other uses (`use: enc`) or of unsupported types are
+//! skipped. The client follows no redirects and reads at most 1 MiB.
+//!
 //! A service that may start before the issuer serves its JWKS builds the client
 //! with [`JwksClient::lazy`]: nothing is fetched until the first token needs
 //! the keys, and until one fetch has succeeded [`JwksClient::prepare`] fails,
@@ -86,7 +91,10 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 
 fn http_client() -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder().timeout(FETCH_TIMEOUT).build()
+    reqwest::Client::builder()
+        .timeout(FETCH_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
 }
 
 impl JwksClient {
@@ -230,7 +238,8 @@ impl JwksClient {
             .and_then(max_age)
             .unwrap_or(DEFAULT_MAX_AGE)
             .min(MAX_MAX_AGE);
-        let document: serde_json::Value = response.json().await?;
+        let document: serde_json::Value = serde_json::from_slice(&read_capped(response).await?)
+            .map_err(|_| JwksError::Malformed)?;
         let entries = document
             .get("keys")
             .and_then(|k| k.as_array())
@@ -241,10 +250,15 @@ impl JwksClient {
             if entry.get("use").is_some_and(|u| u != "sig") {
                 continue;
             }
+            // Kids as the issuer names them: other issuers' kids are rarely
+            // RFC 7638 thumbprints (Google's are not).
             let parsed = josekit::jwk::Jwk::from_bytes(entry.to_string())
                 .ok()
-                .and_then(|jwk| PublicKey::from_jwk(&jwk).ok());
+                .and_then(|jwk| PublicKey::from_issuer_jwk(&jwk).ok());
             match parsed {
+                Some(key) if keys.iter().any(|k: &PublicKey| k.kid() == key.kid()) => {
+                    tracing::debug!(url = %self.url, "skipping a JWKS entry with a duplicate kid");
+                }
                 Some(key) => keys.push(key),
                 None => tracing::debug!(url = %self.url, "skipping an unusable JWKS entry"),
             }
@@ -257,6 +271,28 @@ impl JwksClient {
         state.max_age = max_age;
         Ok(())
     }
+}
+
+/// The largest JWKS accepted: real ones are a few kilobytes, and a bound keeps a
+/// misbehaving issuer from costing memory.
+const MAX_JWKS_BYTES: usize = 1024 * 1024;
+
+/// The body of `response`, read in chunks up to [`MAX_JWKS_BYTES`].
+async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, JwksError> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > MAX_JWKS_BYTES as u64)
+    {
+        return Err(JwksError::Malformed);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > MAX_JWKS_BYTES {
+            return Err(JwksError::Malformed);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// The `kid` of a compact JWS header, if it has one.

@@ -237,6 +237,18 @@ impl PublicKey {
     /// Loads a public key from a JWK (as found in a JWKS). Private members, if
     /// any, are dropped; `kid` is recomputed from the key and must match when given.
     pub fn from_jwk(jwk: &Jwk) -> Result<Self, KeyError> {
+        Self::load_jwk(jwk, false)
+    }
+
+    /// Loads a public key from another issuer's JWK, keeping the `kid` the
+    /// issuer gave it: issuers such as Google name keys freely, not by RFC 7638
+    /// thumbprint. A JWK without a `kid` gets its thumbprint. The `kid` is only
+    /// a label to find the key by; the signature check is what trusts it.
+    pub fn from_issuer_jwk(jwk: &Jwk) -> Result<Self, KeyError> {
+        Self::load_jwk(jwk, true)
+    }
+
+    fn load_jwk(jwk: &Jwk, issuer_kid: bool) -> Result<Self, KeyError> {
         let algorithm = algorithm_of_jwk(jwk)?;
         if let Some(alg) = jwk.algorithm().filter(|alg| *alg != algorithm.name()) {
             return Err(KeyError::MalformedJwk(format!(
@@ -247,8 +259,16 @@ impl PublicKey {
         let mut public = jwk
             .to_public_key()
             .map_err(|e| KeyError::MalformedJwk(e.to_string()))?;
-        let kid = thumbprint(&public)?;
-        if jwk.key_id().is_some_and(|given| given != kid) {
+        let kid = match jwk.key_id() {
+            Some(given) if issuer_kid => {
+                if given.is_empty() || given.len() > 256 {
+                    return Err(KeyError::MalformedJwk("unusable kid".to_owned()));
+                }
+                given.to_owned()
+            }
+            _ => thumbprint(&public)?,
+        };
+        if !issuer_kid && jwk.key_id().is_some_and(|given| given != kid) {
             return Err(KeyError::MalformedJwk(
                 "kid is not the key's RFC 7638 thumbprint".to_owned(),
             ));

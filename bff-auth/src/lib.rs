@@ -23,7 +23,12 @@
 //!   normalised (E.164, with libphonenumber's rules) at the edge;
 //! - `jwks` (feature `client`): `JwksClient`, for services that verify this
 //!   issuer's tokens with its public JWKS alone, fetched at start or, with
-//!   `JwksClient::lazy`, at the first request.
+//!   `JwksClient::lazy`, at the first request;
+//! - `oauth` (feature `oauth`): social login, the OAuth 2.0 / OpenID Connect
+//!   authorization-code flow with PKCE for Google, Facebook, VK ID, Yandex ID
+//!   and any OpenID issuer: `OAuthClient`, ID-token verification through the
+//!   JWKS client, profiles normalised to `ExternalProfile`, and the one-time
+//!   `StateStore` (in memory, or in Redis with the `redis` feature too).
 //!
 //! Key rotation: publish the next key as verification-only, wait for JWKS caches to
 //! refresh (`Cache-Control` max-age), switch signing to it and keep the old key
@@ -41,6 +46,8 @@ pub mod jwks;
 pub mod keys;
 pub mod layer;
 pub mod mint;
+#[cfg(feature = "oauth")]
+pub mod oauth;
 pub mod password;
 pub mod random;
 pub mod session;

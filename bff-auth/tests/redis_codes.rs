@@ -466,3 +466,46 @@ async fn wrong_checks_spend_a_daily_budget_across_codes() {
         CodeCheck::Valid
     );
 }
+
+#[tokio::test]
+async fn a_released_request_costs_nothing() {
+    let store = store(CodePolicy {
+        cooldown: Duration::from_secs(60),
+        hourly_per_identifier: 2,
+        ..CodePolicy::default()
+    })
+    .await;
+    // Released twice over: neither the cooldown nor the identifier's cap of two
+    // remembers the requests whose work could not be done.
+    for _ in 0..3 {
+        assert_eq!(
+            store
+                .throttle("register", ALICE, Some("ip1"))
+                .await
+                .expect("store"),
+            Throttle::Allowed
+        );
+        store
+            .release("register", ALICE, Some("ip1"))
+            .await
+            .expect("store");
+    }
+    // Counted requests still count: the second is inside the cooldown.
+    assert_eq!(
+        store
+            .throttle("register", ALICE, Some("ip1"))
+            .await
+            .expect("store"),
+        Throttle::Allowed
+    );
+    assert!(matches!(
+        store
+            .throttle("register", ALICE, Some("ip1"))
+            .await
+            .expect("store"),
+        Throttle::Limited {
+            limit: Limit::Cooldown,
+            ..
+        }
+    ));
+}

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use bff_core::server::{serve, shutdown_signal};
+use bff_core::server::{ServerConfig, serve, shutdown_signal};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -48,9 +48,14 @@ async fn child_server() {
         "PORT={}",
         listener.local_addr().expect("addr").port()
     ));
-    serve(listener, slow_app(), shutdown, Duration::from_secs(10))
-        .await
-        .expect("serve");
+    serve(
+        listener,
+        slow_app(),
+        shutdown,
+        ServerConfig::default().with_grace(Duration::from_secs(10)),
+    )
+    .await
+    .expect("serve");
     announce("STOPPED");
 }
 
@@ -158,7 +163,7 @@ async fn the_grace_period_bounds_the_drain() {
         listener,
         app,
         async move { drop(stop_rx.await) },
-        grace,
+        ServerConfig::default().with_grace(grace),
     ));
     let request = tokio::spawn(reqwest::get(format!("http://127.0.0.1:{port}/stuck")));
     tokio::time::timeout(Duration::from_secs(10), started.notified())

@@ -183,6 +183,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub orders_store: OrdersStoreArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub oauth: crate::oauth::OAuthArgs,
 }
 
 /// Settings of `migrate`.

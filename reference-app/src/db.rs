@@ -154,3 +154,120 @@ pub async fn ensure_applied(pool: &PgPool, migrator: &Migrator) -> Result<(), Db
         Err(DbError::PendingMigrations { pending })
     }
 }
+
+/// Whether `error` means Postgres is out of reach or refusing work for now (an
+/// outage, a restart, a failover, an exhausted server), not a bug: the client
+/// is answered 503 with `Retry-After`.
+///
+/// That is the pool's own failures (timed out, closed), the transport's (I/O,
+/// TLS, a protocol breach such as a server or a PgBouncer that accepts and
+/// closes), a crashed connection worker, and the SQLSTATEs of class 08
+/// (connection exception), 53 (insufficient resources, `too_many_connections`
+/// among them), 57P01-57P03 (administrator or crash shutdown, cannot connect
+/// now), 57014 (a statement cancelled, by `statement_timeout` say) and 25006
+/// (a read-only transaction: a failover left us on a standby).
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08")
+                || code.starts_with("53")
+                || matches!(&*code, "57P01" | "57P02" | "57P03" | "57014" | "25006")
+        }),
+        _ => false,
+    }
+}
+
+/// Whether an operation that failed with `error` may be tried once more on
+/// another connection: the connection broke (or the server ended it) before
+/// anything could be committed. A pool that timed out or closed is not retried:
+/// it has already waited, or the process is stopping.
+fn is_retryable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || matches!(&*code, "57P01" | "57P02")),
+        _ => false,
+    }
+}
+
+/// Runs `operation`, and once more if it failed on a broken connection.
+///
+/// Only for operations that are safe to repeat: a read, or a transaction's
+/// `BEGIN` (see [`begin`]); never a statement that may have taken effect. The
+/// pool tests a connection before handing it out, so the second try gets a
+/// live one (or fails as an outage).
+pub async fn retry_once<T, F, Fut>(mut operation: F) -> Result<T, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    match operation().await {
+        Err(error) if is_retryable(&error) => {
+            tracing::warn!(error = %bff_core::problem::ErrorChain(&error), "Postgres connection broke; trying once more");
+            metrics::counter!("bff_db_retries_total").increment(1);
+            operation().await
+        }
+        result => result,
+    }
+}
+
+/// Begins a transaction, once more on another connection if the first one
+/// turned out to be broken (nothing has happened yet, so that is safe).
+pub async fn begin(pool: &PgPool) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
+    retry_once(|| pool.begin()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error Postgres itself returns for `sqlstate`, raised by a real server.
+    async fn raised(conn: &mut PgConnection, sqlstate: &str) -> sqlx::Error {
+        let sql =
+            format!("DO $$ BEGIN RAISE EXCEPTION 'test' USING ERRCODE = '{sqlstate}'; END $$");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(conn)
+            .await
+            .expect_err("raised")
+    }
+
+    #[tokio::test]
+    async fn outages_are_told_from_bugs_and_bad_input() {
+        let mut conn = PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres")
+            .await
+            .expect("postgres is running");
+        for sqlstate in [
+            "08000", "08003", "08006", "08001", "08P01", "57P01", "57P02", "57P03", "53300",
+            "53100", "57014", "25006",
+        ] {
+            let error = raised(&mut conn, sqlstate).await;
+            assert!(is_unavailable(&error), "{sqlstate}");
+        }
+        for sqlstate in ["23505", "22P02", "40001", "42601", "P0001"] {
+            let error = raised(&mut conn, sqlstate).await;
+            assert!(!is_unavailable(&error), "{sqlstate}");
+            assert!(!is_retryable(&error), "{sqlstate}");
+        }
+        for error in [
+            sqlx::Error::Protocol("unexpected end of stream".into()),
+            sqlx::Error::Io(std::io::ErrorKind::UnexpectedEof.into()),
+            sqlx::Error::WorkerCrashed,
+        ] {
+            assert!(is_unavailable(&error) && is_retryable(&error), "{error}");
+        }
+        // A pool that already waited, or is closing, is answered, not retried.
+        for error in [sqlx::Error::PoolTimedOut, sqlx::Error::PoolClosed] {
+            assert!(is_unavailable(&error) && !is_retryable(&error), "{error}");
+        }
+    }
+}

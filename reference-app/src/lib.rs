@@ -5,7 +5,7 @@
 //! transactions, audit, cache invalidation), `store.rs` (the SQL) and a
 //! domain error mapped to problem+json in one place:
 //! [`auth`], [`users`], [`records`], [`wallets`], [`currencies`], [`orders`],
-//! [`dashboard`], [`audit`]. Shared HTTP plumbing lives in [`http`], safe
+//! [`dashboard`], [`audit`], [`oauth`]. Shared HTTP plumbing lives in [`http`], safe
 //! retries in [`idempotency`], and [`startup`] wires it all: `main.rs` only
 //! parses the command line and starts it. `docs/architecture.md` walks one
 //! request through the layers.
@@ -23,6 +23,7 @@ pub mod identity;
 pub mod limits;
 pub mod messaging;
 pub mod money;
+pub mod oauth;
 pub mod orders;
 pub mod rbac;
 pub mod records;

@@ -73,7 +73,7 @@ pub async fn seed(
             phone: None,
             name: name.to_owned(),
             role,
-            password_hash: hash.clone(),
+            password_hash: Some(hash.clone()),
             verified: true,
         };
         if users::insert_if_absent(db, &user).await?.is_some() {

@@ -317,6 +317,18 @@ pub trait CodeStore: Send + Sync + fmt::Debug {
         client: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Throttle, CodeError>>;
 
+    /// Gives back a request that [`throttle`](Self::throttle) counted but whose
+    /// work could not be done (the database that records it was down, say):
+    /// the cooldown is lifted and the hourly counters go down by one, so the
+    /// caller may ask again as soon as the outage is over. Call it once, only
+    /// after an `Allowed` answer for the same arguments.
+    fn release<'a>(
+        &'a self,
+        purpose: &'a str,
+        identifier: &'a str,
+        client: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), CodeError>>;
+
     /// Creates a code, replacing any previous one for this purpose and identifier.
     fn issue<'a>(
         &'a self,

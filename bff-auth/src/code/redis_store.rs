@@ -1,8 +1,8 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::Script;
 use redis::aio::ConnectionManager;
+use redis::{Script, ScriptInvocation};
 use subtle::ConstantTimeEq;
 
 use super::{
@@ -76,6 +76,16 @@ end
 return {0, 0}
 ";
 
+// Undoes THROTTLE's counting. KEYS as THROTTLE's: the cooldown, the failure
+// budget (untouched), then the hourly counters, each decremented if above zero.
+const RELEASE: &str = r"
+redis.call('DEL', KEYS[1])
+for i = 3, #KEYS do
+  if tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then redis.call('DECR', KEYS[i]) end
+end
+return 1
+";
+
 // Counts a check and returns the stored digest, or nothing when there is no
 // code, it has had its checks, or the identifier's failure budget is spent
 // (the code is then deleted). KEYS: the code, the failure budget.
@@ -108,6 +118,7 @@ return 0
 ";
 
 static THROTTLE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(THROTTLE));
+static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE));
 static FETCH_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(FETCH));
 static CONSUME_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(CONSUME));
 static FAILED_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(FAILED));
@@ -141,6 +152,27 @@ impl RedisCodeStore {
     fn key(&self, kind: &str, parts: &[&str]) -> String {
         format!("{}{kind}:{}", self.prefix, self.secret.key_id(parts))
     }
+
+    /// The keys of the throttle's counters, in the order its scripts take them:
+    /// the cooldown, the failure budget, the per-identifier-and-client and
+    /// per-identifier counters, and the per-client one when there is a client.
+    fn throttle_keys<'s>(
+        &self,
+        script: &'s Script,
+        purpose: &str,
+        identifier: &str,
+        client: Option<&str>,
+    ) -> ScriptInvocation<'s> {
+        let mut invocation = script.key(self.key("cd", &[purpose, identifier]));
+        invocation
+            .key(self.key("fd", &[identifier]))
+            .key(self.key("hic", &[identifier, client.unwrap_or("")]))
+            .key(self.key("hi", &[identifier]));
+        if let Some(client) = client {
+            invocation.key(self.key("hc", &[client]));
+        }
+        invocation
+    }
 }
 
 impl CodeStore for RedisCodeStore {
@@ -152,21 +184,15 @@ impl CodeStore for RedisCodeStore {
     ) -> BoxFuture<'a, Result<Throttle, CodeError>> {
         Box::pin(async move {
             let policy = &self.policy;
-            let mut invocation = THROTTLE_SCRIPT.key(self.key("cd", &[purpose, identifier]));
-            invocation
-                .key(self.key("fd", &[identifier]))
-                .key(self.key("hic", &[identifier, client.unwrap_or("")]))
-                .key(self.key("hi", &[identifier]));
+            let mut invocation = self.throttle_keys(&THROTTLE_SCRIPT, purpose, identifier, client);
             invocation
                 .arg(ms(policy.cooldown))
                 .arg(ms(WINDOW))
                 .arg(policy.daily_failures_per_identifier)
                 .arg(policy.hourly_per_identifier)
                 .arg(policy.hourly_per_identifier_all);
-            if let Some(client) = client {
-                invocation
-                    .key(self.key("hc", &[client]))
-                    .arg(policy.hourly_per_client);
+            if client.is_some() {
+                invocation.arg(policy.hourly_per_client);
             }
             let (limit, retry_ms): (u8, u64) = invocation
                 .invoke_async(&mut self.conn.clone())
@@ -184,6 +210,22 @@ impl CodeStore for RedisCodeStore {
                 limit,
                 retry_after: Duration::from_millis(retry_ms),
             })
+        })
+    }
+
+    fn release<'a>(
+        &'a self,
+        purpose: &'a str,
+        identifier: &'a str,
+        client: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), CodeError>> {
+        Box::pin(async move {
+            let _: u8 = self
+                .throttle_keys(&RELEASE_SCRIPT, purpose, identifier, client)
+                .invoke_async(&mut self.conn.clone())
+                .await
+                .map_err(backend)?;
+            Ok(())
         })
     }
 

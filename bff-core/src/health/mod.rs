@@ -2,7 +2,9 @@
 //!
 //! Liveness says the process answers. Readiness runs every registered
 //! [`ReadinessCheck`] concurrently, each bounded by a timeout, and answers 200
-//! when all pass or a 503 problem that names what is down. Checks for Postgres,
+//! when all pass or a 503 problem that names what is down. A check added with
+//! [`Readiness::with_optional_check`] only degrades the answer (200, `status:
+//! "degraded"`): for a dependency whose outage the service absorbs. Checks for Postgres,
 //! Redis and NATS sit behind the `postgres`, `redis` and `nats` features. Driver
 //! messages go to the log, never to the response.
 //!
@@ -80,7 +82,7 @@ pub trait ReadinessCheck: Send + Sync + 'static {
 /// The set of readiness checks of one service.
 #[derive(Clone)]
 pub struct Readiness {
-    checks: Vec<Arc<dyn ReadinessCheck>>,
+    checks: Vec<(Arc<dyn ReadinessCheck>, bool)>,
     timeout: Duration,
 }
 
@@ -92,7 +94,7 @@ impl Default for Readiness {
 
 impl std::fmt::Debug for Readiness {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<_> = self.checks.iter().map(|c| c.name()).collect();
+        let names: Vec<_> = self.checks.iter().map(|(c, _)| c.name()).collect();
         f.debug_struct("Readiness")
             .field("checks", &names)
             .field("timeout", &self.timeout)
@@ -119,28 +121,43 @@ pub struct CheckResult {
     pub status: CheckStatus,
     /// How long the check took, in milliseconds.
     pub duration_ms: u64,
+    /// Whether the service is not ready without it. A dependency that is not
+    /// required (one whose outage the service absorbs) only degrades it.
+    pub required: bool,
 }
 
 /// The readiness answer: every check by name.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ReadinessReport {
-    /// `ready` when every check is up, `not_ready` otherwise.
+    /// `ready` when every check is up, `degraded` when only checks that are
+    /// not required are failing (still ready), `not_ready` otherwise.
     pub status: String,
     /// Each check's result, by name.
     pub checks: BTreeMap<String, CheckResult>,
 }
 
 impl ReadinessReport {
-    /// Whether every check is up.
+    /// Whether every required check is up.
     pub fn is_ready(&self) -> bool {
-        self.checks.values().all(|c| c.status == CheckStatus::Up)
+        self.checks
+            .values()
+            .all(|c| !c.required || c.status == CheckStatus::Up)
     }
 
-    /// Names of the checks that are not up.
+    /// Names of the required checks that are not up.
     pub fn failing(&self) -> Vec<&str> {
         self.checks
             .iter()
-            .filter(|(_, c)| c.status != CheckStatus::Up)
+            .filter(|(_, c)| c.required && c.status != CheckStatus::Up)
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+
+    /// Names of the checks that are not required and not up.
+    pub fn degraded(&self) -> Vec<&str> {
+        self.checks
+            .iter()
+            .filter(|(_, c)| !c.required && c.status != CheckStatus::Up)
             .map(|(n, _)| n.as_str())
             .collect()
     }
@@ -155,10 +172,28 @@ impl Readiness {
         }
     }
 
-    /// Adds a check.
+    /// Adds a check the service is not ready without.
     pub fn with_check(mut self, check: impl ReadinessCheck) -> Self {
-        self.checks.push(Arc::new(check));
+        self.checks.push((Arc::new(check), true));
         self
+    }
+
+    /// Adds a check whose failure only degrades the service: it is reported
+    /// (`status: "degraded"`, the check `down`) but readiness stays 200. For a
+    /// dependency whose outage the service absorbs, so that an orchestrator
+    /// does not pull every instance at once over it.
+    pub fn with_optional_check(mut self, check: impl ReadinessCheck) -> Self {
+        self.checks.push((Arc::new(check), false));
+        self
+    }
+
+    /// Adds `check`, required or not.
+    pub fn with_check_required(self, check: impl ReadinessCheck, required: bool) -> Self {
+        if required {
+            self.with_check(check)
+        } else {
+            self.with_optional_check(check)
+        }
     }
 
     /// Sets the per-check timeout.
@@ -171,8 +206,8 @@ impl Readiness {
     pub async fn run(&self) -> ReadinessReport {
         let mut set = tokio::task::JoinSet::new();
         let mut names = std::collections::HashMap::new();
-        for check in &self.checks {
-            let check = Arc::clone(check);
+        for (check, required) in &self.checks {
+            let (check, required) = (Arc::clone(check), *required);
             let name = check.name().to_owned();
             let timeout = self.timeout;
             let task = set.spawn(async move {
@@ -194,10 +229,11 @@ impl Readiness {
                     CheckResult {
                         status,
                         duration_ms,
+                        required,
                     },
                 )
             });
-            names.insert(task.id(), name);
+            names.insert(task.id(), (name, required));
         }
         let mut checks = BTreeMap::new();
         while let Some(joined) = set.join_next().await {
@@ -207,23 +243,32 @@ impl Readiness {
                 }
                 Err(error) => {
                     // A check that panics is a broken check: its dependency counts as down.
-                    let name = names.remove(&error.id()).unwrap_or_default();
+                    let (name, required) = names.remove(&error.id()).unwrap_or_default();
                     tracing::error!(check = %name, %error, "readiness check panicked");
                     checks.insert(
                         name,
                         CheckResult {
                             status: CheckStatus::Down,
                             duration_ms: 0,
+                            required,
                         },
                     );
                 }
             }
         }
-        let ready = checks.values().all(|c| c.status == CheckStatus::Up);
-        ReadinessReport {
-            status: if ready { "ready" } else { "not_ready" }.to_owned(),
+        let mut report = ReadinessReport {
+            status: String::new(),
             checks,
+        };
+        report.status = if !report.is_ready() {
+            "not_ready"
+        } else if report.degraded().is_empty() {
+            "ready"
+        } else {
+            "degraded"
         }
+        .to_owned();
+        report
     }
 
     /// The readiness answer: 200 with the report, or a 503 problem naming what is down
@@ -264,7 +309,7 @@ where
                 |op| {
                     op.tag("operations")
                         .summary("Readiness")
-                        .description("Every dependency (database, cache, broker) answers; 503 names the ones that do not.")
+                        .description("Every required dependency answers (200; `status` is `degraded` when one that is not required does not); 503 names the required ones that do not.")
                         .response::<200, Json<ReadinessReport>>()
                         .response_with::<503, Problem, _>(|r| r.description("A dependency is down; `detail` names it."))
                 },
@@ -368,5 +413,24 @@ mod tests {
         assert!(body["detail"].as_str().is_some_and(|d| d.contains("redis")));
         assert_eq!(body["checks"]["redis"]["status"], "down");
         assert!(!body.to_string().contains("refused"));
+    }
+
+    #[tokio::test]
+    async fn an_optional_check_down_is_degraded_but_ready() {
+        let readiness = Readiness::new()
+            .with_check(Fixed("db", None, true))
+            .with_optional_check(Fixed("broker", None, false));
+        let report = readiness.run().await;
+        assert!(report.is_ready());
+        assert_eq!(report.status, "degraded");
+        assert!(report.failing().is_empty());
+        assert_eq!(report.degraded(), vec!["broker"]);
+        assert_eq!(readiness.respond().await.status(), http::StatusCode::OK);
+        // Required, the same failure is not ready.
+        let report = Readiness::new()
+            .with_check_required(Fixed("broker", None, false), true)
+            .run()
+            .await;
+        assert_eq!(report.status, "not_ready");
     }
 }

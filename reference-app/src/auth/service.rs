@@ -72,14 +72,15 @@ impl AuthService {
         self.guard
             .check(identifier.as_str(), client, device)
             .await?;
-        let user = users::find_by_identifier(&self.db, identifier).await?;
+        let user =
+            crate::db::retry_once(|| users::find_by_identifier(&self.db, identifier)).await?;
         // An unknown identifier is checked against a dummy hash: same work, same answer.
         let verification = self
             .auth
             .hasher
             .verify(
                 password.clone(),
-                user.as_ref().map(|u| u.password_hash.clone()),
+                user.as_ref().and_then(|u| u.password_hash.clone()),
             )
             .await
             .map_err(AuthError::internal)?;
@@ -152,7 +153,7 @@ impl AuthService {
         match self.auth.sessions.refresh(&presented, ip).await? {
             Refresh::Rotated { session, token } => {
                 let user = match Uuid::parse_str(&session.user_id) {
-                    Ok(id) => users::find_by_id(&self.db, id).await?,
+                    Ok(id) => crate::db::retry_once(|| users::find_by_id(&self.db, id)).await?,
                     Err(_) => None,
                 };
                 match user {
@@ -261,7 +262,7 @@ impl AuthService {
         locale: Locale,
         meta: ClientMeta,
     ) -> Result<(), AuthError> {
-        let user = users::find_by_id(&self.db, user)
+        let user = crate::db::retry_once(|| users::find_by_id(&self.db, user))
             .await?
             .ok_or(AuthError::AccountGone)?;
         let identifier = user.identifiers().next().unwrap_or_default().to_owned();
@@ -271,7 +272,7 @@ impl AuthService {
         let verification = self
             .auth
             .hasher
-            .verify(old_password, Some(user.password_hash.clone()))
+            .verify(old_password, user.password_hash.clone())
             .await
             .map_err(AuthError::internal)?;
         if !verification.matches {
@@ -296,7 +297,7 @@ impl AuthService {
             .revoke_all(&principal.user_id, Some(&principal.session_id))
             .await?;
         let hash = hash(&self.auth, new_password).await?;
-        let mut tx = self.db.begin().await?;
+        let mut tx = crate::db::begin(&self.db).await?;
         users::set_password_hash(&mut *tx, user.id, &hash).await?;
         password_changed(&mut tx, &user, None, "change", locale).await?;
         outbox::event(

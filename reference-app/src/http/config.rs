@@ -24,6 +24,18 @@ pub struct HttpArgs {
     /// How long in-flight requests may take to finish after SIGTERM.
     #[arg(long, env = "BFF_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
+    /// How long a client may take to send a request's headers; on HTTP/1.1 it
+    /// also bounds a kept-alive connection's silence between requests.
+    #[arg(long, env = "BFF_HTTP_HEADER_READ_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub http_header_read_timeout: Duration,
+    /// How long a connection with no request in flight and no traffic stays
+    /// open.
+    #[arg(long, env = "BFF_HTTP_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub http_idle_timeout: Duration,
+    /// Connections served at once; more wait to be accepted. Keep the process's
+    /// open-file limit above it.
+    #[arg(long, env = "BFF_HTTP_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub http_max_connections: u32,
     /// Browser origins allowed to call the API (comma-separated, e.g.
     /// `https://app.example.com`); none by default, which disables CORS.
     #[arg(long, env = "BFF_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
@@ -41,6 +53,24 @@ pub struct HttpArgs {
     /// Time limit of each readiness check.
     #[arg(long, env = "BFF_READINESS_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
     pub readiness_timeout: Duration,
+    /// Whether readiness fails while NATS is unreachable. Off by default: the
+    /// API keeps working through a NATS outage (the outbox holds messages until
+    /// it is back), so NATS is reported as `degraded` without failing
+    /// readiness, and an orchestrator does not pull every instance at once.
+    #[arg(long, env = "BFF_READINESS_REQUIRES_NATS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub readiness_requires_nats: bool,
+}
+
+impl HttpArgs {
+    /// The server's connection settings.
+    pub fn server(&self) -> bff_core::server::ServerConfig {
+        let mut server =
+            bff_core::server::ServerConfig::default().with_grace(self.shutdown_timeout);
+        server.header_read_timeout = self.http_header_read_timeout;
+        server.idle_timeout = self.http_idle_timeout;
+        server.max_connections = usize::try_from(self.http_max_connections).unwrap_or(usize::MAX);
+        server
+    }
 }
 
 fn parse_origin(value: &str) -> Result<HeaderValue, String> {

@@ -41,10 +41,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
             Self::Problem(problem) => problem.into_response(),
-            // An exhausted pool is load or an outage, not a bug: the client may retry.
-            Self::Database(
-                error @ (sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)),
-            ) => unavailable(&error),
+            // An outage, a restart or an exhausted server, not a bug: the
+            // client may retry.
+            Self::Database(error) if crate::db::is_unavailable(&error) => unavailable(&error),
             Self::Unavailable(error) => unavailable(error.as_ref()),
             // Text Postgres cannot store (a NUL character) that a field check
             // let through: the client's input, never a 500.

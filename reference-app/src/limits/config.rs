@@ -39,6 +39,9 @@ pub struct RateLimitArgs {
     /// Verification codes sent by SMS to the numbers of one country calling code.
     #[arg(long, env = "BFF_RATE_LIMIT_SMS_PER_COUNTRY", default_value = "200/1h", value_parser = parse_quota)]
     pub rate_limit_sms_per_country: bff_cache::ratelimit::Quota,
+    /// Social-login flows started, finished or exchanged per client IP.
+    #[arg(long, env = "BFF_RATE_LIMIT_OAUTH_PER_IP", default_value = "30/1m", value_parser = parse_quota)]
+    pub rate_limit_oauth_per_ip: bff_cache::ratelimit::Quota,
     /// When Redis is unavailable: `fallback` limits with each instance's memory
     /// (and logs once), `refuse` answers 503.
     #[arg(long, env = "BFF_RATE_LIMIT_ON_REDIS_ERROR", value_enum, default_value_t = OnRedisError::Fallback)]

@@ -30,6 +30,45 @@ pub struct Limits {
     pub login: LoginGuard,
     /// The budget of text messages.
     pub sms: SmsBudget,
+    /// Social-login steps per client.
+    pub oauth: ClientBudget,
+}
+
+/// A budget per client address, for one kind of request a route counts
+/// itself (social-login steps).
+#[derive(Clone)]
+pub struct ClientBudget {
+    backend: Arc<dyn Backend>,
+    enabled: bool,
+    name: &'static str,
+    quota: Quota,
+}
+
+impl std::fmt::Debug for ClientBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBudget")
+            .field("name", &self.name)
+            .field("quota", &self.quota)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBudget {
+    /// Takes one request of `client` (its address key) from the budget; a
+    /// request with no known client shares one bucket with the others.
+    pub async fn spend(&self, client: Option<&str>) -> Result<(), LimitError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        spend(
+            &*self.backend,
+            self.name,
+            self.quota,
+            client.unwrap_or("unknown"),
+            "Too many sign-in attempts from this network; try again later.",
+        )
+        .await
+    }
 }
 
 /// The budget of verification codes sent by SMS, against SMS pumping (paid
@@ -63,9 +102,10 @@ impl SmsBudget {
             "sms_country",
             self.per_country,
             &format!("+{country}"),
+            SMS_DETAIL,
         )
         .await?;
-        spend(&*self.backend, "sms", self.all, "all").await
+        spend(&*self.backend, "sms", self.all, "all", SMS_DETAIL).await
     }
 }
 
@@ -76,6 +116,7 @@ async fn spend(
     name: &'static str,
     quota: Quota,
     key: &str,
+    detail: &'static str,
 ) -> Result<(), LimitError> {
     let decision = match backend.check(&format!("{name}:{key}"), &quota).await {
         Ok(decision) => decision,
@@ -98,9 +139,13 @@ async fn spend(
         name,
         quota,
         decision,
-        detail: "Too many text messages are being sent; try again later or use an email address.",
+        detail,
     })
 }
+
+/// What a client over the SMS budget is told.
+const SMS_DETAIL: &str =
+    "Too many text messages are being sent; try again later or use an email address.";
 
 impl std::fmt::Debug for Limits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -200,6 +245,12 @@ impl Limits {
                 enabled: args.rate_limit,
                 all: args.rate_limit_sms,
                 per_country: args.rate_limit_sms_per_country,
+            },
+            oauth: ClientBudget {
+                backend: Arc::clone(&backend),
+                enabled: args.rate_limit,
+                name: "oauth_ip",
+                quota: args.rate_limit_oauth_per_ip,
             },
             login: LoginGuard::new(
                 redis.clone(),

@@ -171,6 +171,10 @@ pub enum Template {
     PasswordChanged,
     /// Someone tried to sign up with an address that already has an account.
     AccountExists,
+    /// Nothing to say: a reset was asked for an address without an account.
+    /// It is written so that such a request does the same work as one for an
+    /// account; the notifier acknowledges it without sending anything.
+    Nothing,
 }
 
 /// The language of a notification.

@@ -20,6 +20,14 @@ use super::seal::CodeSeal;
 use super::senders::{Outgoing, SendError, Sender};
 use super::{Channel, DEAD_LETTER_SUBJECT, Notification, Topology, templates};
 
+/// What became of a notification that did not fail.
+enum Delivery {
+    /// A sender took it.
+    Sent,
+    /// It had nothing to say ([`Template::Nothing`](super::Template::Nothing)).
+    Dropped,
+}
+
 /// Settings of the notifier.
 #[derive(Debug, Clone)]
 pub struct NotifierConfig {
@@ -166,8 +174,12 @@ impl Notifier {
         let outcome = self.deliver(&message).await;
         let labels = [("channel", channel.clone())];
         let ack = match outcome {
-            Ok(()) => {
+            Ok(Delivery::Sent) => {
                 metrics::counter!("bff_notifications_sent_total", &labels).increment(1);
+                AckKind::Ack
+            }
+            Ok(Delivery::Dropped) => {
+                metrics::counter!("bff_notifications_dropped_total", &labels).increment(1);
                 AckKind::Ack
             }
             Err(SendError::Transient(error))
@@ -215,7 +227,7 @@ impl Notifier {
             .min(MAX_RETRY_DELAY)
     }
 
-    async fn deliver(&self, message: &jetstream::Message) -> Result<(), SendError> {
+    async fn deliver(&self, message: &jetstream::Message) -> Result<Delivery, SendError> {
         let notification: Notification = serde_json::from_slice(&message.payload)
             .map_err(|e| SendError::Permanent(format!("malformed notification: {e}")))?;
         // A code that does not open was not written by a BFF holding this
@@ -229,13 +241,16 @@ impl Notifier {
             ),
             None => None,
         };
-        let rendered = templates::render(
+        let Some(rendered) = templates::render(
             notification.template,
             notification.locale,
             code.as_deref(),
             self.config.code_ttl,
         )
-        .map_err(|e| SendError::Permanent(e.to_string()))?;
+        .map_err(|e| SendError::Permanent(e.to_string()))?
+        else {
+            return Ok(Delivery::Dropped);
+        };
         let sender = match notification.channel {
             Channel::Email => &self.senders.email,
             Channel::Sms => &self.senders.sms,
@@ -248,7 +263,7 @@ impl Notifier {
             text: rendered.text,
         };
         match tokio::time::timeout(SEND_TIMEOUT, sender.send(&outgoing)).await {
-            Ok(sent) => sent,
+            Ok(sent) => sent.map(|()| Delivery::Sent),
             Err(_) => Err(SendError::Transient("the send timed out".to_owned())),
         }
     }

@@ -182,7 +182,7 @@ impl Relay {
     /// Publishes one batch of due rows; the rows stay locked (and invisible to
     /// other relays) until the outcome is recorded.
     async fn relay_batch(&self) -> Result<BatchOutcome, sqlx::Error> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = crate::db::begin(&self.db).await?;
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT id, subject, payload, request_id, attempts FROM outbox
              WHERE published_at IS NULL AND next_attempt_at <= now()

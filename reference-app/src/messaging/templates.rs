@@ -18,16 +18,18 @@ pub struct Rendered {
 #[error("template {0:?} needs a code and the message has none")]
 pub struct MissingCode(pub Template);
 
-/// The text of `template` in `locale`; `code_ttl` is stated in code messages.
+/// The text of `template` in `locale`, or `None` for [`Template::Nothing`];
+/// `code_ttl` is stated in code messages.
 pub fn render(
     template: Template,
     locale: Locale,
     code: Option<&str>,
     code_ttl: Duration,
-) -> Result<Rendered, MissingCode> {
+) -> Result<Option<Rendered>, MissingCode> {
     let minutes = code_ttl.as_secs().div_ceil(60).max(1);
     let code = || code.ok_or(MissingCode(template));
     let (subject, text) = match (template, locale) {
+        (Template::Nothing, _) => return Ok(None),
         (Template::VerifyCode, Locale::En) => (
             "Your sign-up code".to_owned(),
             format!(
@@ -73,7 +75,7 @@ pub fn render(
             "Кто-то пытался зарегистрироваться с этим адресом, но учётная запись для него уже есть. Если это были вы, войдите или сбросьте пароль. Если нет, проигнорируйте это сообщение.".to_owned(),
         ),
     };
-    Ok(Rendered { subject, text })
+    Ok(Some(Rendered { subject, text }))
 }
 
 #[cfg(test)]
@@ -90,8 +92,12 @@ mod tests {
             Template::PasswordChanged,
             Template::AccountExists,
         ] {
-            let en = render(template, Locale::En, Some("012345"), TEN_MINUTES).expect("renders");
-            let ru = render(template, Locale::Ru, Some("012345"), TEN_MINUTES).expect("renders");
+            let en = render(template, Locale::En, Some("012345"), TEN_MINUTES)
+                .expect("renders")
+                .expect("has a text");
+            let ru = render(template, Locale::Ru, Some("012345"), TEN_MINUTES)
+                .expect("renders")
+                .expect("has a text");
             assert_ne!(en, ru);
             assert!(ru.text.chars().any(|c| ('а'..='я').contains(&c)));
         }
@@ -106,6 +112,7 @@ mod tests {
             TEN_MINUTES,
         )
         .expect("renders")
+        .expect("has a text")
         .text;
         assert!(
             text.contains("012345") && text.contains("10 minutes"),
@@ -114,6 +121,14 @@ mod tests {
         assert_eq!(
             render(Template::ResetPassword, Locale::Ru, None, TEN_MINUTES),
             Err(MissingCode(Template::ResetPassword))
+        );
+    }
+
+    #[test]
+    fn nothing_has_no_text() {
+        assert_eq!(
+            render(Template::Nothing, Locale::En, None, TEN_MINUTES),
+            Ok(None)
         );
     }
 }

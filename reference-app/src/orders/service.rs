@@ -46,11 +46,10 @@ fn invalid(field: &str, message: impl Into<String>) -> Status {
 /// retry), internal otherwise; the detail is logged here, never sent.
 fn storage(error: sqlx::Error) -> Status {
     tracing::error!(error = %bff_core::problem::ErrorChain(&error), "orders storage failed");
-    match error {
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-            Status::unavailable("the orders database is unavailable")
-        }
-        _ => Status::internal("internal error"),
+    if crate::db::is_unavailable(&error) {
+        Status::unavailable("the orders database is unavailable")
+    } else {
+        Status::internal("internal error")
     }
 }
 

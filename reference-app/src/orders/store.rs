@@ -105,7 +105,7 @@ pub async fn create(
     idempotency: Option<&Idempotency>,
 ) -> Result<Placed, sqlx::Error> {
     let id = Uuid::now_v7();
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin(db).await?;
     // A concurrent insert with the same key waits here for the other to commit,
     // then conflicts: exactly one order per key.
     let row: Option<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -219,7 +219,7 @@ pub async fn cancel(
     user_id: Uuid,
     id: Uuid,
 ) -> Result<Option<OrderRecord>, sqlx::Error> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin(db).await?;
     let cancelled: Option<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE orders SET status = 'cancelled', cancelled_at = now()
          WHERE id = $1 AND user_id = $2 AND status = 'created'

@@ -48,7 +48,7 @@ impl RecordService {
         owner: Uuid,
         checked: &C::Checked,
     ) -> Result<C, RecordError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = crate::db::begin(&self.db).await?;
         let record = C::insert(&mut tx, owner, checked)
             .await
             .map_err(RecordError::on_unique(C::CONFLICT))?;
@@ -72,7 +72,7 @@ impl RecordService {
         expected: Option<&[i32]>,
         checked: &C::Checked,
     ) -> Result<C, RecordError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = crate::db::begin(&self.db).await?;
         if let Some(record) = C::update(&mut tx, id, owner, expected, checked)
             .await
             .map_err(RecordError::on_unique(C::CONFLICT))?
@@ -109,7 +109,7 @@ impl RecordService {
         actor: Option<Uuid>,
         ip: Option<&str>,
     ) -> Result<C, RecordError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = crate::db::begin(&self.db).await?;
         let restored = store::restore::<C>(&mut *tx, id)
             .await
             .map_err(RecordError::on_unique(

@@ -32,7 +32,7 @@ pub struct Application {
     metrics: Option<(TcpListener, Router)>,
     db: PgPool,
     nats: async_nats::Client,
-    shutdown_timeout: Duration,
+    server: bff_core::server::ServerConfig,
     /// Background workers (the outbox relay, the notifier, the in-process
     /// orders service), started by `run_until_stopped`, and their stop switch.
     workers: Vec<Worker>,
@@ -153,7 +153,10 @@ impl Application {
             .with_timeout(config.http.readiness_timeout)
             .with_check(PostgresCheck::new(db.clone()))
             .with_check(RedisCheck::new(redis.clone()))
-            .with_check(NatsCheck::new(nats.clone()));
+            .with_check_required(
+                NatsCheck::new(nats.clone()),
+                config.http.readiness_requires_nats,
+            );
         let http = HttpConfig {
             body_limit: config.http.body_limit,
             request_timeout: config.http.request_timeout,
@@ -188,6 +191,10 @@ impl Application {
             }),
             dashboard: backends.dashboard(),
             deposit_max: config.money.deposit_max,
+            oauth: config
+                .oauth
+                .parts(profile, redis.clone(), prefix)
+                .map_err(StartupError::Config)?,
         });
         let (metrics, metrics_on) = match config.http.metrics_addr {
             Some(addr) => {
@@ -206,7 +213,7 @@ impl Application {
             metrics,
             db,
             nats,
-            shutdown_timeout: config.http.shutdown_timeout,
+            server: config.http.server(),
             workers: workers.started,
             stop_workers: workers.stop,
         })
@@ -238,10 +245,11 @@ impl Application {
             let stopped = async move {
                 let _ = stop.wait_for(|stop| *stop).await;
             };
+            // A scrape is short: the workers' stop does not wait long for one.
+            let metrics_server = self.server.clone().with_grace(Duration::from_secs(1));
             workers.push(tokio::spawn(async move {
-                if let Err(error) = axum::serve(listener, router)
-                    .with_graceful_shutdown(stopped)
-                    .await
+                if let Err(error) =
+                    bff_core::server::serve(listener, router, stopped, metrics_server).await
                 {
                     tracing::error!(%error, "the metrics listener failed");
                 }
@@ -251,7 +259,7 @@ impl Application {
             tracing::info!(%addr, "listening");
         }
         let served =
-            bff_core::server::serve(self.listener, self.router, shutdown, self.shutdown_timeout)
+            bff_core::server::serve(self.listener, self.router, shutdown, self.server.clone())
                 .await;
         // Workers finish what they hold (a batch being published, sends under
         // way); what they leave stays in the outbox or the stream for next time.

@@ -50,11 +50,13 @@ pub fn app(
         )
         .merge(crate::auth::routes::public())
         .merge(crate::auth::codes::routes::routes())
+        .merge(crate::oauth::routes::public())
         .merge(
             crate::auth::routes::protected()
                 .merge(crate::users::routes::me().layer(me_cache(&state)))
                 .merge(crate::users::routes::admin())
                 .merge(crate::audit::routes::routes())
+                .merge(crate::oauth::routes::protected())
                 .merge(crate::records::routes::routes::<Address, _>())
                 .merge(crate::records::routes::routes::<WishlistItem, _>())
                 .merge(crate::wallets::routes::routes())

@@ -23,6 +23,7 @@ use crate::dashboard::{DashboardService, DashboardSettings};
 use crate::limits::Limits;
 use crate::messaging::outbox::OutboxSignal;
 use crate::messaging::seal::CodeSeal;
+use crate::oauth::{OAuthParts, OAuthService};
 use crate::orders::OrdersGateway;
 use crate::orders::client::Backends;
 use crate::records::RecordService;
@@ -55,6 +56,8 @@ pub struct Parts {
     pub dashboard: DashboardSettings,
     /// The largest amount of one deposit.
     pub deposit_max: rust_decimal::Decimal,
+    /// Social login.
+    pub oauth: OAuthParts,
 }
 
 /// State shared by the handlers: one service per feature, built once.
@@ -69,6 +72,7 @@ pub struct AppState {
     orders: OrdersGateway,
     dashboard: DashboardService,
     audit: AuditLog,
+    oauth: OAuthService,
     policy: Policy,
     client_ip: ClientIp,
     /// The router's own needs: authentication, limits, the cache store.
@@ -92,6 +96,7 @@ impl AppState {
             backends,
             dashboard,
             deposit_max,
+            oauth,
         } = parts;
         let views = ViewCache::new(Arc::clone(&cache));
         let users = UserService::new(
@@ -123,7 +128,7 @@ impl AppState {
                 seal,
                 limits.login.clone(),
                 limits.sms.clone(),
-                outbox,
+                outbox.clone(),
             ),
             records: RecordService::new(db.clone(), users.clone()),
             dashboard: DashboardService::new(
@@ -131,6 +136,15 @@ impl AppState {
                 wallets.clone(),
                 orders.clone(),
                 dashboard,
+            ),
+            oauth: OAuthService::new(
+                db.clone(),
+                Arc::clone(&auth),
+                oauth.client,
+                oauth.redirects,
+                oauth.codes,
+                limits.oauth.clone(),
+                outbox.clone(),
             ),
             orders,
             audit: AuditLog::new(db),
@@ -174,6 +188,7 @@ sub_states! {
     orders: OrdersGateway,
     dashboard: DashboardService,
     audit: AuditLog,
+    oauth: OAuthService,
     policy: Policy,
     client_ip: ClientIp,
 }

@@ -62,14 +62,14 @@ impl UserService {
     /// The caller's own live account; a token whose account is gone is no
     /// longer valid.
     pub async fn me(&self, id: Uuid) -> Result<UserRecord, UserError> {
-        store::find_by_id(&self.db, id)
+        crate::db::retry_once(|| store::find_by_id(&self.db, id))
             .await?
             .ok_or(UserError::AccountGone)
     }
 
     /// The live user `id`, if there is one.
     pub async fn find(&self, id: Uuid) -> Result<Option<UserRecord>, UserError> {
-        Ok(store::find_by_id(&self.db, id).await?)
+        Ok(crate::db::retry_once(|| store::find_by_id(&self.db, id)).await?)
     }
 
     /// Renames the caller's account (`name` already checked).
@@ -95,7 +95,7 @@ impl UserService {
 
     /// The live user `id`.
     pub async fn get(&self, id: Uuid) -> Result<UserRecord, UserError> {
-        store::find_by_id(&self.db, id)
+        crate::db::retry_once(|| store::find_by_id(&self.db, id))
             .await?
             .ok_or(UserError::NotFound)
     }
@@ -108,7 +108,7 @@ impl UserService {
         target: Uuid,
         role: Role,
     ) -> Result<UserRecord, UserError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = crate::db::begin(&self.db).await?;
         let Locked { actor_role, target } = lock_pair(&mut tx, actor, target).await?;
         let (from, to) = (target.role().as_str(), role.as_str());
         if !actor.policy.can_grant(&actor_role, from, to) {
@@ -145,7 +145,7 @@ impl UserService {
         target: Uuid,
         blocked: bool,
     ) -> Result<UserRecord, UserError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = crate::db::begin(&self.db).await?;
         let Locked { target, .. } = lock_pair(&mut tx, actor, target).await?;
         let key = target.id.to_string();
         if blocked {
@@ -181,7 +181,7 @@ impl UserService {
     /// Clears every login lock and failure count of user `target`'s
     /// identifiers, from every client.
     pub async fn unlock_login(&self, actor: Actor<'_>, target: Uuid) -> Result<(), UserError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = crate::db::begin(&self.db).await?;
         let Locked { target, .. } = lock_pair(&mut tx, actor, target).await?;
         for identifier in target.identifiers() {
             self.guard.clear(identifier).await?;

@@ -20,8 +20,9 @@ pub struct UserRecord {
     pub name: String,
     /// Role, as stored.
     pub role: String,
-    /// PHC string.
-    pub password_hash: String,
+    /// PHC string; `None` for an account made by social login that has not
+    /// set a password.
+    pub password_hash: Option<String>,
     /// When the email was verified.
     pub email_verified_at: Option<OffsetDateTime>,
     /// When the phone was verified.
@@ -128,8 +129,8 @@ pub struct NewUser {
     pub name: String,
     /// Role.
     pub role: Role,
-    /// PHC string.
-    pub password_hash: String,
+    /// PHC string; `None` for an account without a password.
+    pub password_hash: Option<String>,
     /// Whether the identifier it was created with is verified.
     pub verified: bool,
 }

@@ -234,7 +234,7 @@ impl WalletService {
         movement: &Movement<'_>,
         claim: Option<&KeyClaim<'_>>,
     ) -> Result<Moved, WalletError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = crate::db::begin(&self.db).await?;
         if let Some(claim) = claim
             && let Claim::Replay(first) = claim.claim(&mut tx).await?
         {

@@ -700,10 +700,32 @@ impl PrivateNats {
     pub(crate) fn stop(&mut self) {
         kill(&mut self.child);
     }
+
+    /// Freezes the server (SIGSTOP): its socket stays open and takes bytes,
+    /// but nothing answers, as with a hung process.
+    pub(crate) fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a paused server (SIGCONT).
+    pub(crate) fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} {pid}");
+    }
 }
 
 impl Drop for PrivateNats {
     fn drop(&mut self) {
+        // SIGKILL ends a paused server too; a test that failed while it was
+        // paused leaves nothing behind either way.
         self.stop();
         let _ = std::fs::remove_dir_all(&self.store);
     }
@@ -824,7 +846,7 @@ impl TestApp {
                 phone: None,
                 name: email.to_owned(),
                 role,
-                password_hash: hash,
+                password_hash: Some(hash),
                 verified: true,
             },
         )

@@ -249,3 +249,31 @@ async fn a_notification_whose_code_does_not_open_is_never_sent() {
     assert_eq!(letter.payload["to"], "+79990003344");
     assert_eq!(server.received_requests().await.map(|r| r.len()), Some(0));
 }
+
+#[tokio::test]
+async fn a_reset_for_an_unknown_number_is_dropped_not_sent() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let app = TestApp::spawn_with(|c| with_webhook(c, &server, 5)).await;
+    let mut dead = app.dead_letters().await;
+    let response = app
+        .post_json(
+            "/api/v1/auth/reset-password",
+            &json!({"identifier": "+79990007788"}),
+        )
+        .await;
+    assert_eq!(response.status(), 202);
+    // A code asked for afterwards arrives alone: the `nothing` before it was
+    // acknowledged without a send (and not dead-lettered).
+    ask_code(&app, "+79990007799").await;
+    let requests = wait_for_requests(&server, 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let requests = server.received_requests().await.unwrap_or(requests);
+    assert_eq!(requests.len(), 1);
+    let body: Value = serde_json::from_slice(&requests[0].body).expect("JSON");
+    assert_eq!(body["to"], "+79990007799");
+    assert!(dead.next_within(Duration::from_millis(200)).await.is_none());
+}

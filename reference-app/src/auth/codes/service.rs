@@ -63,12 +63,17 @@ impl CodeService {
         }
     }
 
-    /// Throttles, then has what the purpose and the account's existence call
-    /// for sent in the background; `reason` goes to the audit log of a reset.
+    /// Throttles, then writes what the purpose and the account's existence call
+    /// for into the outbox; `reason` goes to the audit log of a reset.
     ///
-    /// Only the throttle is answered in-line. The lookup, the code and the outbox
-    /// write happen after the answer, so its timing and its status (even when
-    /// Postgres fails) are the same whether or not the identifier has an account.
+    /// The answer is given only once the work is durable: when Postgres (or the
+    /// code store) fails, nothing was sent, the throttle's count is given back
+    /// and the caller gets 503, so the cooldown is not spent on an outage. Every
+    /// request does the same work whether or not the identifier has an account
+    /// (one lookup, one code, one outbox row, and for resets one audit entry),
+    /// so neither the status, the body nor the timing tells them apart; the row
+    /// for an address without an account is a [`Template::Nothing`] that the
+    /// notifier drops.
     pub async fn send(
         &self,
         identifier: &Identifier,
@@ -77,43 +82,52 @@ impl CodeService {
         meta: &ClientMeta,
         reason: Option<String>,
     ) -> Result<CodeSent, AuthError> {
+        let client = meta.client_key.as_deref();
         let throttle = self
             .codes
-            .throttle(
-                purpose.as_str(),
-                identifier.as_str(),
-                meta.client_key.as_deref(),
-            )
+            .throttle(purpose.as_str(), identifier.as_str(), client)
             .await?;
         if let Throttle::Limited { limit, retry_after } = throttle {
             return Err(self.limited(limit, retry_after).into());
         }
-        // Every code request to a number counts, whether or not it has an
-        // account, so the budget says nothing about accounts.
-        if let Identifier::Phone(phone) = identifier {
-            self.sms.spend(phone.country_code()).await?;
-        }
-        let work = {
-            let (service, identifier) = (self.clone(), identifier.clone());
-            let audit = AuditContext {
-                ip: meta.ip.clone(),
-                reason,
-            };
-            async move {
-                if let Err(error) = service.deliver(&identifier, purpose, locale, audit).await {
-                    tracing::error!(error = %bff_core::problem::ErrorChain(&error), purpose = purpose.as_str(), "could not send a code");
-                }
+        let audit = AuditContext {
+            ip: meta.ip.clone(),
+            reason,
+        };
+        if let Err(error) = self
+            .spend_and_deliver(identifier, purpose, locale, audit)
+            .await
+        {
+            if let Err(release) = self
+                .codes
+                .release(purpose.as_str(), identifier.as_str(), client)
+                .await
+            {
+                tracing::error!(error = %bff_core::problem::ErrorChain(&release), "could not give back a code request's throttle count");
             }
-        };
-        match bff_core::RequestId::current() {
-            Some(id) => tokio::spawn(id.scope(work)),
-            None => tokio::spawn(work),
-        };
+            return Err(error);
+        }
         let policy = self.codes.policy();
         Ok(CodeSent {
             resend_after: policy.cooldown.as_secs(),
             expires_in: policy.ttl.as_secs(),
         })
+    }
+
+    /// Spends the SMS budget for a phone, then delivers.
+    async fn spend_and_deliver(
+        &self,
+        identifier: &Identifier,
+        purpose: Purpose,
+        locale: Locale,
+        audit: AuditContext,
+    ) -> Result<(), AuthError> {
+        // Every code request to a number counts, whether or not it has an
+        // account, so the budget says nothing about accounts.
+        if let Identifier::Phone(phone) = identifier {
+            self.sms.spend(phone.country_code()).await?;
+        }
+        self.deliver(identifier, purpose, locale, audit).await
     }
 
     /// The refusal of the throttle, with the quota that was exhausted.
@@ -150,8 +164,8 @@ impl CodeService {
         LimitError::refused(name, quota, retry_after, detail)
     }
 
-    /// Sends a code, a notice, or nothing, as the purpose and the account call
-    /// for; a reset request for an existing account is also audited.
+    /// Writes a code, a notice, or a [`Template::Nothing`] into the outbox, as
+    /// the purpose and the account call for; a reset request is also audited.
     async fn deliver(
         &self,
         identifier: &Identifier,
@@ -159,38 +173,41 @@ impl CodeService {
         locale: Locale,
         audit: AuditContext,
     ) -> Result<(), AuthError> {
-        let user = users::find_by_identifier(&self.db, identifier).await?;
-        let exists = user.is_some();
-        let template = match (purpose, exists) {
+        let user =
+            crate::db::retry_once(|| users::find_by_identifier(&self.db, identifier)).await?;
+        let template = match (purpose, user.is_some()) {
             (Purpose::Register, false) => Template::VerifyCode,
             (Purpose::Register, true) => Template::AccountExists,
             (Purpose::ResetPassword, true) => Template::ResetPassword,
-            (Purpose::ResetPassword, false) => return Ok(()),
+            (Purpose::ResetPassword, false) => Template::Nothing,
         };
-        let code = match template {
-            Template::VerifyCode | Template::ResetPassword => Some(
-                self.codes
-                    .issue(purpose.as_str(), identifier.as_str())
-                    .await?,
-            ),
-            _ => None,
-        };
+        // A code is made in every case, so the store's round trip is there
+        // whether or not it is sent; one that is not sent is never known to
+        // anybody and expires unused.
+        let code = self
+            .codes
+            .issue(purpose.as_str(), identifier.as_str())
+            .await?;
         let mut message = notification(identifier, template, locale);
-        if let Some(code) = &code {
+        if matches!(template, Template::VerifyCode | Template::ResetPassword) {
             message = message
                 .with_code(code.as_str(), &self.seal)
                 .map_err(AuthError::internal)?;
         }
-        let mut tx = self.db.begin().await?;
+        let mut tx = crate::db::begin(&self.db).await?;
         outbox::notify(&mut tx, &message).await?;
-        if let (Purpose::ResetPassword, Some(user)) = (purpose, &user) {
+        if purpose == Purpose::ResetPassword {
+            // An address without an account is audited too (with no target),
+            // so both cases write the same rows.
+            let entry = Entry {
+                ip: audit.ip.as_deref(),
+                target_type: user.as_ref().map(|_| "user"),
+                target_id: user.as_ref().map(|user| user.id.to_string()),
+                ..Entry::new(None, "auth.password_reset_requested", "user", "")
+            };
             audit::record(
                 &mut *tx,
-                Entry {
-                    ip: audit.ip.as_deref(),
-                    ..Entry::new(None, "auth.password_reset_requested", "user", user.id)
-                        .details(serde_json::json!({ "reason": audit.reason }))
-                },
+                entry.details(serde_json::json!({ "reason": audit.reason })),
             )
             .await?;
         }
@@ -245,7 +262,7 @@ impl CodeService {
             Identifier::Email(email) => (Some(email.as_str().to_owned()), None),
             Identifier::Phone(phone) => (None, Some(phone.as_str().to_owned())),
         };
-        let mut tx = self.db.begin().await?;
+        let mut tx = crate::db::begin(&self.db).await?;
         let user = users::insert_if_absent(
             &mut *tx,
             &NewUser {
@@ -253,7 +270,7 @@ impl CodeService {
                 phone,
                 name,
                 role: Role::Customer,
-                password_hash: hash,
+                password_hash: Some(hash),
                 verified: true,
             },
         )
@@ -293,7 +310,7 @@ impl CodeService {
         .await?;
         // A code is only ever sent to an existing account; one deleted since has
         // nothing to reset.
-        let user = users::find_by_identifier(&self.db, identifier)
+        let user = crate::db::retry_once(|| users::find_by_identifier(&self.db, identifier))
             .await?
             .ok_or(AuthError::CodeInvalid)?;
         // Sessions end before (so that with the store down nothing changes) and
@@ -302,7 +319,7 @@ impl CodeService {
         let user_id = user.id.to_string();
         self.auth.sessions.revoke_all(&user_id, None).await?;
         let hash = hash(&self.auth, password).await?;
-        let mut tx = self.db.begin().await?;
+        let mut tx = crate::db::begin(&self.db).await?;
         users::set_password_hash(&mut *tx, user.id, &hash).await?;
         password_changed(&mut tx, &user, Some(identifier), "reset", locale).await?;
         outbox::event(&mut tx, &DomainEvent::sessions_revoked(&user_id, None)).await?;

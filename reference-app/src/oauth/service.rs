@@ -1,0 +1,491 @@
+//! The rules of social login: starting a flow, resolving the person a
+//! provider vouches for to an account (by `(provider, subject)`, never by
+//! email alone), linking and unlinking, and trading a login code for tokens.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bff_auth::oauth::{
+    CallbackParams, ExternalProfile, OAuthClient, OAuthError, PendingAuth, ProviderKind,
+};
+use bff_auth::session::{NewSession, RefreshToken, SessionStore};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use url::Url;
+use uuid::Uuid;
+
+use super::error::OAuthFlowError;
+use super::login_code::{LoginCodes, LoginGrant};
+use super::redirect::RedirectAllowList;
+use super::store::{self, IdentityRecord};
+use crate::audit::{self, Entry};
+use crate::auth::service::tokens;
+use crate::auth::{Auth, TokenResponse};
+use crate::http::extract::ClientMeta;
+use crate::identity::Role;
+use crate::limits::ClientBudget;
+use crate::messaging::DomainEvent;
+use crate::messaging::outbox::{self, OutboxSignal};
+use crate::users::{NewUser, UserRecord, store as users};
+
+/// The name of the cookie that binds a flow to the browser that started it.
+pub const BINDING_COOKIE: &str = "__Host-bff_oauth";
+
+/// What a flow carries from its start to its callback.
+#[derive(Debug, Serialize, Deserialize)]
+struct FlowData {
+    /// Where the frontend wants the answer.
+    redirect_uri: String,
+    /// The account to link the identity to, for a link flow.
+    link: Option<Uuid>,
+}
+
+/// A started flow: where to send the browser, and the binding cookie's value.
+#[derive(Debug)]
+pub struct Started {
+    /// The provider's authorization URL.
+    pub authorize_url: Url,
+    /// The value of [`BINDING_COOKIE`] to set.
+    pub binding: String,
+}
+
+/// How a callback ended, for the frontend: a login code, a link, or an error
+/// code, as a query parameter of its `redirect_uri`.
+#[derive(Debug)]
+enum Outcome {
+    LoginCode(String),
+    Linked(ProviderKind),
+    Failed(&'static str),
+}
+
+/// Social login.
+#[derive(Debug, Clone)]
+pub struct OAuthService {
+    db: PgPool,
+    auth: Arc<Auth>,
+    client: OAuthClient,
+    redirects: RedirectAllowList,
+    codes: LoginCodes,
+    budget: ClientBudget,
+    outbox: OutboxSignal,
+}
+
+impl OAuthService {
+    /// The service over `db`, with `client`'s providers.
+    pub fn new(
+        db: PgPool,
+        auth: Arc<Auth>,
+        client: OAuthClient,
+        redirects: RedirectAllowList,
+        codes: LoginCodes,
+        budget: ClientBudget,
+        outbox: OutboxSignal,
+    ) -> Self {
+        Self {
+            db,
+            auth,
+            client,
+            redirects,
+            codes,
+            budget,
+            outbox,
+        }
+    }
+
+    fn provider(&self, name: &str) -> Result<ProviderKind, OAuthFlowError> {
+        ProviderKind::parse(name)
+            .filter(|kind| self.client.is_enabled(*kind))
+            .ok_or(OAuthFlowError::UnknownProvider)
+    }
+
+    /// Starts a sign-in flow (`link` `None`) or a link flow for the account
+    /// `link`, answering the frontend at `redirect_uri` in the end.
+    pub async fn start(
+        &self,
+        provider: &str,
+        redirect_uri: &str,
+        link: Option<Uuid>,
+        meta: &ClientMeta,
+    ) -> Result<Started, OAuthFlowError> {
+        let kind = self.provider(provider)?;
+        let redirect = self
+            .redirects
+            .check(redirect_uri)
+            .ok_or(OAuthFlowError::RedirectNotAllowed)?;
+        self.budget.spend(meta.client_key.as_deref()).await?;
+        let mut raw = [0_u8; 32];
+        openssl::rand::rand_bytes(&mut raw).map_err(|e| OAuthFlowError::Internal(e.to_string()))?;
+        let binding = URL_SAFE_NO_PAD.encode(raw);
+        let data = serde_json::to_value(FlowData {
+            redirect_uri: redirect.into(),
+            link,
+        })
+        .map_err(|e| OAuthFlowError::Internal(e.to_string()))?;
+        let authorize_url = self
+            .client
+            .start(kind, binding_hash(&binding), data)
+            .await
+            .map_err(unavailable)?;
+        Ok(Started {
+            authorize_url,
+            binding,
+        })
+    }
+
+    /// Ends a flow at the provider's callback: the URL of the frontend to
+    /// send the browser to, with `login_code`, `linked` or `error`. Errors are
+    /// what happens before the `state` is known to be valid (400, no redirect).
+    pub async fn callback(
+        &self,
+        provider: &str,
+        params: CallbackParams,
+        binding: Option<&str>,
+        meta: ClientMeta,
+    ) -> Result<Url, OAuthFlowError> {
+        let kind = self.provider(provider)?;
+        self.budget.spend(meta.client_key.as_deref()).await?;
+        let binding = binding.ok_or(OAuthFlowError::InvalidState)?;
+        let pending = match self
+            .client
+            .take_state(kind, &params, binding_hash(binding))
+            .await
+        {
+            Ok(pending) => pending,
+            Err(OAuthError::InvalidState) => return Err(OAuthFlowError::InvalidState),
+            Err(error) => return Err(unavailable(error)),
+        };
+        let data: FlowData = serde_json::from_value(pending.data.clone())
+            .map_err(|e| OAuthFlowError::Internal(e.to_string()))?;
+        let mut redirect =
+            Url::parse(&data.redirect_uri).map_err(|e| OAuthFlowError::Internal(e.to_string()))?;
+        let outcome = self
+            .complete(kind, &pending, &params, data.link, meta)
+            .await;
+        let (name, value) = match &outcome {
+            Outcome::LoginCode(code) => ("login_code", code.as_str()),
+            Outcome::Linked(kind) => ("linked", kind.as_str()),
+            Outcome::Failed(code) => ("error", *code),
+        };
+        redirect.query_pairs_mut().append_pair(name, value);
+        Ok(redirect)
+    }
+
+    /// Everything after a valid `state`; every failure becomes an error code
+    /// for the frontend, logged here.
+    async fn complete(
+        &self,
+        kind: ProviderKind,
+        pending: &PendingAuth,
+        params: &CallbackParams,
+        link: Option<Uuid>,
+        meta: ClientMeta,
+    ) -> Outcome {
+        let profile = match self.client.finish(pending, params).await {
+            Ok(profile) => profile,
+            Err(OAuthError::Denied(code)) => {
+                tracing::info!(provider = kind.as_str(), %code, "the provider refused the sign-in");
+                return Outcome::Failed(if code == "access_denied" {
+                    "access_denied"
+                } else {
+                    "provider_error"
+                });
+            }
+            Err(error) => {
+                tracing::warn!(provider = kind.as_str(), %error, "social login failed at the provider");
+                return Outcome::Failed(match error {
+                    OAuthError::Internal(_) | OAuthError::Config(_) => "server_error",
+                    _ => "provider_error",
+                });
+            }
+        };
+        let result = match link {
+            Some(user_id) => self.link(user_id, &profile, &meta).await,
+            None => self.sign_in(&profile, meta).await,
+        };
+        result.unwrap_or_else(|error| {
+            tracing::error!(provider = kind.as_str(), error = %bff_core::problem::ErrorChain(&error), "social login failed");
+            Outcome::Failed("server_error")
+        })
+    }
+
+    /// Resolves `profile` to an account (see the module's rules) and opens a
+    /// session for it, behind a login code.
+    async fn sign_in(
+        &self,
+        profile: &ExternalProfile,
+        meta: ClientMeta,
+    ) -> Result<Outcome, OAuthFlowError> {
+        let provider = profile.provider.as_str();
+        let mut tx = crate::db::begin(&self.db).await?;
+        store::forget_if_orphaned(&mut *tx, provider, &profile.subject).await?;
+        let (user, how) = match store::find(&mut *tx, provider, &profile.subject).await? {
+            Some(identity) => match users::find_by_id(&mut *tx, identity.user_id).await? {
+                Some(user) => (user, "known"),
+                None => return Ok(Outcome::Failed("server_error")),
+            },
+            None => match self.resolve_new(&mut tx, profile).await? {
+                Ok(found) => found,
+                Err(code) => {
+                    tx.rollback().await?;
+                    return Ok(Outcome::Failed(code));
+                }
+            },
+        };
+        if user.blocked_at.is_some() {
+            tx.rollback().await?;
+            return Ok(Outcome::Failed("account_blocked"));
+        }
+        audit::record(
+            &mut *tx,
+            Entry {
+                ip: meta.ip.as_deref(),
+                ..Entry::new(Some(user.id), "auth.oauth_login", "user", user.id)
+                    .details(serde_json::json!({"provider": provider, "identity": how}))
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.outbox.wake();
+        let (session, refresh) = self
+            .auth
+            .sessions
+            .create(NewSession {
+                user_id: user.id.to_string(),
+                user_agent: meta.user_agent,
+                ip: meta.ip,
+            })
+            .await
+            .map_err(crate::auth::AuthError::from)?;
+        tracing::info!(user_id = %user.id, session_id = %session.id, provider, "social login");
+        let code = self
+            .codes
+            .issue(&LoginGrant {
+                session_id: session.id,
+                user_id: user.id,
+                refresh_token: refresh.expose().to_owned(),
+            })
+            .await
+            .map_err(|e| OAuthFlowError::Unavailable(e.to_string()))?;
+        Ok(Outcome::LoginCode(code))
+    }
+
+    /// An identity seen for the first time: linked to the account with the
+    /// same verified email when the provider asserts the email verified too,
+    /// refused (`account_conflict`) when its email belongs to any other
+    /// account, else a new customer.
+    async fn resolve_new(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+        profile: &ExternalProfile,
+    ) -> Result<Result<(UserRecord, &'static str), &'static str>, OAuthFlowError> {
+        let provider = profile.provider.as_str();
+        let email = profile.email.as_deref();
+        if let Some(email) = email {
+            let existing = sqlx::query_scalar::<_, Uuid>(
+                "SELECT id FROM users WHERE email = $1 AND deleted_at IS NULL FOR UPDATE",
+            )
+            .bind(email)
+            .fetch_optional(&mut **tx)
+            .await?;
+            if let Some(id) = existing {
+                let Some(user) = users::find_by_id(&mut **tx, id).await? else {
+                    return Ok(Err("account_conflict"));
+                };
+                if !(profile.email_verified && user.email_verified_at.is_some()) {
+                    return Ok(Err("account_conflict"));
+                }
+                if !store::link(&mut **tx, user.id, provider, &profile.subject, Some(email)).await?
+                {
+                    // The account already has another identity of this provider,
+                    // or a concurrent callback linked this one.
+                    return Ok(Err("account_conflict"));
+                }
+                self.audit_link(tx, user.id, provider, None).await?;
+                return Ok(Ok((user, "linked_by_verified_email")));
+            }
+        }
+        let Some(user) = users::insert_if_absent(
+            &mut **tx,
+            &NewUser {
+                email: email.map(str::to_owned),
+                phone: None,
+                name: profile
+                    .name
+                    .clone()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(100)
+                    .collect(),
+                role: Role::Customer,
+                password_hash: None,
+                verified: profile.email_verified,
+            },
+        )
+        .await?
+        else {
+            return Ok(Err("account_conflict"));
+        };
+        if !store::link(&mut **tx, user.id, provider, &profile.subject, email).await? {
+            // A concurrent callback created the account for this identity.
+            return Ok(Err("server_error"));
+        }
+        let event = DomainEvent::new(
+            "user.registered",
+            serde_json::json!({"user_id": user.id, "channel": provider, "role": user.role}),
+        );
+        outbox::event(tx, &event).await?;
+        Ok(Ok((user, "new")))
+    }
+
+    async fn audit_link(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+        user_id: Uuid,
+        provider: &str,
+        ip: Option<&str>,
+    ) -> Result<(), sqlx::Error> {
+        audit::record(
+            &mut **tx,
+            Entry {
+                ip,
+                ..Entry::new(Some(user_id), "auth.identity_linked", "user", user_id)
+                    .details(serde_json::json!({"provider": provider}))
+            },
+        )
+        .await
+    }
+
+    /// Links `profile` to the signed-in account `user_id` (a link flow).
+    async fn link(
+        &self,
+        user_id: Uuid,
+        profile: &ExternalProfile,
+        meta: &ClientMeta,
+    ) -> Result<Outcome, OAuthFlowError> {
+        let provider = profile.provider.as_str();
+        let mut tx = crate::db::begin(&self.db).await?;
+        store::forget_if_orphaned(&mut *tx, provider, &profile.subject).await?;
+        let Some(_) = store::lock_credentials(&mut *tx, user_id).await? else {
+            return Ok(Outcome::Failed("server_error"));
+        };
+        let user = users::find_by_id(&mut *tx, user_id).await?;
+        if user.as_ref().is_none_or(|u| u.blocked_at.is_some()) {
+            return Ok(Outcome::Failed("account_blocked"));
+        }
+        match store::find(&mut *tx, provider, &profile.subject).await? {
+            Some(identity) if identity.user_id == user_id => {}
+            Some(_) => return Ok(Outcome::Failed("identity_in_use")),
+            None => {
+                if !store::link(
+                    &mut *tx,
+                    user_id,
+                    provider,
+                    &profile.subject,
+                    profile.email.as_deref(),
+                )
+                .await?
+                {
+                    // The account holds another identity of this provider.
+                    return Ok(Outcome::Failed("identity_in_use"));
+                }
+                self.audit_link(&mut tx, user_id, provider, meta.ip.as_deref())
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(Outcome::Linked(profile.provider))
+    }
+
+    /// Trades a login code for the tokens of the session it stands for.
+    pub async fn exchange(
+        &self,
+        login_code: &str,
+        meta: &ClientMeta,
+    ) -> Result<TokenResponse, OAuthFlowError> {
+        self.budget.spend(meta.client_key.as_deref()).await?;
+        let grant = self
+            .codes
+            .redeem(login_code)
+            .await
+            .map_err(|e| OAuthFlowError::Unavailable(e.to_string()))?
+            .ok_or(OAuthFlowError::CodeInvalid)?;
+        let active = self
+            .auth
+            .sessions
+            .is_active(&grant.session_id)
+            .await
+            .map_err(crate::auth::AuthError::from)?;
+        if !active {
+            return Err(OAuthFlowError::CodeInvalid);
+        }
+        let user = crate::db::retry_once(|| users::find_by_id(&self.db, grant.user_id))
+            .await?
+            .filter(|user| user.blocked_at.is_none())
+            .ok_or(OAuthFlowError::CodeInvalid)?;
+        Ok(tokens(
+            &self.auth,
+            &user,
+            &grant.session_id,
+            &RefreshToken::from_client(grant.refresh_token),
+        )?)
+    }
+
+    /// The identities of `user_id`.
+    pub async fn identities(&self, user_id: Uuid) -> Result<Vec<IdentityRecord>, OAuthFlowError> {
+        Ok(crate::db::retry_once(|| store::list(&self.db, user_id)).await?)
+    }
+
+    /// Unlinks `user_id`'s identity of `provider`, unless it is the account's
+    /// last way to sign in.
+    pub async fn unlink(
+        &self,
+        user_id: Uuid,
+        provider: &str,
+        meta: &ClientMeta,
+    ) -> Result<(), OAuthFlowError> {
+        let kind = ProviderKind::parse(provider).ok_or(OAuthFlowError::UnknownProvider)?;
+        let mut tx = crate::db::begin(&self.db).await?;
+        let (has_password, identities) = store::lock_credentials(&mut *tx, user_id)
+            .await?
+            .ok_or(OAuthFlowError::NotLinked)?;
+        let linked = store::list(&mut *tx, user_id)
+            .await?
+            .iter()
+            .any(|identity| identity.provider == kind.as_str());
+        if !linked {
+            return Err(OAuthFlowError::NotLinked);
+        }
+        if !has_password && identities <= 1 {
+            return Err(OAuthFlowError::LastCredential);
+        }
+        store::unlink(&mut *tx, user_id, kind.as_str()).await?;
+        audit::record(
+            &mut *tx,
+            Entry {
+                ip: meta.ip.as_deref(),
+                ..Entry::new(Some(user_id), "auth.identity_unlinked", "user", user_id)
+                    .details(serde_json::json!({"provider": kind.as_str()}))
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// SHA-256 of the binding cookie's value: what the state is bound to.
+fn binding_hash(binding: &str) -> [u8; 32] {
+    Sha256::digest(binding.as_bytes()).into()
+}
+
+/// A failure to start or take a flow: the state store or the provider's
+/// discovery is out of reach (or misconfigured, which the log says).
+fn unavailable(error: OAuthError) -> OAuthFlowError {
+    match error {
+        OAuthError::UnknownProvider => OAuthFlowError::UnknownProvider,
+        OAuthError::InvalidState => OAuthFlowError::InvalidState,
+        other => OAuthFlowError::Unavailable(other.to_string()),
+    }
+}
