@@ -4,7 +4,8 @@
 //! 413, malformed JSON 400 `malformed_json`, and JSON of the wrong shape (a
 //! missing, unknown or mistyped field) 422 `validation_failed` naming the field.
 //! Request types reject unknown fields with `#[serde(deny_unknown_fields)]`.
-//! [`Query`] does the same for query strings.
+//! [`Query`] does the same for query strings. Both document these statuses in
+//! the OpenAPI operations that use them.
 //!
 //! ```
 //! use axum::{Router, routing::post};
@@ -36,7 +37,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::problem::{FieldError, Problem};
+use crate::problem::{FieldError, Problem, problem_response};
 
 /// A JSON request body (or response), with problem rejections.
 #[derive(Debug, Clone, Copy, Default)]
@@ -141,6 +142,37 @@ impl<T: JsonSchema> OperationInput for Json<T> {
     fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
         axum::Json::<T>::operation_input(ctx, operation);
     }
+
+    /// The rejections above, as problems: a route that documents one of these
+    /// statuses itself keeps its own, more specific, description.
+    fn inferred_early_responses(
+        ctx: &mut GenContext,
+        _operation: &mut Operation,
+    ) -> Vec<(Option<OpenApiStatus>, OpenApiResponse)> {
+        [
+            (
+                400,
+                "`malformed_json`: the body is not JSON, or not only JSON.",
+            ),
+            (413, "`payload_too_large`: the body is over the size limit."),
+            (
+                415,
+                "`unsupported_media_type`: the body is not sent as `application/json`.",
+            ),
+            (
+                422,
+                "`validation_failed`: a field is missing, unknown or invalid; `errors` names each.",
+            ),
+        ]
+        .into_iter()
+        .map(|(status, description)| {
+            (
+                Some(OpenApiStatus::Code(status)),
+                problem_response(ctx, description),
+            )
+        })
+        .collect()
+    }
 }
 
 impl<T: JsonSchema> OperationOutput for Json<T> {
@@ -187,6 +219,20 @@ where
 impl<T: JsonSchema> OperationInput for Query<T> {
     fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
         axum::extract::Query::<T>::operation_input(ctx, operation);
+    }
+
+    /// The rejection above, as a problem.
+    fn inferred_early_responses(
+        ctx: &mut GenContext,
+        _operation: &mut Operation,
+    ) -> Vec<(Option<OpenApiStatus>, OpenApiResponse)> {
+        vec![(
+            Some(OpenApiStatus::Code(422)),
+            problem_response(
+                ctx,
+                "`validation_failed`: a query parameter is unknown or invalid; `errors` names it.",
+            ),
+        )]
     }
 }
 

@@ -19,20 +19,42 @@
 //! docs.publish(&api).expect("the document serialises");
 //! # let _ = app;
 //! ```
+//!
+//! [`problem`], [`header`] and [`require_header`] document what a route
+//! enforces beyond its types: the error statuses it can answer and the request
+//! headers it reads, so a generated client (or a fuzzer) can make valid requests.
+//!
+//! ```
+//! use aide::axum::{ApiRouter, routing::post_with};
+//! use bff_core::openapi;
+//!
+//! let app: ApiRouter = ApiRouter::new().api_route(
+//!     "/jobs",
+//!     post_with(|| async { "queued" }, |op| {
+//!         openapi::problem(op, 429, "`rate_limited`: see `Retry-After`.")
+//!     }),
+//! );
+//! # let _ = app;
+//! ```
 
 use std::sync::{Arc, OnceLock};
 
 use aide::axum::ApiRouter;
 use aide::axum::routing::get_with;
-use aide::openapi::OpenApi;
-use aide::operation::OperationOutput;
+use aide::generate::GenContext;
+use aide::openapi::{
+    HeaderStyle, OpenApi, Operation, Parameter, ParameterData, ParameterSchemaOrContent,
+    ReferenceOr, SchemaObject, StatusCode as OpenApiStatus,
+};
+use aide::operation::{OperationOutput, add_parameters};
+use aide::transform::TransformOperation;
 use axum::extract::Path;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, StatusCode};
 
-use crate::problem::Problem;
+use crate::problem::{Problem, problem_response};
 
 /// Path of the OpenAPI document.
 pub const SPEC_PATH: &str = "/openapi.json";
@@ -236,4 +258,71 @@ impl IntoResponse for Documented {
 
 impl OperationOutput for Documented {
     type Inner = ();
+}
+
+/// Documents `status` as a problem+json answer of `op` with `description`,
+/// unless `op` already documents that status: a route's own description is
+/// the more specific one, so shared helpers never overwrite it.
+pub fn problem<'a>(
+    mut op: TransformOperation<'a>,
+    status: u16,
+    description: &str,
+) -> TransformOperation<'a> {
+    let operation = op.inner_mut();
+    aide::generate::in_context(|ctx| {
+        let responses = operation.responses.get_or_insert_with(Default::default);
+        responses
+            .responses
+            .entry(OpenApiStatus::Code(status))
+            .or_insert_with(|| ReferenceOr::Item(problem_response(ctx, description)));
+    });
+    op
+}
+
+/// Adds the request header `name` to `operation`, with `schema` and
+/// `description`; for the `OperationInput` of an extractor that reads it.
+pub fn header(
+    ctx: &mut GenContext,
+    operation: &mut Operation,
+    name: &str,
+    description: &str,
+    required: bool,
+    schema: schemars::Schema,
+) {
+    add_parameters(
+        ctx,
+        operation,
+        [Parameter::Header {
+            parameter_data: ParameterData {
+                name: name.to_owned(),
+                description: Some(description.to_owned()),
+                required,
+                format: ParameterSchemaOrContent::Schema(SchemaObject {
+                    json_schema: schema,
+                    example: None,
+                    external_docs: None,
+                }),
+                extensions: Default::default(),
+                deprecated: None,
+                example: None,
+                examples: Default::default(),
+                explode: None,
+            },
+            style: HeaderStyle::Simple,
+        }],
+    );
+}
+
+/// Marks the header parameter `name` of `op` as required: for a route that
+/// refuses a request without a header its extractor documents as optional.
+pub fn require_header<'a>(mut op: TransformOperation<'a>, name: &str) -> TransformOperation<'a> {
+    for parameter in &mut op.inner_mut().parameters {
+        if let ReferenceOr::Item(parameter @ Parameter::Header { .. }) = parameter {
+            let data = parameter.parameter_data_mut();
+            if data.name.eq_ignore_ascii_case(name) {
+                data.required = true;
+            }
+        }
+    }
+    op
 }

@@ -30,7 +30,9 @@ pub const DEFAULT_LIMIT: u32 = 20;
 /// Largest page size a client may ask for.
 pub const MAX_LIMIT: u32 = 100;
 /// Longest cursor accepted, so a forged cursor cannot make the server decode megabytes.
-const MAX_CURSOR_LEN: usize = 512;
+pub const MAX_CURSOR_LEN: usize = 512;
+/// JSON Schema pattern of a cursor: base64url without padding.
+pub const CURSOR: &str = r"^[A-Za-z0-9_-]*$";
 
 /// The `limit` and `cursor` query parameters, as sent. Any other parameter
 /// is refused (422 naming it): a list takes no parameter it would ignore.
@@ -38,8 +40,10 @@ const MAX_CURSOR_LEN: usize = 512;
 #[serde(deny_unknown_fields)]
 pub struct PageParams {
     /// Page size, 1 to 100 (default 20).
+    #[schemars(range(min = 1, max = MAX_LIMIT))]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
+    #[schemars(length(max = MAX_CURSOR_LEN), regex(pattern = CURSOR))]
     pub cursor: Option<String>,
 }
 

@@ -31,6 +31,14 @@ pub enum InvalidAmount {
     },
 }
 
+/// JSON Schema pattern of an [`Amount`]: a decimal string above zero, up to 15
+/// digits before the point and 4 after, without sign, exponent or leading
+/// zeros. The currency may allow fewer decimal places (`EUR` two, `JPY` none).
+pub const AMOUNT_PATTERN: &str = concat!(
+    r"^(?:[1-9][0-9]{0,14}(?:\.[0-9]{1,4})?",
+    r"|0\.(?:[1-9][0-9]{0,3}|0[1-9][0-9]{0,2}|00[1-9][0-9]?|000[1-9]))$"
+);
+
 /// Digits allowed before the point: far beyond any real balance, and well
 /// inside `Decimal`'s 28 digits, so sums of many amounts cannot overflow.
 const MAX_INTEGER_DIGITS: usize = 15;
@@ -96,6 +104,12 @@ pub fn format(value: Decimal, minor_units: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::validation::patterns::admitted_are_accepted;
+
+    #[test]
+    fn the_schema_pattern_admits_only_accepted_amounts() {
+        admitted_are_accepted(AMOUNT_PATTERN, 64, |a| Amount::parse(a).is_ok());
+    }
 
     #[test]
     fn plain_decimals_only() {

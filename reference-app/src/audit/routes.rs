@@ -6,7 +6,7 @@ use axum::extract::{FromRef, State};
 use bff_auth::layer::Principal;
 use bff_core::Problem;
 use bff_core::extract::{Json, Query};
-use bff_core::pagination::{Page, PageParams};
+use bff_core::pagination::{CURSOR, MAX_CURSOR_LEN, MAX_LIMIT, Page, PageParams};
 use bff_rbac::Authz;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -15,21 +15,25 @@ use uuid::Uuid;
 use super::{AuditLog, AuditRecord, Filter};
 use crate::http::ApiResult;
 use crate::http::docs::bearer;
-use crate::http::validation::{Fields, text};
+use crate::http::validation::{Fields, LINE, text};
 
 /// Filters of the audit log, with the page.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
-    /// Only this action.
+    /// Only this action: 1 to 64 lower-case letters, dots or underscores.
+    #[schemars(regex(pattern = r"^[a-z_.]{1,64}$"))]
     action: Option<String>,
     /// Only this actor.
     actor_id: Option<Uuid>,
-    /// Only this target id.
+    /// Only this target id, 1 to 64 characters.
+    #[schemars(length(max = 64), regex(pattern = LINE))]
     target_id: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[schemars(range(min = 1, max = MAX_LIMIT))]
     limit: Option<u32>,
     /// The `next_cursor` of the previous page.
+    #[schemars(length(max = MAX_CURSOR_LEN), regex(pattern = CURSOR))]
     cursor: Option<String>,
 }
 
@@ -49,6 +53,9 @@ where
                 ),
             )
             .response_with::<403, Problem, _>(|r| r.description("Not an admin."))
+            .response_with::<422, Problem, _>(|r| {
+                r.description("`validation_failed`: a filter, `limit` or `cursor` is invalid.")
+            })
         }),
     )
 }

@@ -19,8 +19,9 @@ use uuid::Uuid;
 
 use super::{AuthError, AuthService, TokenResponse};
 use crate::http::ApiResult;
-use crate::http::docs::bearer;
+use crate::http::docs::{api, bearer};
 use crate::http::extract::{CallerId, ClientMeta, RequestLocale, path_id};
+use crate::http::validation::IDENTIFIER;
 use crate::identity::{Identifier, NewPassword};
 use crate::limits::login::{DEVICE_COOKIE, DEVICE_COOKIE_MAX_AGE};
 
@@ -35,7 +36,7 @@ where
         .api_route(
             "/api/v1/auth/login",
             post_with(login, |op| {
-                op.tag("auth")
+                api(op).tag("auth")
                     .summary("Log in")
                     .description("Unknown identifiers and wrong passwords answer identically.")
                     .response_with::<401, Problem, _>(|r| r.description("`invalid_credentials`."))
@@ -47,7 +48,7 @@ where
         .api_route(
             "/api/v1/auth/refresh",
             post_with(refresh, |op| {
-                op.tag("auth")
+                api(op).tag("auth")
                     .summary("Refresh the session")
                     .description("Rotates the refresh token. A token already rotated (outside a short grace window for concurrent refreshes) ends the whole session.")
                     .response_with::<401, Problem, _>(|r| r.description("`refresh_token_reused`, or an invalid or expired token."))
@@ -56,7 +57,7 @@ where
         .api_route(
             "/.well-known/jwks.json",
             get_with(jwks, |op| {
-                op.tag("auth")
+                api(op).tag("auth")
                     .summary("Token verification keys")
                     .description("The public keys (RFC 7517 JWKS) that verify access tokens.")
                     .response::<200, axum::Json<serde_json::Value>>()
@@ -120,6 +121,7 @@ where
 #[serde(deny_unknown_fields)]
 struct LoginRequest {
     /// Email address or phone number (E.164).
+    #[schemars(length(max = 320), regex(pattern = IDENTIFIER))]
     identifier: String,
     /// The password.
     password: String,
@@ -292,6 +294,7 @@ async fn sessions(
 #[derive(Debug, Deserialize, JsonSchema)]
 struct SessionPath {
     /// Session id.
+    #[schemars(with = "Uuid")]
     id: String,
 }
 
@@ -315,6 +318,7 @@ struct UpdatePasswordRequest {
     /// The current password.
     old_password: String,
     /// The new password: 8 to 128 characters, not a common one.
+    #[schemars(length(min = 8, max = 128))]
     new_password: String,
 }
 

@@ -22,6 +22,9 @@ pub use self::service::CurrencyService;
 #[schemars(with = "String", description = "ISO 4217 alphabetic code, e.g. `EUR`.")]
 pub struct CurrencyCode(String);
 
+/// JSON Schema pattern of a [`CurrencyCode`].
+pub const CODE_PATTERN: &str = "^[A-Z]{3}$";
+
 /// The text is not an ISO 4217 code.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("must be an ISO 4217 code: three upper-case letters such as `EUR`")]
@@ -77,6 +80,12 @@ pub struct Currency {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::validation::patterns::admitted_are_accepted;
+
+    #[test]
+    fn the_schema_pattern_admits_only_accepted_codes() {
+        admitted_are_accepted(CODE_PATTERN, 3, |c| CurrencyCode::parse(c).is_ok());
+    }
 
     #[test]
     fn codes_are_three_upper_case_letters() {

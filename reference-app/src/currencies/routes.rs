@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::{Currency, CurrencyCode, CurrencyService};
 use crate::http::ApiResult;
+use crate::http::docs::api;
 
 /// `GET /currencies` and `GET /currencies/{code}`.
 pub fn routes<S>() -> ApiRouter<S>
@@ -22,7 +23,8 @@ where
         .api_route(
             "/currencies",
             get_with(list_currencies, |op| {
-                op.tag("currencies")
+                api(op)
+                    .tag("currencies")
                     .summary("List currencies")
                     .description("The ISO 4217 currencies the service accepts, in code order.")
                     .response_with::<422, Problem, _>(|r| {
@@ -33,7 +35,8 @@ where
         .api_route(
             "/currencies/{code}",
             get_with(get_currency, |op| {
-                op.tag("currencies")
+                api(op)
+                    .tag("currencies")
                     .summary("Get a currency")
                     .response_with::<404, Problem, _>(|r| {
                         r.description("No currency has this code.")
@@ -63,6 +66,7 @@ async fn list_currencies(
 #[derive(Debug, Deserialize, JsonSchema)]
 struct CurrencyPath {
     /// ISO 4217 alphabetic code, e.g. `EUR`.
+    #[schemars(regex(pattern = super::CODE_PATTERN))]
     code: String,
 }
 

@@ -208,4 +208,42 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
     }
 }
 
-impl aide::operation::OperationInput for IdempotencyKeyHeader {}
+/// The key's rule ([`IdempotencyKey::parse`]) as a JSON Schema pattern.
+const IDEMPOTENCY_KEY_PATTERN: &str = r"^[!-~]{1,255}$";
+
+/// Documented as optional; a route that requires it says so with
+/// [`bff_core::openapi::require_header`].
+impl aide::operation::OperationInput for IdempotencyKeyHeader {
+    fn operation_input(
+        ctx: &mut aide::generate::GenContext,
+        operation: &mut aide::openapi::Operation,
+    ) {
+        bff_core::openapi::header(
+            ctx,
+            operation,
+            IDEMPOTENCY_KEY,
+            "A unique value per operation, 1 to 255 visible ASCII characters, reused only to retry it: \
+             a repeat with the same key and body replays the first answer, with another body it is 409.",
+            false,
+            schemars::json_schema!({
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 255,
+                "pattern": IDEMPOTENCY_KEY_PATTERN,
+            }),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::validation::patterns::admitted_are_accepted;
+
+    #[test]
+    fn the_idempotency_key_pattern_admits_only_accepted_keys() {
+        admitted_are_accepted(IDEMPOTENCY_KEY_PATTERN, 255, |key| {
+            IdempotencyKey::parse(key).is_ok()
+        });
+    }
+}

@@ -18,7 +18,7 @@ use super::service::{BINDING_COOKIE, OAuthService, Started};
 use crate::auth::TokenResponse;
 use crate::auth::routes::cookie;
 use crate::http::ApiResult;
-use crate::http::docs::bearer;
+use crate::http::docs::{api, bearer};
 use crate::http::extract::{CallerId, ClientMeta};
 
 /// How long the binding cookie lives: as long as a flow may take.
@@ -35,7 +35,7 @@ where
         .api_route(
             "/api/v1/auth/oauth/{provider}/start",
             get_with(start, |op| {
-                op.tag("auth")
+                api(op).tag("auth")
                     .summary("Start a social login")
                     .description("302 to the provider (`google`, `facebook`, `vk`, `yandex`, `oidc`) with state, PKCE and (OpenID) nonce, and a `__Host-` cookie binding the flow to this browser.")
                     .response_with::<302, (), _>(|r| r.description("To the provider's authorization page."))
@@ -48,7 +48,7 @@ where
         .api_route(
             "/api/v1/auth/oauth/{provider}/callback",
             get_with(callback, |op| {
-                op.tag("auth")
+                api(op).tag("auth")
                     .summary("Provider callback")
                     .description("After a valid `state`: 302 to the frontend's `redirect_uri` with `login_code`, `linked` or `error` (`access_denied`, `account_conflict`, `account_blocked`, `identity_in_use`, `provider_error`, `server_error`).")
                     .response_with::<302, (), _>(|r| r.description("To the frontend."))
@@ -61,7 +61,7 @@ where
         .api_route(
             "/api/v1/auth/oauth/exchange",
             post_with(exchange, |op| {
-                op.tag("auth")
+                api(op).tag("auth")
                     .summary("Trade a login code for tokens")
                     .response_with::<400, Problem, _>(|r| r.description("`code_invalid`: unknown, used or expired, or its session ended."))
                     .response_with::<429, Problem, _>(|r| r.description("Too many attempts from this address."))

@@ -16,10 +16,11 @@ use uuid::Uuid;
 use super::client::OrderView;
 use super::gateway::{OrdersGateway, PlaceOrder};
 use super::proto;
-use crate::currencies::CurrencyCode;
+use crate::currencies::{CODE_PATTERN, CurrencyCode};
 use crate::http::ApiResult;
 use crate::http::docs::{self, bearer, invalid};
 use crate::http::extract::{CallerId, IdempotencyKeyHeader, Onward, path_id};
+use crate::money::AMOUNT_PATTERN;
 
 fn doc(op: TransformOperation<'_>) -> TransformOperation<'_> {
     bearer(op.tag("orders")).response_with::<503, Problem, _>(|r| {
@@ -69,13 +70,18 @@ where
         )
 }
 
+/// JSON Schema pattern of a SKU, as [`super::validate`] checks it.
+const SKU: &str = r"^[A-Za-z0-9._-]{1,64}$";
+
 /// `POST /orders` body.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrderRequest {
     /// ISO 4217 code of a supported currency.
+    #[schemars(regex(pattern = CODE_PATTERN))]
     currency: String,
     /// 1 to 100 lines.
+    #[schemars(length(min = 1, max = super::MAX_ITEMS))]
     items: Vec<NewOrderItem>,
 }
 
@@ -84,10 +90,14 @@ pub struct NewOrderRequest {
 #[serde(deny_unknown_fields)]
 pub struct NewOrderItem {
     /// Stock keeping unit: 1 to 64 of `A-Z a-z 0-9 . _ -`.
+    #[schemars(regex(pattern = SKU))]
     sku: String,
     /// 1 to 10000.
+    #[schemars(range(min = 1, max = super::MAX_QUANTITY))]
     quantity: u32,
-    /// Price of one, a decimal string (`"10.50"`), more than zero.
+    /// Price of one, a decimal string (`"10.50"`), more than zero, with at
+    /// most the currency's decimal places.
+    #[schemars(regex(pattern = AMOUNT_PATTERN))]
     unit_price: String,
 }
 
@@ -95,6 +105,7 @@ pub struct NewOrderItem {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct OrderPath {
     /// Order id.
+    #[schemars(with = "Uuid")]
     id: String,
 }
 
@@ -156,4 +167,22 @@ async fn cancel_order(
     let id = path_id(&path.id)?;
     let order = orders.cancel(caller.0, &onward, id).await?;
     Ok(Json(order))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::validation::patterns::admitted_are_accepted;
+
+    #[test]
+    fn the_schema_patterns_admit_only_accepted_lines() {
+        admitted_are_accepted(SKU, 64, |sku| {
+            let item = super::super::ItemInput {
+                sku,
+                quantity: 1,
+                unit_price: "1",
+            };
+            super::super::validate("EUR", 2, &[item]).is_ok()
+        });
+    }
 }

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{Collection, store};
-use crate::http::validation::{Fields, text};
+use crate::http::validation::{Fields, LINE, text};
 
 /// An address.
 #[derive(Debug, Serialize, JsonSchema, sqlx::FromRow)]
@@ -46,14 +46,19 @@ pub struct Address {
 #[serde(deny_unknown_fields)]
 pub struct NewAddress {
     /// 1 to 50 characters.
+    #[schemars(length(max = 50), regex(pattern = LINE))]
     label: String,
     /// ISO 3166-1 alpha-2 code, e.g. `DE`.
+    #[schemars(regex(pattern = COUNTRY))]
     country: String,
     /// 1 to 100 characters.
+    #[schemars(length(max = 100), regex(pattern = LINE))]
     city: String,
     /// 1 to 200 characters.
+    #[schemars(length(max = 200), regex(pattern = LINE))]
     street: String,
     /// 1 to 20 letters, digits, spaces and dashes.
+    #[schemars(regex(pattern = POSTAL_CODE))]
     postal_code: String,
     /// Make it the default (the previous default stops being one).
     #[serde(default)]
@@ -65,18 +70,29 @@ pub struct NewAddress {
 #[serde(deny_unknown_fields)]
 pub struct AddressPatch {
     /// 1 to 50 characters.
+    #[schemars(length(max = 50), regex(pattern = LINE))]
     label: Option<String>,
     /// ISO 3166-1 alpha-2 code.
+    #[schemars(regex(pattern = COUNTRY))]
     country: Option<String>,
     /// 1 to 100 characters.
+    #[schemars(length(max = 100), regex(pattern = LINE))]
     city: Option<String>,
     /// 1 to 200 characters.
+    #[schemars(length(max = 200), regex(pattern = LINE))]
     street: Option<String>,
     /// 1 to 20 letters, digits, spaces and dashes.
+    #[schemars(regex(pattern = POSTAL_CODE))]
     postal_code: Option<String>,
     /// Make it the default, or not.
     is_default: Option<bool>,
 }
+
+/// JSON Schema pattern of what [`country`] accepts (it upper-cases).
+const COUNTRY: &str = "^[A-Za-z]{2}$";
+
+/// JSON Schema pattern of what [`postal_code`] accepts: no blank code.
+const POSTAL_CODE: &str = "^[A-Za-z0-9-][A-Za-z0-9 -]{0,19}$";
 
 fn country(value: String) -> Result<String, &'static str> {
     let code = value.trim().to_ascii_uppercase();
@@ -174,5 +190,17 @@ impl Collection for Address {
         checked: &CheckedAddress,
     ) -> Result<Option<Self>, sqlx::Error> {
         store::update_address(conn, id, owner, expected, checked).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::validation::patterns::admitted_are_accepted;
+
+    #[test]
+    fn schema_patterns_admit_only_accepted_values() {
+        admitted_are_accepted(COUNTRY, 2, |c| country(c.to_owned()).is_ok());
+        admitted_are_accepted(POSTAL_CODE, 20, |c| postal_code(c.to_owned()).is_ok());
     }
 }

@@ -3,7 +3,7 @@
 use aide::axum::ApiRouter;
 use aide::axum::routing::{get_with, post_with};
 use aide::transform::TransformOperation;
-use axum::extract::{FromRef, Path, State};
+use axum::extract::{FromRef, FromRequestParts, Path, State};
 use axum::response::{IntoResponse, NoContent, Response};
 use bff_auth::layer::Principal;
 use bff_cache::ratelimit::ClientIp;
@@ -11,6 +11,7 @@ use bff_core::Problem;
 use bff_core::extract::{Json, Query};
 use bff_core::pagination::{Page, PageParams};
 use bff_rbac::{Authz, Policy};
+use http::request::Parts;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use schemars::JsonSchema;
 use uuid::Uuid;
@@ -83,6 +84,7 @@ where
 #[derive(Debug, serde::Deserialize, JsonSchema)]
 pub struct RecordPath {
     /// Record id.
+    #[schemars(with = "Uuid")]
     id: String,
 }
 
@@ -98,6 +100,31 @@ fn with_etag<C: Collection>(status: StatusCode, record: C) -> Response {
 enum Precondition {
     Any,
     OneOf(Vec<i32>),
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Precondition {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::from_headers(&parts.headers))
+    }
+}
+
+impl aide::operation::OperationInput for Precondition {
+    fn operation_input(
+        ctx: &mut aide::generate::GenContext,
+        operation: &mut aide::openapi::Operation,
+    ) {
+        bff_core::openapi::header(
+            ctx,
+            operation,
+            "If-Match",
+            "The `ETag` of your last read (or a list of them): the write is refused (412) if the record changed since. \
+             Without it, or with `*`, any version is overwritten.",
+            false,
+            schemars::json_schema!({ "type": "string" }),
+        );
+    }
 }
 
 impl Precondition {
@@ -187,11 +214,10 @@ async fn update<C: Collection>(
     State(records): State<RecordService>,
     caller: CallerId,
     Path(path): Path<RecordPath>,
-    headers: HeaderMap,
+    precondition: Precondition,
     Json(body): Json<C::Patch>,
 ) -> ApiResult<Response> {
     let id = path_id(&path.id)?;
-    let precondition = Precondition::from_headers(&headers);
     let checked = C::check_patch(body).map_err(Problem::validation)?;
     let record = records
         .update::<C>(id, caller.0, precondition.versions(), &checked)

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{Collection, store};
-use crate::http::validation::{Fields, text};
+use crate::http::validation::{Fields, LINES, text};
 
 /// A wishlist item.
 #[derive(Debug, Serialize, JsonSchema, sqlx::FromRow)]
@@ -41,12 +41,15 @@ pub struct WishlistItem {
 pub struct NewWishlistItem {
     /// 1 to 64 letters, digits, dots, dashes and underscores, starting with a
     /// letter or digit.
+    #[schemars(regex(pattern = SKU))]
     sku: String,
     /// Up to 500 characters (default empty).
     #[serde(default)]
+    #[schemars(length(max = 500), regex(pattern = LINES))]
     note: String,
     /// 1 to 5 (default 3).
     #[serde(default = "default_priority")]
+    #[schemars(range(min = 1, max = 5))]
     priority: i64,
 }
 
@@ -59,12 +62,18 @@ fn default_priority() -> i64 {
 #[serde(deny_unknown_fields)]
 pub struct WishlistPatch {
     /// New SKU.
+    #[schemars(regex(pattern = SKU))]
     sku: Option<String>,
     /// New note.
+    #[schemars(length(max = 500), regex(pattern = LINES))]
     note: Option<String>,
     /// New priority, 1 to 5.
+    #[schemars(range(min = 1, max = 5))]
     priority: Option<i64>,
 }
+
+/// JSON Schema pattern of what [`sku`] accepts.
+const SKU: &str = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$";
 
 fn sku(value: String) -> Result<String, &'static str> {
     let sku = value.trim();
@@ -153,5 +162,16 @@ impl Collection for WishlistItem {
         checked: &CheckedItem,
     ) -> Result<Option<Self>, sqlx::Error> {
         store::update_wishlist_item(conn, id, owner, expected, checked).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::validation::patterns::admitted_are_accepted;
+
+    #[test]
+    fn the_sku_pattern_admits_only_accepted_skus() {
+        admitted_are_accepted(SKU, 64, |s| sku(s.to_owned()).is_ok());
     }
 }

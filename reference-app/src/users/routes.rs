@@ -8,7 +8,7 @@ use axum::response::NoContent;
 use bff_auth::layer::Principal;
 use bff_core::Problem;
 use bff_core::extract::{Json, Query};
-use bff_core::pagination::{Page, PageParams};
+use bff_core::pagination::{CURSOR, MAX_CURSOR_LEN, MAX_LIMIT, Page, PageParams};
 use bff_rbac::Authz;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -20,7 +20,7 @@ use super::{UserRecord, UserService, UserView};
 use crate::http::ApiResult;
 use crate::http::docs::{self, bearer};
 use crate::http::extract::{CallerId, ClientMeta, path_id};
-use crate::http::validation::text;
+use crate::http::validation::{LINE, OPTIONAL_LINE, text};
 use crate::identity::Role;
 use crate::rbac;
 
@@ -115,6 +115,7 @@ async fn get_me(State(users): State<UserService>, caller: CallerId) -> ApiResult
 #[serde(deny_unknown_fields)]
 struct UpdateMeRequest {
     /// Display name, 1 to 100 characters.
+    #[schemars(length(max = 100), regex(pattern = LINE))]
     name: String,
 }
 
@@ -155,10 +156,13 @@ pub struct UserQuery {
     /// Only users with this role.
     role: Option<Role>,
     /// Part of the email, phone or name (case-insensitive), up to 100 characters.
+    #[schemars(length(max = 100), regex(pattern = OPTIONAL_LINE))]
     q: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[schemars(range(min = 1, max = MAX_LIMIT))]
     limit: Option<u32>,
     /// The `next_cursor` of the previous page.
+    #[schemars(length(max = MAX_CURSOR_LEN), regex(pattern = CURSOR))]
     cursor: Option<String>,
 }
 
@@ -166,6 +170,7 @@ pub struct UserQuery {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct UserPath {
     /// User id.
+    #[schemars(with = "Uuid")]
     id: String,
 }
 

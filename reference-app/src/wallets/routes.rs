@@ -17,12 +17,14 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{Deposit, TransactionView, Transfer, TransferView, WalletService, WalletView};
-use crate::currencies::CurrencyCode;
+use crate::currencies::{CODE_PATTERN, CurrencyCode};
 use crate::http::ApiResult;
+use bff_core::openapi::require_header;
+
 use crate::http::docs::{self, bearer, invalid};
 use crate::http::extract::{CallerId, ClientMeta, IdempotencyKeyHeader, path_id};
-use crate::http::validation::{Fields, text};
-use crate::money::Amount;
+use crate::http::validation::{Fields, OPTIONAL_LINE, text};
+use crate::money::{AMOUNT_PATTERN, Amount};
 use crate::rbac;
 
 fn doc(op: TransformOperation<'_>) -> TransformOperation<'_> {
@@ -74,9 +76,9 @@ where
         .api_route(
             "/api/v1/transfers",
             post_with(transfer, |op| {
-                invalid(missing(doc(op.summary("Transfer money").description(
+                require_header(invalid(missing(doc(op.summary("Transfer money").description(
                     "Between two wallets of one currency, from one of yours. Requires `Idempotency-Key`: a repeat with the same key and body replays the first answer; with another body it is 409.",
-                ))))
+                )))), "Idempotency-Key")
                 .response::<201, axum::Json<TransferView>>()
                 .response_with::<409, Problem, _>(|r| r.description("The `Idempotency-Key` was used with another body."))
             }),
@@ -88,7 +90,8 @@ where
                     "Managers and admins. `Idempotency-Key` is optional and works as for transfers.",
                 ))))
                 .response::<201, axum::Json<TransferView>>()
-                .response_with::<403, Problem, _>(|r| r.description("Not a manager or admin."))
+                .response_with::<403, Problem, _>(|r| r.description("Not a manager or admin, or a deposit into your own wallet."))
+                .response_with::<409, Problem, _>(|r| r.description("The `Idempotency-Key` was used with another body."))
             }),
         )
 }
@@ -97,6 +100,7 @@ where
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct WalletPath {
     /// Wallet id.
+    #[schemars(with = "Uuid")]
     id: String,
 }
 
@@ -105,6 +109,7 @@ pub struct WalletPath {
 #[serde(deny_unknown_fields)]
 pub struct NewWallet {
     /// ISO 4217 code of a supported currency.
+    #[schemars(regex(pattern = CODE_PATTERN))]
     currency: String,
 }
 
@@ -118,6 +123,7 @@ pub struct TransferRequest {
     to_wallet_id: Uuid,
     /// A decimal string such as `"10.50"`, more than zero, with at most the
     /// currency's decimal places.
+    #[schemars(regex(pattern = AMOUNT_PATTERN))]
     amount: String,
 }
 
@@ -126,9 +132,11 @@ pub struct TransferRequest {
 #[serde(deny_unknown_fields)]
 pub struct DepositRequest {
     /// A decimal string, more than zero, at most the currency's decimal places.
+    #[schemars(regex(pattern = AMOUNT_PATTERN))]
     amount: String,
     /// Why, up to 200 characters.
     #[serde(default)]
+    #[schemars(length(max = 200), regex(pattern = OPTIONAL_LINE))]
     note: Option<String>,
 }
 

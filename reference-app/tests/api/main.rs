@@ -17,6 +17,7 @@ mod nats_auth;
 mod notifier;
 mod oauth;
 mod observability;
+mod openapi;
 mod orders;
 mod outages;
 mod outbox;

@@ -16,9 +16,12 @@ use serde::Deserialize;
 use super::{CodeSent, CodeService, Purpose};
 use crate::auth::TokenResponse;
 use crate::http::ApiResult;
-use crate::http::docs::invalid;
+use crate::http::docs::{api, invalid};
 use crate::http::extract::{ClientMeta, RequestLocale};
-use crate::http::validation::{Fields, text};
+use crate::http::validation::{Fields, IDENTIFIER, LINES, OPTIONAL_LINE, text};
+
+/// JSON Schema pattern of a code ([`OtpCode::parse`]).
+const OTP_CODE: &str = r"^[0-9]{6}$";
 use crate::identity::{Identifier, NewPassword};
 
 /// The code endpoints; none needs a token.
@@ -32,7 +35,7 @@ where
         .api_route(
             "/api/v1/auth/verify-code",
             post_with(verify_code, |op| {
-                op.tag("auth")
+                api(op).tag("auth")
                     .summary("Send a verification code")
                     .response::<202, axum::Json<CodeSent>>()
                     .description("Sends a 6-digit code for `register` or `reset_password`. The answer is the same whether or not an account exists; an existing account is sent a notice instead of a sign-up code.")
@@ -43,7 +46,7 @@ where
         .api_route(
             "/api/v1/auth/register",
             post_with(register, |op| {
-                invalid(op).tag("auth")
+                api(invalid(op)).tag("auth")
                     .summary("Register with a code")
                     .response::<201, axum::Json<TokenResponse>>()
                     .description("Checks the `register` code and creates the account, its identifier verified.")
@@ -54,7 +57,7 @@ where
         .api_route(
             "/api/v1/auth/reset-password",
             post_with(reset_password, |op| {
-                invalid(op).tag("auth")
+                api(invalid(op)).tag("auth")
                     .summary("Ask for a password reset code")
                     .response::<202, axum::Json<CodeSent>>()
                     .description("Sends a `reset_password` code if the account exists; the answer is the same if it does not.")
@@ -64,7 +67,7 @@ where
         .api_route(
             "/api/v1/auth/confirm-reset-password",
             post_with(confirm_reset_password, |op| {
-                invalid(op).tag("auth")
+                api(invalid(op)).tag("auth")
                     .summary("Reset the password with a code")
                     .description("Sets the new password and ends every session of the account.")
                     .response_with::<400, Problem, _>(|r| r.description("`code_invalid`."))
@@ -77,6 +80,7 @@ where
 #[serde(deny_unknown_fields)]
 struct VerifyCodeRequest {
     /// Email address or phone number (international form).
+    #[schemars(length(max = 320), regex(pattern = IDENTIFIER))]
     identifier: String,
     /// `register` or `reset_password`.
     purpose: Purpose,
@@ -87,9 +91,11 @@ struct VerifyCodeRequest {
 #[serde(deny_unknown_fields)]
 struct ResetPasswordRequest {
     /// Email address or phone number.
+    #[schemars(length(max = 320), regex(pattern = IDENTIFIER))]
     identifier: String,
     /// Why (free text, up to 200 characters), for the audit trail.
     #[serde(default)]
+    #[schemars(length(max = 200), regex(pattern = LINES))]
     reason: Option<String>,
 }
 
@@ -98,13 +104,17 @@ struct ResetPasswordRequest {
 #[serde(deny_unknown_fields)]
 struct RegisterRequest {
     /// The identifier the code was sent to.
+    #[schemars(length(max = 320), regex(pattern = IDENTIFIER))]
     identifier: String,
     /// The 6-digit code.
+    #[schemars(regex(pattern = OTP_CODE))]
     code: String,
     /// 8 to 128 characters, not a common password.
+    #[schemars(length(min = 8, max = 128))]
     password: String,
     /// Display name, up to 100 characters.
     #[serde(default)]
+    #[schemars(length(max = 100), regex(pattern = OPTIONAL_LINE))]
     name: Option<String>,
 }
 
@@ -113,10 +123,13 @@ struct RegisterRequest {
 #[serde(deny_unknown_fields)]
 struct ConfirmResetRequest {
     /// The identifier the code was sent to.
+    #[schemars(length(max = 320), regex(pattern = IDENTIFIER))]
     identifier: String,
     /// The 6-digit code.
+    #[schemars(regex(pattern = OTP_CODE))]
     code: String,
     /// 8 to 128 characters, not a common password.
+    #[schemars(length(min = 8, max = 128))]
     new_password: String,
 }
 
@@ -210,4 +223,15 @@ async fn confirm_reset_password(
         .confirm_reset(&identifier, &code, password, locale, &meta)
         .await?;
     Ok(NoContent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::validation::patterns::admitted_are_accepted;
+
+    #[test]
+    fn the_code_pattern_admits_only_accepted_codes() {
+        admitted_are_accepted(OTP_CODE, 6, |code| OtpCode::parse(code).is_ok());
+    }
 }
