@@ -217,14 +217,14 @@ impl SessionStore for MemorySessionStore {
             else {
                 return Ok(Refresh::Invalid);
             };
-            if let Some(used_at) = used_at {
-                if now - used_at > grace || replays >= GRACE_ROTATIONS {
-                    state.end(&session_id);
-                    return Ok(Refresh::Reused {
-                        user_id,
-                        session_id,
-                    });
-                }
+            if let Some(used_at) = used_at
+                && (now - used_at > grace || replays >= GRACE_ROTATIONS)
+            {
+                state.end(&session_id);
+                return Ok(Refresh::Reused {
+                    user_id,
+                    session_id,
+                });
             }
             if let Some(record) = state.refresh.get_mut(&token.hash()) {
                 match record.used_at_ms {
