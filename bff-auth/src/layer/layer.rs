@@ -155,11 +155,11 @@ impl JwtLayer {
         touch: Touch,
     ) -> Result<Principal, AuthError> {
         let (Some(cookies), Some(cookie)) = (&self.cookies, cookie) else {
-            return Err(AuthError::SessionEnded);
+            return Err(AuthError::CookieSessionEnded);
         };
         match cookies.store.lookup_browser(&cookie, touch).await {
             Ok(Some(session)) => Ok(self.cookie_principal(session)),
-            Ok(None) => Err(AuthError::SessionEnded),
+            Ok(None) => Err(AuthError::CookieSessionEnded),
             Err(SessionError::Store(error)) => {
                 Err(AuthError::SessionCheck(SessionCheckError(error)))
             }
@@ -269,6 +269,9 @@ pub enum AuthError {
     /// A session cookie and an `Authorization` header on one request.
     #[error("both a session cookie and an Authorization header")]
     AmbiguousCredentials,
+    /// The session cookie names no live browser session.
+    #[error("no live browser session")]
+    CookieSessionEnded,
     /// More than one session cookie on one request.
     #[error("more than one session cookie")]
     DuplicateCookie,
@@ -304,6 +307,8 @@ impl AuthError {
             Self::AmbiguousCredentials => Problem::bad_request(
                 "Send either the session cookie or an `Authorization` header, not both.",
             ),
+            Self::CookieSessionEnded => Problem::unauthorized()
+                .with_detail("The session has ended or does not exist; sign in again."),
             Self::DuplicateCookie => {
                 tracing::debug!("request with several session cookies refused");
                 Problem::bad_request("The request carries more than one session cookie.")
