@@ -9,8 +9,9 @@ use sha2::{Digest, Sha256};
 use tower::Layer;
 
 use super::cache::TokenCache;
-use super::{BoxFuture, Jwt, Principal};
-use crate::token::{Claims, TokenError, TokenVerifier, unix_now};
+use super::{BoxFuture, CookieSessions, Credential, Jwt, Principal};
+use crate::session::{BrowserSession, CookieValue, SessionError, Touch};
+use crate::token::{Audience, Claims, TokenError, TokenVerifier, unix_now};
 
 /// Whether a session is still alive: the seam through which logout and
 /// revocation reach tokens that are otherwise valid until they expire.
@@ -41,6 +42,7 @@ pub struct JwtLayer {
     cache: Option<Arc<TokenCache>>,
     sessions: Option<Arc<dyn SessionCheck>>,
     pub(super) optional: bool,
+    pub(super) cookies: Option<CookieSessions>,
     #[cfg(feature = "client")]
     jwks: Option<crate::jwks::JwksClient>,
 }
@@ -51,6 +53,7 @@ impl std::fmt::Debug for JwtLayer {
             .field("cache", &self.cache.as_ref().map(|c| c.len()))
             .field("session_check", &self.sessions.is_some())
             .field("optional", &self.optional)
+            .field("cookies", &self.cookies)
             .finish()
     }
 }
@@ -72,6 +75,7 @@ impl JwtLayer {
             cache: None,
             sessions: None,
             optional: false,
+            cookies: None,
             #[cfg(feature = "client")]
             jwks: None,
         }
@@ -94,6 +98,14 @@ impl JwtLayer {
     /// Checks every token's session with `check`.
     pub fn with_session_check(mut self, check: impl SessionCheck) -> Self {
         self.sessions = Some(Arc::new(check));
+        self
+    }
+
+    /// Also authenticates browsers by their session cookie (see
+    /// [`SessionCookie`](super::SessionCookie)), with the CSRF rule that goes
+    /// with it; see the [module docs](super#cookie-sessions).
+    pub fn with_cookie_sessions(mut self, cookies: CookieSessions) -> Self {
+        self.cookies = Some(cookies);
         self
     }
 
@@ -131,6 +143,46 @@ impl JwtLayer {
             }
         }
         Ok(principal)
+    }
+
+    /// The caller of a session cookie that passed the CSRF rule: its browser
+    /// session, touched or not, as a [`Principal`] whose claims are those
+    /// an access token for the session would carry (`iat` the login, `exp`
+    /// the session's nearer end).
+    pub(super) async fn authenticate_cookie(
+        &self,
+        cookie: Option<CookieValue>,
+        touch: Touch,
+    ) -> Result<Principal, AuthError> {
+        let (Some(cookies), Some(cookie)) = (&self.cookies, cookie) else {
+            return Err(AuthError::CookieSessionEnded);
+        };
+        match cookies.store.lookup_browser(&cookie, touch).await {
+            Ok(Some(session)) => Ok(self.cookie_principal(session)),
+            Ok(None) => Err(AuthError::CookieSessionEnded),
+            Err(SessionError::Store(error)) => {
+                Err(AuthError::SessionCheck(SessionCheckError(error)))
+            }
+        }
+    }
+
+    fn cookie_principal(&self, session: BrowserSession) -> Principal {
+        let policy = self.verifier.policy();
+        let claims = Claims {
+            iss: policy.issuer.clone(),
+            aud: Audience::One(policy.audience.clone()),
+            sub: session.session.user_id.clone(),
+            sid: session.session.id.clone(),
+            role: session.role.clone(),
+            iat: session.session.created_at_ms / 1000,
+            nbf: session.session.created_at_ms / 1000,
+            exp: session.idle_expires_at_ms / 1000,
+            // No token exists; the session id names what a `jti` would.
+            jti: session.session.id.clone(),
+        };
+        let mut principal = Principal::from_claims(Arc::new(claims));
+        principal.credential = Credential::Cookie(Arc::new(session));
+        principal
     }
 
     /// [`authenticate`](Self::authenticate)'s outcome without waiting, when no
@@ -210,6 +262,19 @@ pub enum AuthError {
     /// The session store could not answer.
     #[error(transparent)]
     SessionCheck(SessionCheckError),
+    /// A cookie-authenticated request without `X-CSRF: 1`, or sent by a page
+    /// of another origin (`Sec-Fetch-Site`).
+    #[error("the CSRF check failed")]
+    Csrf,
+    /// A session cookie and an `Authorization` header on one request.
+    #[error("both a session cookie and an Authorization header")]
+    AmbiguousCredentials,
+    /// The session cookie names no live browser session.
+    #[error("no live browser session")]
+    CookieSessionEnded,
+    /// More than one session cookie on one request.
+    #[error("more than one session cookie")]
+    DuplicateCookie,
     /// The issuer's keys could not be fetched (feature `client`), so no token
     /// can be verified.
     #[cfg(feature = "client")]
@@ -231,6 +296,22 @@ impl AuthError {
             Self::KeysUnavailable(error) => {
                 tracing::warn!(error = %bff_core::problem::ErrorChain(&error), "the issuer's JWKS is unavailable");
                 temporarily_unavailable()
+            }
+            Self::Csrf => {
+                tracing::debug!("cookie request refused by the CSRF check");
+                Problem::new(StatusCode::FORBIDDEN, "csrf_failed", "CSRF check failed").with_detail(
+                    "A request authenticated by the session cookie must carry `X-CSRF: 1` \
+                     and come from this origin.",
+                )
+            }
+            Self::AmbiguousCredentials => Problem::bad_request(
+                "Send either the session cookie or an `Authorization` header, not both.",
+            ),
+            Self::CookieSessionEnded => Problem::unauthorized()
+                .with_detail("The session has ended or does not exist; sign in again."),
+            Self::DuplicateCookie => {
+                tracing::debug!("request with several session cookies refused");
+                Problem::bad_request("The request carries more than one session cookie.")
             }
             Self::Token(_) | Self::SessionEnded => {
                 tracing::debug!(reason = %self, "bearer token refused");

@@ -7,6 +7,7 @@ use bff_core::Problem;
 use http::request::Parts;
 
 use super::layer::unauthenticated;
+use crate::session::BrowserSession;
 use crate::token::Claims;
 
 /// The authenticated caller, put in the request extensions by
@@ -19,8 +20,33 @@ pub struct Principal {
     pub session_id: String,
     /// The role (`role`).
     pub role: String,
-    /// Every claim of the token.
+    /// Every claim of the token; for a cookie caller, the claims an access
+    /// token for the session would carry (see [`Credential::Cookie`]).
     pub claims: Arc<Claims>,
+    /// How the caller authenticated.
+    pub credential: Credential,
+}
+
+/// How a [`Principal`] authenticated.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Credential {
+    /// An `Authorization: Bearer` access token.
+    Bearer,
+    /// The session cookie of a browser session (and the CSRF rule, which is
+    /// checked before the session is looked up). The session's times are
+    /// here for routes that report them (`GET /bff/user`).
+    Cookie(Arc<BrowserSession>),
+}
+
+impl Credential {
+    /// The browser session, for a cookie caller.
+    pub fn browser_session(&self) -> Option<&BrowserSession> {
+        match self {
+            Self::Cookie(session) => Some(session),
+            Self::Bearer => None,
+        }
+    }
 }
 
 impl Principal {
@@ -30,6 +56,7 @@ impl Principal {
             session_id: claims.sid.clone(),
             role: claims.role.clone(),
             claims,
+            credential: Credential::Bearer,
         }
     }
 }

@@ -7,8 +7,10 @@ use http::header::AUTHORIZATION;
 use http::{HeaderMap, Request, Response};
 use tower::Service;
 
+use super::cookie::{Presented, presented};
 use super::{AuthError, JwtLayer, ResponseFuture};
 use crate::macros::define_inner_service_accessors;
+use crate::session::Touch;
 use crate::token::TokenError;
 
 /// Authenticates requests; see the [module docs](super).
@@ -58,6 +60,32 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let protocol = Protocol::of(req.headers());
         let refused = |error: AuthError| ResponseFuture::refused(protocol, error.into_problem());
+        if let Some(cookies) = &self.layer.cookies {
+            // The cookie rules run before anything else and before any store
+            // is asked, so a refused request changes nothing, and no cookie
+            // caller gets past this point without the CSRF check.
+            match presented(req.headers()) {
+                Err(error) => return refused(error),
+                Ok(Presented::NoCookie) => {}
+                Ok(Presented::Cookie(cookie)) => {
+                    let touch = req
+                        .extensions()
+                        .get::<Touch>()
+                        .copied()
+                        .unwrap_or(cookies.touch);
+                    let layer = self.layer.clone();
+                    let authentication = Box::pin(async move {
+                        layer
+                            .authenticate_cookie(cookie, touch)
+                            .await
+                            .map_err(AuthError::into_problem)
+                    });
+                    let clone = self.inner.clone();
+                    let inner = std::mem::replace(&mut self.inner, clone);
+                    return ResponseFuture::check(authentication, inner, req, protocol);
+                }
+            }
+        }
         let token = match bearer(req.headers()) {
             None if self.layer.optional => {
                 return ResponseFuture::inner(self.inner.call(req), None);

@@ -11,7 +11,11 @@
 //! Sessions end after an idle timeout (no refresh) or an absolute lifetime,
 //! whichever comes first. The [`SessionStore`] trait is the seam; the Redis
 //! implementation (`RedisSessionStore`, feature `redis`) does each rotation
-//! in one atomic Lua script.
+//! in one atomic Lua script; [`MemorySessionStore`] keeps the same rules in
+//! one process, for examples and tests.
+//!
+//! Browser sessions ([`BrowserSessionStore`]) are sessions of the same store,
+//! presented by a cookie instead of refreshed with tokens; see [`browser`].
 
 use std::fmt;
 use std::time::Duration;
@@ -22,8 +26,13 @@ use sha2::{Digest, Sha256};
 
 use crate::layer::BoxFuture;
 
+pub mod browser;
+mod memory;
 #[cfg(feature = "redis")]
 mod redis_store;
+
+pub use browser::{BrowserPolicy, BrowserSession, BrowserSessionStore, CookieValue, Touch};
+pub use memory::{Clock, MemorySessionStore};
 #[cfg(feature = "redis")]
 pub use redis_store::RedisSessionStore;
 

@@ -4,7 +4,8 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
 use super::{
-    NewSession, Refresh, RefreshToken, Session, SessionError, SessionPolicy, SessionStore,
+    BrowserPolicy, BrowserSession, BrowserSessionStore, CookieValue, NewSession, Refresh,
+    RefreshToken, Session, SessionError, SessionPolicy, SessionStore, Touch,
 };
 use crate::layer::BoxFuture;
 
@@ -16,7 +17,11 @@ use crate::layer::BoxFuture;
 /// - `P r:{sha256(token)}`: hash `sid, used` (0 while current, else when it was
 ///   rotated); a rotated token's record is kept for a day so that a replay within
 ///   that time is recognised as theft;
-/// - `P u:{uid}`: sorted set of the user's session ids by login time.
+/// - `P u:{uid}`: sorted set of the user's session ids by login time;
+/// - browser sessions ([`BrowserSessionStore`]) are `s:{sid}` records too, with
+///   `kind` = `browser`, `role` and `idle` (their own idle timeout, ms) added, and
+///   `P c:{sha256(cookie)}`: the session id, expiring with the session. Neither
+///   the cookie value nor any token is stored, only the hash in the key's name.
 ///
 /// Ending a session deletes `s:{sid}`; its refresh records then resolve to
 /// nothing and expire on their own. The scripts compute key names from the
@@ -26,6 +31,7 @@ pub struct RedisSessionStore {
     conn: ConnectionManager,
     prefix: String,
     policy: SessionPolicy,
+    browser: BrowserPolicy,
 }
 
 impl std::fmt::Debug for RedisSessionStore {
@@ -33,6 +39,7 @@ impl std::fmt::Debug for RedisSessionStore {
         f.debug_struct("RedisSessionStore")
             .field("prefix", &self.prefix)
             .field("policy", &self.policy)
+            .field("browser", &self.browser)
             .finish()
     }
 }
@@ -110,11 +117,75 @@ redis.call('ZREM', KEYS[2], ARGV[2])
 return 1
 ";
 
+const BROWSER_CREATE: &str = r"
+local skey, ukey, ckey = KEYS[1], KEYS[2], KEYS[3]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local sid, idle, lifetime = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[6])
+local ttl = math.min(idle, lifetime)
+redis.call('HSET', skey, 'uid', ARGV[2], 'created', now, 'last', now, 'ua', ARGV[4], 'ip', ARGV[5],
+  'abs', now + lifetime, 'idle', idle, 'role', ARGV[7], 'kind', 'browser')
+redis.call('PEXPIRE', skey, ttl)
+redis.call('SET', ckey, sid, 'PX', ttl)
+redis.call('ZADD', ukey, now, sid)
+if redis.call('PTTL', ukey) < ttl then redis.call('PEXPIRE', ukey, ttl) end
+return now
+";
+
+// Looks a browser session up by its cookie's key; with ARGV[2] = '1' touches
+// it, and with ARGV[3] (a new cookie hash) also moves it to a new cookie,
+// recording ARGV[4] as its role when not empty. Idle and absolute ends are
+// checked here, not left to key expiry alone, so a lookup a millisecond late
+// does not find a session that has ended.
+const BROWSER_LOOKUP: &str = r"
+local prefix = ARGV[1]
+local sid = redis.call('GET', KEYS[1])
+if not sid then return {} end
+local skey = prefix .. 's:' .. sid
+local f = redis.call('HMGET', skey, 'uid', 'kind', 'created', 'last', 'abs', 'idle', 'role', 'ua', 'ip')
+local uid = f[1]
+if not uid or f[2] ~= 'browser' then
+  redis.call('DEL', KEYS[1])
+  return {}
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local last, abs, idle = tonumber(f[4]), tonumber(f[5]), tonumber(f[6])
+if now >= abs or now >= last + idle then
+  redis.call('DEL', skey, KEYS[1])
+  redis.call('ZREM', prefix .. 'u:' .. uid, sid)
+  return {}
+end
+local role = f[7] or ''
+if ARGV[2] == '1' then
+  last = now
+  local ttl = math.min(idle, abs - now)
+  redis.call('HSET', skey, 'last', now)
+  redis.call('PEXPIRE', skey, ttl)
+  local ckey = KEYS[1]
+  if ARGV[3] ~= '' then
+    redis.call('DEL', KEYS[1])
+    ckey = prefix .. 'c:' .. ARGV[3]
+    redis.call('SET', ckey, sid)
+  end
+  redis.call('PEXPIRE', ckey, ttl)
+  if ARGV[4] ~= '' then
+    redis.call('HSET', skey, 'role', ARGV[4])
+    role = ARGV[4]
+  end
+  local ukey = prefix .. 'u:' .. uid
+  if redis.call('PTTL', ukey) < ttl then redis.call('PEXPIRE', ukey, ttl) end
+end
+return {sid, uid, f[3], string.format('%d', last), f[5], f[6], role, f[8] or '', f[9] or ''}
+";
+
 // Compiled once: a script's SHA-1 is computed when it is built, and EVALSHA
 // then sends only that, loading the script on the server the first time.
 static CREATE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(CREATE));
 static REFRESH_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(REFRESH));
 static REVOKE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(REVOKE));
+static BROWSER_CREATE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(BROWSER_CREATE));
+static BROWSER_LOOKUP_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(BROWSER_LOOKUP));
 
 fn ms(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -129,13 +200,77 @@ fn opt(value: String) -> Option<String> {
 }
 
 impl RedisSessionStore {
-    /// Sessions under `prefix` (for example `bff:auth:`) with `policy`.
+    /// Sessions under `prefix` (for example `bff:auth:`) with `policy`, and
+    /// browser sessions with the default [`BrowserPolicy`].
     pub fn new(conn: ConnectionManager, prefix: impl Into<String>, policy: SessionPolicy) -> Self {
         Self {
             conn,
             prefix: prefix.into(),
             policy,
+            browser: BrowserPolicy::default(),
         }
+    }
+
+    /// Gives browser sessions the lifetimes of `browser`.
+    pub fn with_browser_policy(mut self, browser: BrowserPolicy) -> Self {
+        self.browser = browser;
+        self
+    }
+
+    /// Runs [`BROWSER_LOOKUP`] for `cookie`: touching it, moving it to `next`
+    /// with `role`, or only reading it.
+    async fn browser_lookup(
+        &self,
+        cookie: &CookieValue,
+        touch: Touch,
+        next: Option<&CookieValue>,
+        role: Option<&str>,
+    ) -> Result<Option<BrowserSession>, SessionError> {
+        let mut conn = self.conn.clone();
+        let reply: Vec<String> = BROWSER_LOOKUP_SCRIPT
+            .key(self.key("c", &cookie.hash()))
+            .arg(&self.prefix)
+            .arg(if touch == Touch::Extend || next.is_some() {
+                "1"
+            } else {
+                "0"
+            })
+            .arg(next.map(CookieValue::hash).unwrap_or_default())
+            .arg(role.unwrap_or(""))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(store_error)?;
+        let mut fields = reply.into_iter();
+        let Some(id) = fields.next() else {
+            return Ok(None);
+        };
+        let mut f = || fields.next().unwrap_or_default();
+        let (user_id, created, last, abs, idle, role, ua, ip) =
+            (f(), f(), f(), f(), f(), f(), f(), f());
+        let number = |value: &str| {
+            value
+                .parse::<i64>()
+                .map_err(|e| SessionError::Store(Box::new(e)))
+        };
+        let (created, last, abs, idle) = (
+            number(&created)?,
+            number(&last)?,
+            number(&abs)?,
+            number(&idle)?,
+        );
+        Ok(Some(BrowserSession {
+            session: Session {
+                id,
+                user_id,
+                created_at_ms: created,
+                last_used_at_ms: last,
+                user_agent: opt(ua),
+                ip: opt(ip),
+            },
+            role,
+            expires_at_ms: abs,
+            idle_expires_at_ms: last.saturating_add(idle).min(abs),
+        }))
     }
 
     fn key(&self, kind: &str, id: &str) -> String {
@@ -319,6 +454,74 @@ impl SessionStore for RedisSessionStore {
                 }
             }
             Ok(count)
+        })
+    }
+}
+
+impl BrowserSessionStore for RedisSessionStore {
+    fn create_browser(
+        &self,
+        new: NewSession,
+        role: &str,
+    ) -> BoxFuture<'_, Result<(BrowserSession, CookieValue), SessionError>> {
+        let role = role.to_owned();
+        Box::pin(async move {
+            let id = uuid::Uuid::now_v7().to_string();
+            let cookie = CookieValue::generate()?;
+            let idle = ms(self.browser.idle_timeout);
+            let lifetime = ms(self.browser.absolute_lifetime);
+            let mut conn = self.conn.clone();
+            let now: i64 = BROWSER_CREATE_SCRIPT
+                .key(self.key("s", &id))
+                .key(self.key("u", &new.user_id))
+                .key(self.key("c", &cookie.hash()))
+                .arg(&id)
+                .arg(&new.user_id)
+                .arg(idle)
+                .arg(new.user_agent.as_deref().unwrap_or(""))
+                .arg(new.ip.as_deref().unwrap_or(""))
+                .arg(lifetime)
+                .arg(&role)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(store_error)?;
+            let expires_at_ms = now.saturating_add(lifetime);
+            let session = BrowserSession {
+                session: Session {
+                    id,
+                    user_id: new.user_id,
+                    created_at_ms: now,
+                    last_used_at_ms: now,
+                    user_agent: new.user_agent,
+                    ip: new.ip,
+                },
+                role,
+                expires_at_ms,
+                idle_expires_at_ms: now.saturating_add(idle).min(expires_at_ms),
+            };
+            Ok((session, cookie))
+        })
+    }
+
+    fn lookup_browser<'a>(
+        &'a self,
+        cookie: &'a CookieValue,
+        touch: Touch,
+    ) -> BoxFuture<'a, Result<Option<BrowserSession>, SessionError>> {
+        Box::pin(self.browser_lookup(cookie, touch, None, None))
+    }
+
+    fn rotate_browser<'a>(
+        &'a self,
+        cookie: &'a CookieValue,
+        role: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Option<(BrowserSession, CookieValue)>, SessionError>> {
+        Box::pin(async move {
+            let next = CookieValue::generate()?;
+            let session = self
+                .browser_lookup(cookie, Touch::Extend, Some(&next), role)
+                .await?;
+            Ok(session.map(|session| (session, next)))
         })
     }
 }
