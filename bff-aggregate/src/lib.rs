@@ -100,6 +100,11 @@
 //!   timeout.
 //! - `http`: `http::send`, a hyper client call with the deadline and the
 //!   forwarded headers.
+//! - `proxy`: `proxy::Proxy`, a remote-API proxy for browser apps
+//!   (`/bff/api/{name}/{path}` to a static table of upstreams, with path
+//!   checks, a header allow-list, a token minted per upstream, timeouts and
+//!   body limits). It is here rather than in bff-core because this crate
+//!   owns the BFF's outbound HTTP; see the module's docs.
 //! - `schemars`: JSON schemas for [`Meta`] and its parts.
 #![deny(missing_docs, unreachable_pub, unsafe_code)]
 
@@ -117,6 +122,8 @@ pub mod grpc;
 pub mod http;
 #[cfg(feature = "nats")]
 pub mod nats;
+#[cfg(feature = "proxy")]
+pub mod proxy;
 
 pub use aggregate::{Aggregate, AggregateError, Assembled, Sources};
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker};
