@@ -1028,7 +1028,11 @@ async fn state_is_one_time_bound_to_provider_and_browser() {
             .take_state(ProviderKind::Yandex, &unknown, BINDING)
             .await
     ));
-    params.state = params.state.map(|s| format!("{}A", &s[..s.len() - 1]));
+    // Its last character changed (to one it is not already).
+    params.state = params.state.map(|s| {
+        let last = if s.ends_with('A') { 'B' } else { 'A' };
+        format!("{}{last}", &s[..s.len() - 1])
+    });
     assert!(invalid(
         client
             .take_state(ProviderKind::Yandex, &params, BINDING)

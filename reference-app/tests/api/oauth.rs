@@ -982,3 +982,32 @@ async fn a_provider_missing_a_required_setting_stops_the_start_naming_it() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_failing_profile_endpoint_is_a_provider_error_and_creates_nothing() {
+    let fake = Fake::start("yandex").await;
+    Mock::given(method("GET"))
+        .and(path("/broken-info"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("upstream exploded"))
+        .mount(&fake.server)
+        .await;
+    let app = TestApp::spawn_with(|c| {
+        fake.configure(c);
+        c.oauth.oauth_yandex_userinfo_url =
+            Some(format!("{}/broken-info", fake.uri()).parse().expect("url"));
+    })
+    .await;
+    let person = Person::new("y-500", Some("broken@example.com"), false);
+    let landed = sign_in(&app, &fake, &person).await;
+    assert_eq!(
+        landed.get("error").map(String::as_str),
+        Some("provider_error")
+    );
+    assert!(!landed.contains_key("login_code"));
+    let users: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM users WHERE email = 'broken@example.com'")
+            .fetch_one(&app.db)
+            .await
+            .expect("count");
+    assert_eq!(users, 0);
+}
