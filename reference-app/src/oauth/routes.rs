@@ -3,12 +3,12 @@
 
 use aide::axum::ApiRouter;
 use aide::axum::routing::{get_with, post_with};
-use axum::extract::{FromRef, Path, Query, State};
+use axum::extract::{FromRef, Path, State};
 use axum::response::{IntoResponse, NoContent, Response};
 use bff_auth::oauth::CallbackParams;
 use bff_cache::ratelimit::ClientIp;
 use bff_core::Problem;
-use bff_core::extract::Json;
+use bff_core::extract::{Json, Query};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
