@@ -511,6 +511,35 @@ async fn tokens(app: &TestApp, landed: &HashMap<String, String>) -> Value {
     response.json().await.expect("json")
 }
 
+/// How many accounts have `email`.
+async fn users_with_email(app: &TestApp, email: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM users WHERE email = $1")
+        .bind(email)
+        .fetch_one(&app.db)
+        .await
+        .expect("count")
+}
+
+/// Starts linking `provider` to the account of `token`: the authorization URL
+/// and the binding cookie.
+async fn start_link(app: &TestApp, token: &str, provider: &str) -> (Url, String) {
+    let response = app
+        .authed(
+            Method::POST,
+            &format!("/api/v1/me/identities/{provider}"),
+            token,
+        )
+        .json(&json!({"redirect_uri": FRONTEND}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    let cookie = set_cookie(&response);
+    let body: Value = response.json().await.expect("json");
+    let url = Url::parse(body["authorize_url"].as_str().expect("url")).expect("url");
+    (url, cookie)
+}
+
 async fn spawn(fake: &Fake) -> TestApp {
     TestApp::spawn_with(|c| fake.configure(c)).await
 }
@@ -614,12 +643,7 @@ async fn a_bad_state_is_400_and_creates_nothing() {
     )
     .await;
     assert_problem(response, 400, "bad_request").await;
-    let users: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM users WHERE email = 'someone@example.com'")
-            .fetch_one(&app.db)
-            .await
-            .expect("count");
-    assert_eq!(users, 0);
+    assert_eq!(users_with_email(&app, "someone@example.com").await, 0);
 }
 
 #[tokio::test]
@@ -720,11 +744,7 @@ async fn provider_failures_reach_the_frontend_as_error_codes() {
         Some("provider_error")
     );
 
-    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE email = 'y@example.com'")
-        .fetch_one(&app.db)
-        .await
-        .expect("count");
-    assert_eq!(users, 0);
+    assert_eq!(users_with_email(&app, "y@example.com").await, 0);
 }
 
 #[tokio::test]
@@ -807,16 +827,7 @@ async fn identities_are_linked_listed_and_unlinked() {
     let token = customer["access_token"].as_str().expect("token");
 
     // Link Yandex to the signed-in customer.
-    let response = app
-        .authed(Method::POST, "/api/v1/me/identities/yandex", token)
-        .json(&json!({"redirect_uri": FRONTEND}))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status(), 200);
-    let cookie = set_cookie(&response);
-    let body: Value = response.json().await.expect("json");
-    let authorize_url = Url::parse(body["authorize_url"].as_str().expect("url")).expect("url");
+    let (authorize_url, cookie) = start_link(&app, token, "yandex").await;
     let person = Person::new("y-77", Some("other.address@example.com"), false);
     let (code, state, _) = yandex.authorize(&authorize_url, &person);
     let landed = landing(
@@ -839,15 +850,7 @@ async fn identities_are_linked_listed_and_unlinked() {
     // Another account trying to link the same identity: identity_in_use.
     let manager = app.login("manager@example.com", SEED_PASSWORD).await;
     let manager_token = manager["access_token"].as_str().expect("token");
-    let response = app
-        .authed(Method::POST, "/api/v1/me/identities/yandex", manager_token)
-        .json(&json!({"redirect_uri": FRONTEND}))
-        .send()
-        .await
-        .expect("sent");
-    let cookie = set_cookie(&response);
-    let body: Value = response.json().await.expect("json");
-    let authorize_url = Url::parse(body["authorize_url"].as_str().expect("url")).expect("url");
+    let (authorize_url, cookie) = start_link(&app, manager_token, "yandex").await;
     let (code, state, _) = yandex.authorize(&authorize_url, &person);
     let landed = landing(
         &callback(
@@ -1004,10 +1007,5 @@ async fn a_failing_profile_endpoint_is_a_provider_error_and_creates_nothing() {
         Some("provider_error")
     );
     assert!(!landed.contains_key("login_code"));
-    let users: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM users WHERE email = 'broken@example.com'")
-            .fetch_one(&app.db)
-            .await
-            .expect("count");
-    assert_eq!(users, 0);
+    assert_eq!(users_with_email(&app, "broken@example.com").await, 0);
 }
