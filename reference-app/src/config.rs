@@ -186,6 +186,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub oauth: crate::oauth::OAuthArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub browser: crate::browser::BrowserArgs,
 }
 
 /// Settings of `migrate`.

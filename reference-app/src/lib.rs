@@ -13,6 +13,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod browser;
 pub mod config;
 pub mod currencies;
 pub mod dashboard;

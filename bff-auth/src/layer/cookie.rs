@@ -166,8 +166,9 @@ fn session_cookies(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 /// A custom header cannot be sent cross-origin without a CORS preflight this
 /// app never grants, and a form cannot send one at all; Fetch Metadata then
 /// refuses even same-site siblings (`sub.app.test`), which `SameSite=Strict`
-/// alone lets through.
-fn csrf_passes(headers: &HeaderMap) -> bool {
+/// alone lets through. The authenticator applies it to every cookie request;
+/// routes that change state without a session yet (a login) apply it too.
+pub fn csrf_passes(headers: &HeaderMap) -> bool {
     let mut csrf = headers.get_all(CSRF_HEADER).iter();
     let marked = matches!((csrf.next(), csrf.next()), (Some(v), None) if v == "1");
     let same_origin = headers

@@ -119,7 +119,7 @@ use std::pin::Pin;
 
 pub use bff_core::refusal::ResponseBody;
 
-pub use self::cookie::{CSRF_HEADER, CookieSessions, SessionCookie};
+pub use self::cookie::{CSRF_HEADER, CookieSessions, SessionCookie, csrf_passes};
 pub use self::future::ResponseFuture;
 pub use self::layer::{
     AuthError, DEFAULT_CACHE_CAPACITY, JwtLayer, SessionCheck, SessionCheckError, VERIFICATIONS,

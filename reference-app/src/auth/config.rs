@@ -66,6 +66,12 @@ pub struct AuthArgs {
     /// A session ends this long after login, however active.
     #[arg(long, env = "BFF_SESSION_LIFETIME", default_value = "90days", value_parser = humantime::parse_duration)]
     pub session_lifetime: Duration,
+    /// A browser (cookie) session no request has touched for this long ends.
+    #[arg(long, env = "BFF_BROWSER_SESSION_IDLE", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub browser_session_idle: Duration,
+    /// A browser (cookie) session ends this long after login, however active.
+    #[arg(long, env = "BFF_BROWSER_SESSION_LIFETIME", default_value = "12h", value_parser = humantime::parse_duration)]
+    pub browser_session_lifetime: Duration,
     /// How long a rotated refresh token may still be used by a concurrent refresh.
     #[arg(long, env = "BFF_REFRESH_REUSE_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub refresh_reuse_grace: Duration,

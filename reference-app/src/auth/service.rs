@@ -56,18 +56,18 @@ impl AuthService {
         }
     }
 
-    /// Checks `password` for `identifier` and opens a session; `device` is
-    /// the client's device cookie, if it sent one.
+    /// Checks `password` for `identifier`: the account, and the device cookie
+    /// to give the client (`device` is the one it sent, if any).
     ///
     /// Known and unknown identifiers take the same steps: the guard is asked
     /// before the lookup, and a failure is counted and audited for both.
-    pub async fn login(
+    pub async fn authenticate(
         &self,
         identifier: &Identifier,
         password: SecretString,
-        meta: ClientMeta,
+        meta: &ClientMeta,
         device: Option<&str>,
-    ) -> Result<LoggedIn, AuthError> {
+    ) -> Result<(UserRecord, String), AuthError> {
         let client = meta.client_key.as_deref();
         self.guard
             .check(identifier.as_str(), client, device)
@@ -85,7 +85,7 @@ impl AuthService {
             .await
             .map_err(AuthError::internal)?;
         let Some(user) = user.filter(|_| verification.matches) else {
-            self.charge(identifier.as_str(), &meta).await?;
+            self.charge(identifier.as_str(), meta).await?;
             return Err(AuthError::InvalidCredentials);
         };
         if user.blocked_at.is_some() {
@@ -98,11 +98,23 @@ impl AuthService {
                 Err(error) => tracing::warn!(%error, "could not rehash a password"),
             }
         }
+        Ok((user, self.guard.devices().issue(identifier.as_str())))
+    }
+
+    /// Checks the credentials (see [`authenticate`](Self::authenticate)) and
+    /// opens a token session.
+    pub async fn login(
+        &self,
+        identifier: &Identifier,
+        password: SecretString,
+        meta: ClientMeta,
+        device: Option<&str>,
+    ) -> Result<LoggedIn, AuthError> {
+        let (user, device) = self
+            .authenticate(identifier, password, &meta, device)
+            .await?;
         let tokens = open_session(&self.auth, &user, meta, "login").await?;
-        Ok(LoggedIn {
-            tokens,
-            device: self.guard.devices().issue(identifier.as_str()),
-        })
+        Ok(LoggedIn { tokens, device })
     }
 
     /// Counts a wrong password for `identifier` from the client of `meta`, and

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use bff_auth::code::CodeSecret;
 use bff_auth::keys::{Algorithm, KeyError, KeySet, PublicKey, SigningKey};
-use bff_auth::layer::JwtLayer;
+use bff_auth::layer::{CookieSessions, JwtLayer};
 use bff_auth::mint::Minter;
 use bff_auth::password::{PasswordError, PasswordHasher};
-use bff_auth::session::{RedisSessionStore, SessionPolicy, StoreSessionCheck};
+use bff_auth::session::{BrowserPolicy, RedisSessionStore, SessionPolicy, StoreSessionCheck};
 use bff_auth::token::{TokenIssuer, TokenVerifier, ValidationPolicy};
 use redis::aio::ConnectionManager;
 use secrecy::ExposeSecret;
@@ -145,12 +145,20 @@ impl Auth {
                 absolute_lifetime: args.session_lifetime,
                 reuse_grace: args.refresh_reuse_grace,
             },
-        );
+        )
+        .with_browser_policy(BrowserPolicy {
+            idle_timeout: args.browser_session_idle,
+            absolute_lifetime: args.browser_session_lifetime,
+        });
         let verifier = TokenVerifier::new(
             keys.verification_keys(),
             ValidationPolicy::new(&args.claims.jwt_issuer, &args.claims.jwt_audience),
         );
-        let jwt = JwtLayer::new(verifier).with_session_check(StoreSessionCheck(sessions.clone()));
+        // One authenticator for bearer tokens and browser session cookies (with
+        // the CSRF rule built in), so every protected route takes both.
+        let jwt = JwtLayer::new(verifier)
+            .with_session_check(StoreSessionCheck(sessions.clone()))
+            .with_cookie_sessions(CookieSessions::new(sessions.clone()));
         let hasher = PasswordHasher::new(password.params())?;
         args.claims.validate().map_err(AuthSetupError::Claims)?;
         let minter = Minter::new(issuer.clone(), args.claims.backend_token_ttl)

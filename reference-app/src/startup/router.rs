@@ -51,12 +51,14 @@ pub fn app(
         .merge(crate::auth::routes::public())
         .merge(crate::auth::codes::routes::routes())
         .merge(crate::oauth::routes::public())
+        .merge(crate::browser::routes::public())
         .merge(
             crate::auth::routes::protected()
                 .merge(crate::users::routes::me().layer(me_cache(&state)))
                 .merge(crate::users::routes::admin())
                 .merge(crate::audit::routes::routes())
                 .merge(crate::oauth::routes::protected())
+                .merge(crate::browser::routes::protected())
                 .merge(crate::records::routes::routes::<Address, _>())
                 .merge(crate::records::routes::routes::<WishlistItem, _>())
                 .merge(crate::wallets::routes::routes())
@@ -75,6 +77,8 @@ pub fn app(
         })
         .merge(openapi::routes(docs.clone()))
         .fallback(stack::not_found)
+        // Outside the authenticator, so `/bff/user` can tell it not to touch.
+        .layer(axum::middleware::from_fn(browser_paths))
         // Any route can also answer 413, 429, 500 or 503 from the stack, so every
         // operation documents problem+json as its default response.
         .finish_api_with(&mut api, |api| {
@@ -94,6 +98,30 @@ pub fn app(
         .with_state(state);
     docs.publish(&api)?;
     Ok(stack::apply(router, http))
+}
+
+/// What `/bff/*` needs around the authenticator: `GET /bff/user` reads the
+/// session without extending its idle timeout, and no `/bff/*` answer
+/// (refusals included) is cached.
+async fn browser_paths(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = request.uri().path();
+    let browser = path.starts_with("/bff/");
+    if path == "/bff/user" {
+        request
+            .extensions_mut()
+            .insert(bff_auth::session::Touch::Keep);
+    }
+    let mut response = next.run(request).await;
+    if browser {
+        response.headers_mut().insert(
+            http::header::CACHE_CONTROL,
+            http::HeaderValue::from_static("no-store"),
+        );
+    }
+    response
 }
 
 /// `/metrics` alone, for a listener of its own.

@@ -18,6 +18,7 @@ use sqlx::PgPool;
 use crate::audit::AuditLog;
 use crate::auth::codes::CodeService;
 use crate::auth::{Auth, AuthService};
+use crate::browser::BrowserService;
 use crate::currencies::CurrencyService;
 use crate::dashboard::{DashboardService, DashboardSettings};
 use crate::limits::Limits;
@@ -58,6 +59,8 @@ pub struct Parts {
     pub deposit_max: rust_decimal::Decimal,
     /// Social login.
     pub oauth: OAuthParts,
+    /// The remote-API proxy of browser mode.
+    pub proxy: bff_aggregate::proxy::Proxy,
 }
 
 /// State shared by the handlers: one service per feature, built once.
@@ -73,6 +76,7 @@ pub struct AppState {
     dashboard: DashboardService,
     audit: AuditLog,
     oauth: OAuthService,
+    browser: BrowserService,
     policy: Policy,
     client_ip: ClientIp,
     /// The router's own needs: authentication, limits, the cache store.
@@ -97,6 +101,7 @@ impl AppState {
             dashboard,
             deposit_max,
             oauth,
+            proxy,
         } = parts;
         let views = ViewCache::new(Arc::clone(&cache));
         let users = UserService::new(
@@ -114,13 +119,15 @@ impl AppState {
             auth.minter.clone(),
             auth.audiences.clone(),
         );
+        let logins = AuthService::new(
+            db.clone(),
+            Arc::clone(&auth),
+            limits.login.clone(),
+            outbox.clone(),
+        );
         Self {
-            auth: AuthService::new(
-                db.clone(),
-                Arc::clone(&auth),
-                limits.login.clone(),
-                outbox.clone(),
-            ),
+            browser: BrowserService::new(db.clone(), Arc::clone(&auth), logins.clone(), proxy),
+            auth: logins,
             codes: CodeService::new(
                 db.clone(),
                 Arc::clone(&auth),
@@ -189,6 +196,7 @@ sub_states! {
     dashboard: DashboardService,
     audit: AuditLog,
     oauth: OAuthService,
+    browser: BrowserService,
     policy: Policy,
     client_ip: ClientIp,
 }

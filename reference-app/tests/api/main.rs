@@ -3,6 +3,7 @@
 
 mod auth;
 mod backends;
+mod browser;
 mod cache;
 mod cli;
 mod codes;

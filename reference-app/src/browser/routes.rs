@@ -1,0 +1,254 @@
+//! `/bff/*`: the browser's session endpoints and the remote-API proxy.
+
+use aide::axum::ApiRouter;
+use aide::axum::routing::{get_with, post_with};
+use axum::extract::{FromRef, Request, State};
+use axum::response::{IntoResponse, NoContent, Response};
+use bff_auth::layer::{Principal, SessionCookie, csrf_passes};
+use bff_auth::session::BrowserSession;
+use bff_cache::ratelimit::ClientIp;
+use bff_core::Problem;
+use bff_core::extract::Json;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use schemars::JsonSchema;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::service::{BrowserService, Opened};
+use crate::auth::routes::cookie;
+use crate::http::ApiResult;
+use crate::http::docs::{api, bearer};
+use crate::http::extract::ClientMeta;
+use crate::identity::Identifier;
+use crate::limits::login::{DEVICE_COOKIE, DEVICE_COOKIE_MAX_AGE};
+use crate::users::UserView;
+
+/// `/bff/login`: no session yet, so it checks the CSRF rule itself.
+pub fn public<S>() -> ApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    BrowserService: FromRef<S>,
+    ClientIp: FromRef<S>,
+{
+    ApiRouter::new().api_route(
+        "/bff/login",
+        post_with(login, |op| {
+            api(op.tag("browser")
+                .summary("Log in (browser mode)")
+                .description("Opens a cookie session (`__Host-Http-bff`); the same credential rules, answers and limits as `/api/v1/auth/login`. Needs `X-CSRF: 1`; a session cookie the request carries is ignored.")
+                .response_with::<401, Problem, _>(|r| r.description("`invalid_credentials`."))
+                .response_with::<403, Problem, _>(|r| r.description("`csrf_failed`, or the account is blocked.")))
+        }),
+    )
+}
+
+/// The routes behind the authenticator (cookie or bearer).
+pub fn protected<S>() -> ApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    BrowserService: FromRef<S>,
+    ClientIp: FromRef<S>,
+{
+    ApiRouter::new()
+        .api_route(
+            "/bff/user",
+            get_with(user, |op| {
+                bearer(op.tag("browser").summary("Who am I (browser mode)").description(
+                    "The account and the cookie session's times. Does not extend the idle timeout. 401 without a live cookie session.",
+                ))
+            }),
+        )
+        .api_route(
+            "/bff/logout",
+            post_with(logout, |op| {
+                bearer(op.tag("browser").summary("Log out (browser mode)").description(
+                    "Ends the session on every instance, expires the cookie and sends `Clear-Site-Data`.",
+                ))
+            }),
+        )
+        .api_route(
+            "/bff/logout-all",
+            post_with(logout_all, |op| {
+                bearer(op.tag("browser").summary("Log out everywhere (browser mode)").description(
+                    "Ends every session of the account, browser and token ones.",
+                ))
+            }),
+        )
+        .route("/bff/api/{name}/{*path}", axum::routing::any(proxy))
+}
+
+/// `POST /bff/login` body.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    /// Email address or phone number (E.164).
+    identifier: String,
+    /// The password.
+    password: String,
+}
+
+/// A browser session's times.
+#[derive(Serialize, JsonSchema)]
+struct SessionView {
+    /// Session id.
+    id: String,
+    /// Login time (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    created_at: OffsetDateTime,
+    /// The absolute end (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    expires_at: OffsetDateTime,
+    /// When the session ends without activity (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    idle_expires_at: OffsetDateTime,
+}
+
+fn at(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+impl From<&BrowserSession> for SessionView {
+    fn from(session: &BrowserSession) -> Self {
+        Self {
+            id: session.session.id.clone(),
+            created_at: at(session.session.created_at_ms),
+            expires_at: at(session.expires_at_ms),
+            idle_expires_at: at(session.idle_expires_at_ms),
+        }
+    }
+}
+
+/// Who is signed in, and the session.
+#[derive(Serialize, JsonSchema)]
+struct Whoami {
+    user: UserView,
+    session: SessionView,
+}
+
+fn csrf_failed() -> Problem {
+    Problem::new(StatusCode::FORBIDDEN, "csrf_failed", "CSRF check failed")
+        .with_detail("Browser requests must carry `X-CSRF: 1` and come from this origin.")
+}
+
+/// `no-store`: session answers are never cached.
+fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn login(
+    State(browser): State<BrowserService>,
+    meta: ClientMeta,
+    headers: HeaderMap,
+    Json(body): Json<LoginRequest>,
+) -> ApiResult<Response> {
+    if !csrf_passes(&headers) {
+        return Err(csrf_failed().into());
+    }
+    let identifier = Identifier::parse(&body.identifier)
+        .map_err(|e| Problem::invalid_field("identifier", e.to_string()))?;
+    let device = cookie(&headers, DEVICE_COOKIE);
+    let Opened {
+        user,
+        session,
+        cookie,
+        device,
+    } = browser
+        .login(&identifier, SecretString::from(body.password), meta, device)
+        .await?;
+    let now_ms = OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    let mut response = Json(Whoami {
+        user: user.view(),
+        session: SessionView::from(&session),
+    })
+    .into_response();
+    let headers = response.headers_mut();
+    headers.append(
+        header::SET_COOKIE,
+        SessionCookie::set(&cookie, &session, now_ms),
+    );
+    if let Ok(value) = HeaderValue::from_str(&format!(
+        "{DEVICE_COOKIE}={device}; Max-Age={}; Path=/; HttpOnly; Secure; SameSite=Strict",
+        DEVICE_COOKIE_MAX_AGE.as_secs()
+    )) {
+        headers.append(header::SET_COOKIE, value);
+    }
+    Ok(no_store(response))
+}
+
+async fn user(State(browser): State<BrowserService>, principal: Principal) -> ApiResult<Response> {
+    let (user, session) = browser
+        .whoami(&principal)
+        .await?
+        .ok_or_else(Problem::unauthorized)?;
+    Ok(no_store(
+        Json(Whoami {
+            user: user.view(),
+            session: SessionView::from(&session),
+        })
+        .into_response(),
+    ))
+}
+
+/// 204 that expires the cookie and clears what the site stored.
+fn signed_out() -> Response {
+    let mut response = NoContent.into_response();
+    let headers = response.headers_mut();
+    headers.append(header::SET_COOKIE, SessionCookie::clear());
+    headers.insert(
+        "clear-site-data",
+        HeaderValue::from_static("\"cache\", \"cookies\", \"storage\""),
+    );
+    no_store(response)
+}
+
+async fn logout(
+    State(browser): State<BrowserService>,
+    principal: Principal,
+) -> ApiResult<Response> {
+    browser.logout(&principal).await?;
+    Ok(signed_out())
+}
+
+async fn logout_all(
+    State(browser): State<BrowserService>,
+    principal: Principal,
+) -> ApiResult<Response> {
+    browser.logout_all(&principal).await?;
+    Ok(signed_out())
+}
+
+/// `/bff/api/{name}/{path}`: the name and the rest of the path are taken from
+/// the raw URI (still percent-encoded: an encoded `/` must be seen to be
+/// refused, which a decoding extractor would hide).
+async fn proxy(
+    State(browser): State<BrowserService>,
+    principal: Principal,
+    request: Request,
+) -> Response {
+    let raw = request.uri().path().to_owned();
+    let Some((name, path)) = raw
+        .strip_prefix("/bff/api/")
+        .and_then(|rest| rest.split_once('/'))
+    else {
+        return Problem::not_found().into_response();
+    };
+    match browser.forward(&principal, name, path, request).await {
+        Ok(response) => no_store(response.map(axum::body::Body::new)),
+        Err(error) => {
+            if error.status().is_server_error() {
+                tracing::warn!(upstream = name, error = %bff_core::problem::ErrorChain(&error), "proxied call failed");
+            }
+            Problem::new(error.status(), error.code(), error.title())
+                .with_detail(error.to_string())
+                .into_response()
+        }
+    }
+}
