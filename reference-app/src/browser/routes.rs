@@ -37,6 +37,7 @@ where
             api(op.tag("browser")
                 .summary("Log in (browser mode)")
                 .description("Opens a cookie session (`__Host-Http-bff`); the same credential rules, answers and limits as `/api/v1/auth/login`. Needs `X-CSRF: 1`; a session cookie the request carries is ignored.")
+                .response::<200, axum::Json<Whoami>>()
                 .response_with::<401, Problem, _>(|r| r.description("`invalid_credentials`."))
                 .response_with::<403, Problem, _>(|r| r.description("`csrf_failed`, or the account is blocked.")))
         }),
@@ -56,7 +57,7 @@ where
             get_with(user, |op| {
                 bearer(op.tag("browser").summary("Who am I (browser mode)").description(
                     "The account and the cookie session's times. Does not extend the idle timeout. 401 without a live cookie session.",
-                ))
+                ).response::<200, axum::Json<Whoami>>())
             }),
         )
         .api_route(
@@ -64,7 +65,7 @@ where
             post_with(logout, |op| {
                 bearer(op.tag("browser").summary("Log out (browser mode)").description(
                     "Ends the session on every instance, expires the cookie and sends `Clear-Site-Data`.",
-                ))
+                ).response_with::<204, (), _>(|r| r.description("Signed out.")))
             }),
         )
         .api_route(
@@ -72,7 +73,7 @@ where
             post_with(logout_all, |op| {
                 bearer(op.tag("browser").summary("Log out everywhere (browser mode)").description(
                     "Ends every session of the account, browser and token ones.",
-                ))
+                ).response_with::<204, (), _>(|r| r.description("Signed out everywhere.")))
             }),
         )
         .route("/bff/api/{name}/{*path}", axum::routing::any(proxy))

@@ -24,12 +24,26 @@ pub(crate) fn api(op: TransformOperation<'_>) -> TransformOperation<'_> {
     )
 }
 
-/// Marks an operation as needing a bearer token and documents its 401, with
+/// Marks an operation as needing a bearer token or the browser-mode session
+/// cookie (either one), and documents its 401, the cookie's 400 and 403, and
 /// what every API operation can answer ([`api`]).
 pub(crate) fn bearer(op: TransformOperation<'_>) -> TransformOperation<'_> {
-    api(op.security_requirement("bearer")).response_with::<401, bff_core::Problem, _>(|r| {
-        r.description("Missing, invalid, expired or revoked access token.")
-    })
+    let op = api(op
+        .security_requirement("bearer")
+        .security_requirement("cookie"))
+    .response_with::<401, bff_core::Problem, _>(|r| {
+        r.description("Missing, invalid, expired or revoked access token or session.")
+    });
+    let op = problem(
+        op,
+        400,
+        "A session cookie together with an `Authorization` header, or two session cookies.",
+    );
+    problem(
+        op,
+        403,
+        "`csrf_failed`: a cookie request without `X-CSRF: 1`, or from another site.",
+    )
 }
 
 /// Documents the 403 of a permission check.

@@ -94,6 +94,15 @@ pub fn app(
                     extensions: Default::default(),
                 },
             )
+            .security_scheme(
+                "cookie",
+                SecurityScheme::ApiKey {
+                    location: aide::openapi::ApiKeyLocation::Cookie,
+                    name: bff_auth::layer::SessionCookie::NAME.to_owned(),
+                    description: Some("Browser mode: the session cookie from `/bff/login`. Every cookie request carries `X-CSRF: 1`.".to_owned()),
+                    extensions: Default::default(),
+                },
+            )
         })
         .with_state(state);
     docs.publish(&api)?;
