@@ -16,7 +16,8 @@
 #   admin's every operation reaches its handler. The admin's session cannot be
 #   ended by what is fuzzed: admins cannot block or demote themselves (403), and
 #   the operations that end the caller's own sessions (logout, logout-all,
-#   update-password, DELETE /auth/sessions/{id}) are left out. The API tests
+#   update-password, DELETE /auth/sessions/{id}, and browser mode's
+#   /bff/logout and /bff/logout-all) are left out. The API tests
 #   cover those.
 # - A fixed seed (FUZZ_SEED, default 1) makes a run repeatable, and a finding
 #   reproducible with the same command.
@@ -65,6 +66,8 @@ cd "$scratch"
   --seed "$seed" \
   --max-examples "$examples" \
   --exclude-path /api/v1/auth/logout \
+  --exclude-path /bff/logout \
+  --exclude-path /bff/logout-all \
   --exclude-path /api/v1/auth/logout-all \
   --exclude-path /api/v1/auth/update-password \
   --exclude-path '/api/v1/auth/sessions/{id}' \

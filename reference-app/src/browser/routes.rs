@@ -210,10 +210,21 @@ fn signed_out() -> Response {
     no_store(response)
 }
 
+/// The routes that end browser sessions are for cookie callers; a bearer
+/// caller has `/api/v1/auth/logout` and `logout-all`.
+fn cookie_caller(principal: &Principal) -> Result<(), Problem> {
+    principal
+        .credential
+        .browser_session()
+        .map(drop)
+        .ok_or_else(Problem::unauthorized)
+}
+
 async fn logout(
     State(browser): State<BrowserService>,
     principal: Principal,
 ) -> ApiResult<Response> {
+    cookie_caller(&principal)?;
     browser.logout(&principal).await?;
     Ok(signed_out())
 }
@@ -222,6 +233,7 @@ async fn logout_all(
     State(browser): State<BrowserService>,
     principal: Principal,
 ) -> ApiResult<Response> {
+    cookie_caller(&principal)?;
     browser.logout_all(&principal).await?;
     Ok(signed_out())
 }
