@@ -2,13 +2,13 @@
 
 use aide::axum::ApiRouter;
 use aide::axum::routing::{get_with, post_with};
-use axum::extract::{FromRef, Request, State};
+use axum::extract::{FromRef, Path, Request, State};
 use axum::response::{IntoResponse, NoContent, Response};
 use bff_auth::layer::{Principal, SessionCookie, csrf_passes};
 use bff_auth::session::BrowserSession;
 use bff_cache::ratelimit::ClientIp;
 use bff_core::Problem;
-use bff_core::extract::Json;
+use bff_core::extract::{Json, Query};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use schemars::JsonSchema;
 use secrecy::SecretString;
@@ -22,16 +22,32 @@ use crate::http::docs::{api, bearer};
 use crate::http::extract::ClientMeta;
 use crate::identity::Identifier;
 use crate::limits::login::{DEVICE_COOKIE, DEVICE_COOKIE_MAX_AGE};
+use crate::oauth::OAuthService;
+use crate::oauth::routes::{BINDING_MAX_AGE, binding_cookie, redirect};
 use crate::users::UserView;
 
-/// `/bff/login`: no session yet, so it checks the CSRF rule itself.
+/// `/bff/login` (no session yet, so it checks the CSRF rule itself) and the
+/// social login as a navigation, which its `state` protects.
 pub fn public<S>() -> ApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     BrowserService: FromRef<S>,
+    OAuthService: FromRef<S>,
     ClientIp: FromRef<S>,
 {
-    ApiRouter::new().api_route(
+    ApiRouter::new()
+        .api_route(
+            "/bff/login/{provider}",
+            get_with(social_login, |op| {
+                api(op.tag("browser")
+                    .summary("Social login (browser mode)")
+                    .description("A navigation: 302 to the provider; the callback sets the session cookie and redirects to `return_to` (a path on this origin, default `/`), or to `return_to?error=<code>`.")
+                    .response_with::<302, (), _>(|r| r.description("To the provider."))
+                    .response_with::<400, Problem, _>(|r| r.description("`return_to` is not a path on this origin."))
+                    .response_with::<404, Problem, _>(|r| r.description("Unknown or disabled provider.")))
+            }),
+        )
+        .api_route(
         "/bff/login",
         post_with(login, |op| {
             api(op.tag("browser")
@@ -77,6 +93,39 @@ where
             }),
         )
         .route("/bff/api/{name}/{*path}", axum::routing::any(proxy))
+}
+
+/// `GET /bff/login/{provider}` query.
+#[derive(Deserialize, JsonSchema)]
+struct SocialQuery {
+    /// Where to land after signing in: a path on this origin (default `/`).
+    return_to: Option<String>,
+}
+
+/// The provider path segment.
+#[derive(Deserialize, JsonSchema)]
+struct ProviderPath {
+    /// `google`, `facebook`, `vk`, `yandex` or `oidc`.
+    provider: String,
+}
+
+async fn social_login(
+    State(oauth): State<OAuthService>,
+    Path(path): Path<ProviderPath>,
+    Query(query): Query<SocialQuery>,
+    meta: ClientMeta,
+) -> ApiResult<Response> {
+    let started = oauth
+        .start_browser(
+            &path.provider,
+            query.return_to.as_deref().unwrap_or("/"),
+            &meta,
+        )
+        .await?;
+    Ok(redirect(
+        started.authorize_url.as_str(),
+        binding_cookie(&started.binding, BINDING_MAX_AGE),
+    ))
 }
 
 /// `POST /bff/login` body.

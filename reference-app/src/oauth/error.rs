@@ -17,6 +17,9 @@ pub enum OAuthFlowError {
     /// `redirect_uri` is not on the allow-list.
     #[error("redirect_uri is not allowed")]
     RedirectNotAllowed,
+    /// A browser-mode `return_to` that is not a path on this origin.
+    #[error("return_to is not allowed")]
+    ReturnToNotAllowed,
     /// The callback's `state` is missing, unknown, expired, used, foreign, or
     /// without its binding cookie.
     #[error("invalid state")]
@@ -55,6 +58,10 @@ impl From<OAuthFlowError> for ApiError {
             }
             OAuthFlowError::RedirectNotAllowed => Problem::bad_request(
                 "redirect_uri is not one of the frontend URLs this service may return to.",
+            )
+            .into(),
+            OAuthFlowError::ReturnToNotAllowed => Problem::bad_request(
+                "return_to must be a path on this origin, such as /account.",
             )
             .into(),
             OAuthFlowError::InvalidState => Problem::bad_request(

@@ -14,7 +14,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::service::{BINDING_COOKIE, OAuthService, Started};
+use super::service::{BINDING_COOKIE, Landing, OAuthService, Started};
 use crate::auth::TokenResponse;
 use crate::auth::routes::cookie;
 use crate::http::ApiResult;
@@ -22,7 +22,7 @@ use crate::http::docs::{api, bearer};
 use crate::http::extract::{CallerId, ClientMeta};
 
 /// How long the binding cookie lives: as long as a flow may take.
-const BINDING_MAX_AGE: u64 = 600;
+pub(crate) const BINDING_MAX_AGE: u64 = 600;
 
 /// The endpoints a browser reaches without a token.
 pub fn public<S>() -> ApiRouter<S>
@@ -188,7 +188,7 @@ struct IdentityList {
 
 /// The binding cookie: host-only (`__Host-`, `Path=/`, no `Domain`), unseen
 /// by scripts, sent back on the provider's top-level redirect (`Lax`).
-fn binding_cookie(value: &str, max_age: u64) -> Option<HeaderValue> {
+pub(crate) fn binding_cookie(value: &str, max_age: u64) -> Option<HeaderValue> {
     HeaderValue::from_str(&format!(
         "{BINDING_COOKIE}={value}; Max-Age={max_age}; Path=/; HttpOnly; Secure; SameSite=Lax"
     ))
@@ -196,7 +196,7 @@ fn binding_cookie(value: &str, max_age: u64) -> Option<HeaderValue> {
 }
 
 /// A redirect that also sets or clears the binding cookie.
-fn redirect(location: &str, cookie: Option<HeaderValue>) -> Response {
+pub(crate) fn redirect(location: &str, cookie: Option<HeaderValue>) -> Response {
     let mut response = StatusCode::FOUND.into_response();
     if let Ok(location) = HeaderValue::from_str(location) {
         response.headers_mut().insert(header::LOCATION, location);
@@ -236,10 +236,23 @@ async fn callback(
     meta: ClientMeta,
 ) -> ApiResult<Response> {
     let binding = cookie(&headers, BINDING_COOKIE);
-    let location = oauth
+    let landing = oauth
         .callback(&path.provider, params.into(), binding, meta)
         .await?;
-    Ok(redirect(location.as_str(), binding_cookie("", 0)))
+    Ok(match landing {
+        Landing::Frontend(location) => redirect(location.as_str(), binding_cookie("", 0)),
+        Landing::Browser { location, session } => {
+            let mut response = redirect(&location, binding_cookie("", 0));
+            if let Some((session, value)) = session {
+                let now_ms = OffsetDateTime::now_utc().unix_timestamp() * 1000;
+                response.headers_mut().append(
+                    header::SET_COOKIE,
+                    bff_auth::layer::SessionCookie::set(&value, &session, now_ms),
+                );
+            }
+            response
+        }
+    })
 }
 
 async fn exchange(

@@ -9,7 +9,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bff_auth::oauth::{
     CallbackParams, ExternalProfile, OAuthClient, OAuthError, PendingAuth, ProviderKind,
 };
-use bff_auth::session::{NewSession, RefreshToken, SessionStore};
+use bff_auth::session::{
+    BrowserSession, BrowserSessionStore, CookieValue, NewSession, RefreshToken, SessionStore,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -40,6 +42,25 @@ struct FlowData {
     redirect_uri: String,
     /// The account to link the identity to, for a link flow.
     link: Option<Uuid>,
+    /// Browser mode: the path on this origin to land on, signed in with the
+    /// session cookie (`/bff/login/{provider}`).
+    #[serde(default)]
+    browser: Option<String>,
+}
+
+/// Where a callback sends the browser.
+#[derive(Debug)]
+pub enum Landing {
+    /// To the frontend's `redirect_uri`, with `login_code`, `linked` or `error`.
+    Frontend(Url),
+    /// Browser mode: to a path on this origin (with `error` on failure), and
+    /// the new session's cookie when signed in.
+    Browser {
+        /// The path (and query) to redirect to.
+        location: String,
+        /// The session opened, and its cookie's value.
+        session: Option<(BrowserSession, CookieValue)>,
+    },
 }
 
 /// A started flow: where to send the browser, and the binding cookie's value.
@@ -56,6 +77,7 @@ pub struct Started {
 #[derive(Debug)]
 enum Outcome {
     LoginCode(String),
+    Browser(BrowserSession, CookieValue),
     Linked(ProviderKind),
     Failed(&'static str),
 }
@@ -121,6 +143,39 @@ impl OAuthService {
         let data = serde_json::to_value(FlowData {
             redirect_uri: redirect.into(),
             link,
+            browser: None,
+        })
+        .map_err(|e| OAuthFlowError::Internal(e.to_string()))?;
+        let authorize_url = self
+            .client
+            .start(kind, binding_hash(&binding), data)
+            .await
+            .map_err(unavailable)?;
+        Ok(Started {
+            authorize_url,
+            binding,
+        })
+    }
+
+    /// Starts a browser-mode sign-in (`/bff/login/{provider}`): the flow
+    /// ends with the session cookie set and a redirect to `return_to`, a path
+    /// on this origin.
+    pub async fn start_browser(
+        &self,
+        provider: &str,
+        return_to: &str,
+        meta: &ClientMeta,
+    ) -> Result<Started, OAuthFlowError> {
+        let kind = self.provider(provider)?;
+        let return_to = local_path(return_to).ok_or(OAuthFlowError::ReturnToNotAllowed)?;
+        self.budget.spend(meta.client_key.as_deref()).await?;
+        let mut raw = [0_u8; 32];
+        openssl::rand::rand_bytes(&mut raw).map_err(|e| OAuthFlowError::Internal(e.to_string()))?;
+        let binding = URL_SAFE_NO_PAD.encode(raw);
+        let data = serde_json::to_value(FlowData {
+            redirect_uri: String::new(),
+            link: None,
+            browser: Some(return_to),
         })
         .map_err(|e| OAuthFlowError::Internal(e.to_string()))?;
         let authorize_url = self
@@ -143,7 +198,7 @@ impl OAuthService {
         params: CallbackParams,
         binding: Option<&str>,
         meta: ClientMeta,
-    ) -> Result<Url, OAuthFlowError> {
+    ) -> Result<Landing, OAuthFlowError> {
         let kind = self.provider(provider)?;
         self.budget.spend(meta.client_key.as_deref()).await?;
         let binding = binding.ok_or(OAuthFlowError::InvalidState)?;
@@ -158,18 +213,36 @@ impl OAuthService {
         };
         let data: FlowData = serde_json::from_value(pending.data.clone())
             .map_err(|e| OAuthFlowError::Internal(e.to_string()))?;
+        let browser = data.browser.is_some();
+        let outcome = self
+            .complete(kind, &pending, &params, data.link, browser, meta)
+            .await;
+        if let Some(return_to) = data.browser {
+            return Ok(match outcome {
+                Outcome::Browser(session, cookie) => Landing::Browser {
+                    location: return_to,
+                    session: Some((session, cookie)),
+                },
+                Outcome::Failed(code) => Landing::Browser {
+                    location: with_query(&return_to, "error", code),
+                    session: None,
+                },
+                _ => Landing::Browser {
+                    location: with_query(&return_to, "error", "server_error"),
+                    session: None,
+                },
+            });
+        }
         let mut redirect =
             Url::parse(&data.redirect_uri).map_err(|e| OAuthFlowError::Internal(e.to_string()))?;
-        let outcome = self
-            .complete(kind, &pending, &params, data.link, meta)
-            .await;
         let (name, value) = match &outcome {
             Outcome::LoginCode(code) => ("login_code", code.as_str()),
             Outcome::Linked(kind) => ("linked", kind.as_str()),
             Outcome::Failed(code) => ("error", *code),
+            Outcome::Browser(..) => ("error", "server_error"),
         };
         redirect.query_pairs_mut().append_pair(name, value);
-        Ok(redirect)
+        Ok(Landing::Frontend(redirect))
     }
 
     /// Everything after a valid `state`; every failure becomes an error code
@@ -180,6 +253,7 @@ impl OAuthService {
         pending: &PendingAuth,
         params: &CallbackParams,
         link: Option<Uuid>,
+        browser: bool,
         meta: ClientMeta,
     ) -> Outcome {
         let profile = match self.client.finish(pending, params).await {
@@ -202,7 +276,7 @@ impl OAuthService {
         };
         let result = match link {
             Some(user_id) => self.link(user_id, &profile, &meta).await,
-            None => self.sign_in(&profile, meta).await,
+            None => self.sign_in(&profile, browser, meta).await,
         };
         result.unwrap_or_else(|error| {
             tracing::error!(provider = kind.as_str(), error = %bff_core::problem::ErrorChain(&error), "social login failed");
@@ -211,10 +285,12 @@ impl OAuthService {
     }
 
     /// Resolves `profile` to an account (see the module's rules) and opens a
-    /// session for it, behind a login code.
+    /// session for it: a browser session (`browser`), or a token session
+    /// behind a login code.
     async fn sign_in(
         &self,
         profile: &ExternalProfile,
+        browser: bool,
         meta: ClientMeta,
     ) -> Result<Outcome, OAuthFlowError> {
         let provider = profile.provider.as_str();
@@ -248,6 +324,23 @@ impl OAuthService {
         .await?;
         tx.commit().await?;
         self.outbox.wake();
+        if browser {
+            let (session, cookie) = self
+                .auth
+                .sessions
+                .create_browser(
+                    NewSession {
+                        user_id: user.id.to_string(),
+                        user_agent: meta.user_agent,
+                        ip: meta.ip,
+                    },
+                    user.role().as_str(),
+                )
+                .await
+                .map_err(crate::auth::AuthError::from)?;
+            tracing::info!(user_id = %user.id, session_id = %session.session.id, provider, "social login (browser mode)");
+            return Ok(Outcome::Browser(session, cookie));
+        }
         let (session, refresh) = self
             .auth
             .sessions
@@ -463,6 +556,30 @@ impl OAuthService {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// `raw` when it is a path on this origin that no browser can read as another
+/// host: it starts with one `/` (not `//` or `/\`), and holds only visible
+/// ASCII, no backslash and no encoded slash or backslash.
+pub(crate) fn local_path(raw: &str) -> Option<String> {
+    let lower = raw.to_ascii_lowercase();
+    let plain = raw.len() <= 2048
+        && raw.starts_with('/')
+        && !raw.starts_with("//")
+        && raw
+            .bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b'\\')
+        && !["%2f", "%5c", "%09", "%0a", "%0d", "%00"]
+            .iter()
+            .any(|encoded| lower.contains(encoded));
+    plain.then(|| raw.to_owned())
+}
+
+/// `path` with `name=value` added to its query.
+fn with_query(path: &str, name: &str, value: &str) -> String {
+    let separator = if path.contains('?') { '&' } else { '?' };
+    let encoded: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
+    format!("{path}{separator}{name}={encoded}")
 }
 
 /// SHA-256 of the binding cookie's value: what the state is bound to.

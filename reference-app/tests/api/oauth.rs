@@ -1009,3 +1009,105 @@ async fn a_failing_profile_endpoint_is_a_provider_error_and_creates_nothing() {
     assert!(!landed.contains_key("login_code"));
     assert_eq!(users_with_email(&app, "broken@example.com").await, 0);
 }
+
+#[tokio::test]
+async fn social_login_as_a_navigation_ends_in_the_browser_session_cookie() {
+    let google = Fake::start("google").await;
+    let app = spawn(&google).await;
+    let person = Person::new("g-nav", Some("navigator@example.com"), true);
+    let response = app
+        .client
+        .get(app.url("/bff/login/google"))
+        .query(&[("return_to", "/account?tab=1")])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 302);
+    let binding = set_cookie(&response);
+    let authorize_url =
+        Url::parse(response.headers()["location"].to_str().expect("ascii")).expect("url");
+    let (code, state, _) = google.authorize(&authorize_url, &person);
+    let landed = callback(
+        &app,
+        "google",
+        &[("code", &code), ("state", &state)],
+        Some(&binding),
+    )
+    .await;
+    assert_eq!(landed.status(), 302);
+    assert_eq!(landed.headers()["location"], "/account?tab=1");
+    let session = landed
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("__Host-Http-bff="))
+        .expect("session cookie")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned();
+    let me = app
+        .client
+        .get(app.url("/bff/user"))
+        .header("cookie", &session)
+        .header("x-csrf", "1")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(me.status(), 200);
+    let me: Value = me.json().await.expect("json");
+    assert_eq!(me["user"]["email"], "navigator@example.com");
+
+    // A refusal lands on the same origin with the error.
+    let response = app
+        .client
+        .get(app.url("/bff/login/google"))
+        .send()
+        .await
+        .expect("sent");
+    let binding = set_cookie(&response);
+    let authorize_url =
+        Url::parse(response.headers()["location"].to_str().expect("ascii")).expect("url");
+    let state = authorize_url
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .expect("state")
+        .1
+        .into_owned();
+    let landed = callback(
+        &app,
+        "google",
+        &[("error", "access_denied"), ("state", &state)],
+        Some(&binding),
+    )
+    .await;
+    assert_eq!(landed.headers()["location"], "/?error=access_denied");
+    assert!(
+        landed
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .all(|v| !v.to_str().unwrap_or("").starts_with("__Host-Http-bff="))
+    );
+
+    for bad in [
+        "//evil.test",
+        "/\\evil.test",
+        "https://evil.test/",
+        "javascript:alert(1)",
+        "/a\nb",
+        "/%2F%2Fevil.test",
+        "account",
+    ] {
+        let response = app
+            .client
+            .get(app.url("/bff/login/google"))
+            .query(&[("return_to", bad)])
+            .send()
+            .await
+            .expect("sent");
+        assert!(response.headers().get("location").is_none(), "{bad:?}");
+        assert_problem(response, 400, "bad_request").await;
+    }
+}

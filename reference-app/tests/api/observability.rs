@@ -131,6 +131,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/me/identities/{provider}"),
     ("delete", "/api/v1/me/identities/{provider}"),
     ("post", "/bff/login"),
+    ("get", "/bff/login/{provider}"),
     ("get", "/bff/user"),
     ("post", "/bff/logout"),
     ("post", "/bff/logout-all"),
