@@ -12,4 +12,23 @@ pub struct BrowserArgs {
     /// for `name`. None by default.
     #[arg(long, env = "BFF_PROXY_UPSTREAMS", default_value = "")]
     pub proxy_upstreams: String,
+    /// Serve the demo page of browser mode at `/`. Default: on in the dev
+    /// profile, off in prod.
+    #[arg(long, env = "BFF_DEMO", action = clap::ArgAction::Set)]
+    pub demo: Option<bool>,
+}
+
+impl BrowserArgs {
+    /// Whether the demo page is served under `profile`.
+    pub fn demo(&self, profile: crate::config::Profile) -> bool {
+        self.demo.unwrap_or(profile == crate::config::Profile::Dev)
+    }
+
+    /// The first upstream's name, for the demo's sample call.
+    pub fn first_upstream(&self) -> Option<&str> {
+        self.proxy_upstreams
+            .split(',')
+            .find_map(|entry| entry.split_once('=').map(|(name, _)| name.trim()))
+            .filter(|name| !name.is_empty())
+    }
 }

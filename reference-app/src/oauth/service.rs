@@ -116,6 +116,14 @@ impl OAuthService {
         }
     }
 
+    /// The enabled providers.
+    pub fn providers(&self) -> Vec<ProviderKind> {
+        ProviderKind::ALL
+            .into_iter()
+            .filter(|kind| self.client.is_enabled(*kind))
+            .collect()
+    }
+
     fn provider(&self, name: &str) -> Result<ProviderKind, OAuthFlowError> {
         ProviderKind::parse(name)
             .filter(|kind| self.client.is_enabled(*kind))

@@ -209,7 +209,13 @@ impl Application {
             }
             None => (None, MetricsOn::Api),
         };
-        let router = app(state, readiness, &http, metrics_on)?;
+        let demo = config.browser.demo(profile).then(|| {
+            crate::browser::demo::Demo::new(
+                &state.oauth().providers(),
+                config.browser.first_upstream(),
+            )
+        });
+        let router = app(state, readiness, &http, metrics_on, demo)?;
 
         Ok(Self {
             listener,

@@ -35,6 +35,7 @@ pub fn app(
     readiness: Readiness,
     http: &HttpConfig,
     metrics_on: MetricsOn,
+    demo: Option<crate::browser::demo::Demo>,
 ) -> Result<Router, openapi::PublishError> {
     let docs = ApiDocs::new();
     let mut api = api_info();
@@ -76,6 +77,7 @@ pub fn app(
             MetricsOn::OwnListener => ApiRouter::new(),
         })
         .merge(openapi::routes(docs.clone()))
+        .merge(demo.map_or_else(ApiRouter::new, crate::browser::demo::Demo::routes))
         .fallback(stack::not_found)
         // Outside the authenticator, so `/bff/user` can tell it not to touch.
         .layer(axum::middleware::from_fn(browser_paths))

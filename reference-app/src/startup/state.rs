@@ -166,6 +166,11 @@ impl AppState {
         }
     }
 
+    /// Social login, for the demo page's provider buttons.
+    pub fn oauth(&self) -> &OAuthService {
+        &self.oauth
+    }
+
     /// The dashboard's settings, for its cache policy.
     pub fn dashboard_settings(&self) -> &DashboardSettings {
         self.dashboard.settings()

@@ -461,3 +461,42 @@ async fn the_proxy_sends_a_token_minted_for_the_upstream_and_nothing_of_the_brow
     assert_problem(refused, 403, "csrf_failed").await;
     assert_eq!(seen.lock().expect("seen").len(), 1);
 }
+
+#[tokio::test]
+async fn the_demo_page_loads_only_its_own_assets_under_a_strict_policy() {
+    let app = TestApp::spawn_with(|c| c.browser.demo = Some(true)).await;
+    let page = app.get("/").await;
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/html")
+    );
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(policy.contains("script-src 'self'"), "{policy}");
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    assert!(
+        !policy.contains("unsafe-inline") && !policy.contains("unsafe-eval"),
+        "{policy}"
+    );
+    let html = page.text().await.expect("html");
+    // Everything it loads is on this origin; no inline script.
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "{html}"
+    );
+    assert!(html.contains(r#"<script src="/demo.js" defer></script>"#));
+    assert_eq!(html.matches("<script").count(), 1);
+    for asset in ["/demo.js", "/demo.css"] {
+        assert_eq!(app.get(asset).await.status(), 200, "{asset}");
+    }
+    let script = app.get("/demo.js").await.text().await.expect("js");
+    assert!(script.contains(r#"headers.set("X-CSRF", "1")"#));
+
+    let off = TestApp::spawn_with(|c| c.browser.demo = Some(false)).await;
+    assert_eq!(off.get("/").await.status(), 404);
+}
