@@ -4,8 +4,6 @@
 
 use std::sync::Arc;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bff_auth::oauth::{
     CallbackParams, ExternalProfile, OAuthClient, OAuthError, PendingAuth, ProviderKind,
 };
@@ -144,16 +142,27 @@ impl OAuthService {
             .redirects
             .check(redirect_uri)
             .ok_or(OAuthFlowError::RedirectNotAllowed)?;
-        self.budget.spend(meta.client_key.as_deref()).await?;
-        let mut raw = [0_u8; 32];
-        openssl::rand::rand_bytes(&mut raw).map_err(|e| OAuthFlowError::Internal(e.to_string()))?;
-        let binding = URL_SAFE_NO_PAD.encode(raw);
-        let data = serde_json::to_value(FlowData {
+        let data = FlowData {
             redirect_uri: redirect.into(),
             link,
             browser: None,
-        })
-        .map_err(|e| OAuthFlowError::Internal(e.to_string()))?;
+        };
+        self.begin(kind, data, meta).await
+    }
+
+    /// Counts the flow against the client's budget, binds it to a new cookie
+    /// value and has the provider's authorization URL made for it.
+    async fn begin(
+        &self,
+        kind: ProviderKind,
+        data: FlowData,
+        meta: &ClientMeta,
+    ) -> Result<Started, OAuthFlowError> {
+        self.budget.spend(meta.client_key.as_deref()).await?;
+        let binding =
+            bff_auth::random::base64url(32).map_err(|e| OAuthFlowError::Internal(e.to_string()))?;
+        let data =
+            serde_json::to_value(data).map_err(|e| OAuthFlowError::Internal(e.to_string()))?;
         let authorize_url = self
             .client
             .start(kind, binding_hash(&binding), data)
@@ -176,25 +185,12 @@ impl OAuthService {
     ) -> Result<Started, OAuthFlowError> {
         let kind = self.provider(provider)?;
         let return_to = local_path(return_to).ok_or(OAuthFlowError::ReturnToNotAllowed)?;
-        self.budget.spend(meta.client_key.as_deref()).await?;
-        let mut raw = [0_u8; 32];
-        openssl::rand::rand_bytes(&mut raw).map_err(|e| OAuthFlowError::Internal(e.to_string()))?;
-        let binding = URL_SAFE_NO_PAD.encode(raw);
-        let data = serde_json::to_value(FlowData {
+        let data = FlowData {
             redirect_uri: String::new(),
             link: None,
             browser: Some(return_to),
-        })
-        .map_err(|e| OAuthFlowError::Internal(e.to_string()))?;
-        let authorize_url = self
-            .client
-            .start(kind, binding_hash(&binding), data)
-            .await
-            .map_err(unavailable)?;
-        Ok(Started {
-            authorize_url,
-            binding,
-        })
+        };
+        self.begin(kind, data, meta).await
     }
 
     /// Ends a flow at the provider's callback: the URL of the frontend to
