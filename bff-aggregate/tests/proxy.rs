@@ -36,7 +36,7 @@ impl Upstream {
     }
 
     /// What the upstream does by path (under its base `/base`): `/redirect`
-    /// answers 302, `/slow` answers after five seconds, `/big` answers 100
+    /// answers 302 to `/base/elsewhere`, `/away` 303 to another origin, `/slow` answers after five seconds, `/big` answers 100
     /// bytes; anything else 200 with cookies and a hop-by-hop header.
     async fn route(self, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
         let (parts, body) = request.into_parts();
@@ -60,6 +60,10 @@ impl Upstream {
             "/base/redirect" => Response::builder()
                 .status(StatusCode::FOUND)
                 .header("location", "/base/elsewhere")
+                .body(Full::default()),
+            "/base/away" => Response::builder()
+                .status(StatusCode::SEE_OTHER)
+                .header("location", "https://login.example.com/authorize")
                 .body(Full::default()),
             "/base/slow" => {
                 tokio::time::sleep(Duration::from_secs(5)).await;
@@ -305,13 +309,28 @@ async fn a_redirect_is_passed_back_unfollowed() {
         .expect("request");
     let response = forward(&proxy, "catalog", request).await.expect("proxied");
     assert_eq!(response.status(), StatusCode::FOUND);
-    assert_eq!(response.headers()["location"], "/base/elsewhere");
+    // Into the upstream: back through the proxy's public path.
+    assert_eq!(response.headers()["location"], "/bff/api/catalog/elsewhere");
+    let away = Request::get("/bff/api/catalog/away")
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    let response = forward(&proxy, "catalog", away).await.expect("proxied");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    // Elsewhere: as it is, for the browser to follow without a token.
+    assert_eq!(
+        response.headers()["location"],
+        "https://login.example.com/authorize"
+    );
     let paths: Vec<_> = upstream
         .seen()
         .into_iter()
         .map(|s| s.path_and_query)
         .collect();
-    assert_eq!(paths, ["/base/redirect"], "the Location was not followed");
+    assert_eq!(
+        paths,
+        ["/base/redirect", "/base/away"],
+        "no Location was followed"
+    );
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! Which headers cross the proxy, each way.
 
-use ::http::HeaderMap;
-use ::http::header::{self, HeaderName};
+use ::http::header::{self, HeaderName, HeaderValue};
+use ::http::{HeaderMap, Uri};
 
 /// The request headers sent on to an upstream; every other header of the
 /// client's request (its `Cookie`, `Authorization`, `X-CSRF`,
@@ -61,6 +61,57 @@ pub(crate) fn strip_response_headers(headers: &mut HeaderMap) {
     }
 }
 
+/// Points a redirect into the upstream back through the proxy, as nginx's
+/// `proxy_redirect default` does: a `Location` on the upstream's origin
+/// under its base path (absolute, or an absolute path) becomes
+/// `{public_prefix}/{rest}`, so the browser's next request comes back through
+/// the proxy (with a fresh token) and never learns the upstream's address.
+/// Any other `Location` (another origin, a relative reference) is passed on
+/// as it is; the proxy never follows it.
+pub(crate) fn rewrite_location(headers: &mut HeaderMap, base: &Uri, public_prefix: &str) {
+    let Some(location) = headers
+        .get(header::LOCATION)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return;
+    };
+    // A network-path reference (`//host/...`) names another origin.
+    if location.starts_with("//") {
+        return;
+    }
+    let Ok(target) = location.parse::<Uri>() else {
+        return;
+    };
+    match target.scheme() {
+        Some(scheme) => {
+            let same_origin = Some(scheme) == base.scheme()
+                && target.authority().map(|a| a.as_str().to_ascii_lowercase())
+                    == base.authority().map(|a| a.as_str().to_ascii_lowercase());
+            if !same_origin {
+                return;
+            }
+        }
+        None if !location.starts_with('/') => return,
+        None => {}
+    }
+    let base_path = base.path().trim_end_matches('/');
+    let Some(rest) = target
+        .path()
+        .strip_prefix(base_path)
+        .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+    else {
+        return;
+    };
+    let mut rewritten = format!("{public_prefix}/{}", rest.trim_start_matches('/'));
+    if let Some(query) = target.query() {
+        rewritten.push('?');
+        rewritten.push_str(query);
+    }
+    if let Ok(value) = HeaderValue::from_str(&rewritten) {
+        headers.insert(header::LOCATION, value);
+    }
+}
+
 fn connection_listed(headers: &HeaderMap) -> Vec<String> {
     headers
         .get_all(header::CONNECTION)
@@ -75,7 +126,39 @@ fn connection_listed(headers: &HeaderMap) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ::http::HeaderValue;
+
+    fn rewritten(location: &str) -> String {
+        let base: Uri = "http://catalog.internal:8081/api".parse().expect("uri");
+        let mut headers = HeaderMap::new();
+        headers.insert(header::LOCATION, HeaderValue::from_str(location).expect("value"));
+        rewrite_location(&mut headers, &base, "/bff/api/catalog");
+        headers[header::LOCATION].to_str().expect("ascii").to_owned()
+    }
+
+    #[test]
+    fn redirects_into_the_upstream_come_back_through_the_proxy() {
+        assert_eq!(
+            rewritten("http://catalog.internal:8081/api/v1/items?page=2"),
+            "/bff/api/catalog/v1/items?page=2"
+        );
+        assert_eq!(rewritten("HTTP://Catalog.Internal:8081/api"), "/bff/api/catalog/");
+        assert_eq!(rewritten("/api/v1/next"), "/bff/api/catalog/v1/next");
+    }
+
+    #[test]
+    fn other_redirects_pass_unchanged() {
+        for location in [
+            "https://catalog.internal:8081/api/v1",
+            "http://catalog.internal:9999/api/v1",
+            "https://login.example.com/authorize?x=1",
+            "//evil.test/api/v1",
+            "/apiary/v1",
+            "/other",
+            "v1/relative",
+        ] {
+            assert_eq!(rewritten(location), location, "{location}");
+        }
+    }
 
     #[test]
     fn only_allow_listed_headers_go_upstream() {

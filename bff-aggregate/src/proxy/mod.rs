@@ -45,9 +45,12 @@
 //! - The request body is read up to the upstream's limit first (a 413 over
 //!   it), so an oversized body never reaches the upstream.
 //! - The response comes back with its status and body, less `Set-Cookie` and
-//!   hop-by-hop headers. Redirects are passed back as they are (3xx with
-//!   `Location`), never followed: the proxy has no redirect logic, and a
-//!   followed redirect would carry the token to wherever it points.
+//!   hop-by-hop headers. Redirects are passed back (3xx with `Location`),
+//!   never followed: the proxy has no redirect logic, and a followed
+//!   redirect would carry the token to wherever it points. A `Location`
+//!   into the upstream itself is rewritten to the proxy's public path
+//!   ([`Proxy::mounted_at`]), so the browser comes back through the proxy
+//!   and never learns the upstream's address; any other is left as it is.
 //! - An upstream slower than its [`Limits::timeout`] to the response's head
 //!   is a 504; one that cannot be reached is a 502.
 //!
@@ -95,6 +98,9 @@ pub use path::{MAX_PATH_LEN, PathError, normalize_path};
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 
+/// Where [`Proxy::new`] assumes it is served; see [`Proxy::mounted_at`].
+pub const DEFAULT_MOUNT: &str = "/bff/api";
+
 /// The body of a proxied response: the upstream's body, streamed, cut off
 /// with an error if it grows past the upstream's
 /// [response limit](Limits::response_body).
@@ -105,6 +111,7 @@ pub type ProxyBody = Limited<Incoming>;
 #[derive(Clone)]
 pub struct Proxy {
     upstreams: Arc<ProxyUpstreams>,
+    mount: Arc<str>,
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
@@ -133,8 +140,17 @@ impl Proxy {
             .build(connector);
         Self {
             upstreams: Arc::new(upstreams),
+            mount: Arc::from(DEFAULT_MOUNT),
             client,
         }
+    }
+
+    /// Where the proxy is served: `/bff/api` by default, so that upstream
+    /// `name` is at `{mount}/{name}/{path}`. Only redirects use it: a
+    /// `Location` into the upstream is rewritten to this public path.
+    pub fn mounted_at(mut self, mount: &str) -> Self {
+        self.mount = Arc::from(mount.trim_end_matches('/'));
+        self
     }
 
     /// The table of upstreams.
@@ -204,6 +220,10 @@ impl Proxy {
             .map_err(|error| ProxyError::Unreachable(error.into()))?;
         let (mut parts, body) = response.into_parts();
         headers::strip_response_headers(&mut parts.headers);
+        if parts.status.is_redirection() {
+            let public = format!("{}/{}", self.mount, upstream.name());
+            headers::rewrite_location(&mut parts.headers, upstream.base(), &public);
+        }
         let limit = limits.get_response_body();
         if let Some(limit) = limit
             && content_length(&parts.headers).is_some_and(|length| length > limit as u64)

@@ -2,12 +2,14 @@
 
 use aide::axum::ApiRouter;
 use aide::axum::routing::{get_with, post_with};
+use aide::transform::TransformOperation;
 use axum::extract::{FromRef, Path, Request, State};
 use axum::response::{IntoResponse, NoContent, Response};
 use bff_auth::layer::{Principal, SessionCookie, csrf_passes};
 use bff_auth::session::BrowserSession;
 use bff_cache::ratelimit::ClientIp;
 use bff_core::Problem;
+use bff_core::openapi::problem;
 use bff_core::extract::{Json, Query};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use schemars::JsonSchema;
@@ -92,7 +94,60 @@ where
                 ).response_with::<204, (), _>(|r| r.description("Signed out everywhere.")))
             }),
         )
-        .route("/bff/api/{name}/{*path}", axum::routing::any(proxy))
+        .api_route(
+            PROXY_ROUTE,
+            get_with(proxy, proxy_docs)
+                .post_with(proxy, proxy_docs)
+                .put_with(proxy, proxy_docs)
+                .patch_with(proxy, proxy_docs)
+                .delete_with(proxy, proxy_docs),
+        )
+}
+
+/// The proxy's route; the OpenAPI document names its rest-of-path parameter
+/// `{path}` ([`document_proxy_path`]).
+const PROXY_ROUTE: &str = "/bff/api/{name}/{*path}";
+
+/// OpenAPI has no catch-all parameter: `{*path}` is documented as `{path}`.
+pub fn document_proxy_path(api: &mut aide::openapi::OpenApi) {
+    if let Some(paths) = api.paths.as_mut()
+        && let Some(item) = paths.paths.shift_remove(PROXY_ROUTE)
+    {
+        paths.paths.insert("/bff/api/{name}/{path}".to_owned(), item);
+    }
+}
+
+/// The proxy's path parameters, for the OpenAPI document only: the handler
+/// reads the raw path, because a decoding extractor would hide `%2F`.
+#[derive(Deserialize, JsonSchema)]
+#[allow(dead_code)]
+struct ProxyPath {
+    /// An upstream of `BFF_PROXY_UPSTREAMS`.
+    name: String,
+    /// The rest of the path, sent on as `{base}/{path}` (the query too).
+    path: String,
+}
+
+fn proxy_docs(op: TransformOperation<'_>) -> TransformOperation<'_> {
+    let op = bearer(
+        op.tag("browser")
+            .summary("Remote API (browser mode)")
+            .description("Forwards the request to `{base}/{path}` of the upstream `name` of `BFF_PROXY_UPSTREAMS`, with `Authorization: Bearer` set to a JWT minted for that upstream alone (`aud` = `name`, `sub`, `sid`, `role`, at most 60 s). Only `Accept`, `Accept-Language`, `Content-Type`, `If-Match`, `If-None-Match`, `X-Request-Id` and the trace context go upstream; the answer comes back less `Set-Cookie` and hop-by-hop headers, redirects unfollowed.")
+            .input::<Path<ProxyPath>>()
+            .response_with::<200, (), _>(|r| {
+                r.description("The upstream's answer: its status, headers and body.")
+            })
+            .response_with::<404, Problem, _>(|r| r.description("No such upstream."))
+            .response_with::<413, Problem, _>(|r| {
+                r.description("The body is over `BFF_PROXY_BODY_LIMIT`.")
+            })
+            .response_with::<502, Problem, _>(|r| r.description("The upstream could not be reached.")),
+    );
+    problem(
+        op,
+        504,
+        "The upstream did not answer within `BFF_PROXY_TIMEOUT`.",
+    )
 }
 
 /// `GET /bff/login/{provider}` query.

@@ -195,10 +195,10 @@ impl Application {
                 .oauth
                 .parts(profile, redis.clone(), prefix)
                 .map_err(StartupError::Config)?,
-            proxy: bff_aggregate::proxy::Proxy::new(
-                bff_aggregate::proxy::ProxyUpstreams::parse(&config.browser.proxy_upstreams)
-                    .map_err(|e| StartupError::Config(format!("BFF_PROXY_UPSTREAMS: {e}")))?,
-            ),
+            proxy: config
+                .browser
+                .proxy()
+                .map_err(|e| StartupError::Config(format!("BFF_PROXY_UPSTREAMS: {e}")))?,
         });
         let (metrics, metrics_on) = match config.http.metrics_addr {
             Some(addr) => {

@@ -107,6 +107,7 @@ pub fn app(
             )
         })
         .with_state(state);
+    crate::browser::routes::document_proxy_path(&mut api);
     docs.publish(&api)?;
     Ok(stack::apply(router, http))
 }

@@ -462,6 +462,96 @@ async fn the_proxy_sends_a_token_minted_for_the_upstream_and_nothing_of_the_brow
     assert_eq!(seen.lock().expect("seen").len(), 1);
 }
 
+/// A loopback upstream whose `/base/redirect` answers 302 into itself,
+/// `/base/away` 303 to another origin and `/base/slow` after two seconds; it
+/// counts the requests it gets.
+async fn redirecting_upstream() -> (String, Arc<Mutex<Vec<String>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let origin = format!("http://{}", listener.local_addr().expect("addr"));
+    let inside = format!("{origin}/base/next?page=2");
+    let router = axum::Router::new().fallback(any(move |request: axum::extract::Request| {
+        let record = Arc::clone(&record);
+        let inside = inside.clone();
+        async move {
+            let path = request.uri().path().to_owned();
+            record.lock().expect("seen").push(path.clone());
+            match path.as_str() {
+                "/base/redirect" => (http::StatusCode::FOUND, [("location", inside)]).into_response(),
+                "/base/away" => (
+                    http::StatusCode::SEE_OTHER,
+                    [("location", "https://login.example.com/authorize".to_owned())],
+                )
+                    .into_response(),
+                "/base/slow" => {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    "late".into_response()
+                }
+                _ => "ok".into_response(),
+            }
+        }
+    }));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (format!("{origin}/base"), seen)
+}
+
+#[tokio::test]
+async fn the_proxy_passes_redirects_back_and_answers_504_and_502_for_a_slow_or_absent_upstream() {
+    use axum::response::IntoResponse as _;
+    let (base, seen) = redirecting_upstream().await;
+    // A port nothing listens on: bound, then let go.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    let app = TestApp::spawn_with(|c| {
+        c.browser.proxy_upstreams = format!("catalog={base},gone=http://{closed}/api");
+        c.browser.proxy_timeout = Duration::from_millis(300);
+        c.browser.proxy_body_limit = 16;
+    })
+    .await;
+    let (_, cookie) = browser_login(&app, "customer@example.com").await;
+
+    // Into the upstream: back through the proxy, its address never shown.
+    let redirect = with_cookie(&app, Method::GET, "/bff/api/catalog/redirect", &cookie, true).await;
+    assert_eq!(redirect.status(), 302);
+    assert_eq!(redirect.headers()["location"], "/bff/api/catalog/next?page=2");
+    // Elsewhere: passed on as it is.
+    let away = with_cookie(&app, Method::GET, "/bff/api/catalog/away", &cookie, true).await;
+    assert_eq!(away.status(), 303);
+    assert_eq!(away.headers()["location"], "https://login.example.com/authorize");
+    assert_eq!(
+        *seen.lock().expect("seen"),
+        ["/base/redirect", "/base/away"],
+        "a redirect was followed"
+    );
+
+    let slow = with_cookie(&app, Method::GET, "/bff/api/catalog/slow", &cookie, true).await;
+    assert_problem(slow, 504, "gateway_timeout").await;
+    let gone = with_cookie(&app, Method::GET, "/bff/api/gone/x", &cookie, true).await;
+    let problem = assert_problem(gone, 502, "bad_gateway").await;
+    assert!(
+        !problem.to_string().contains(&closed.port().to_string()),
+        "the upstream's address leaked: {problem}"
+    );
+
+    let big = app
+        .client
+        .post(app.url("/bff/api/catalog/upload"))
+        .header("cookie", &cookie)
+        .header("x-csrf", "1")
+        .body(vec![b'x'; 17])
+        .send()
+        .await
+        .expect("sent");
+    assert_problem(big, 413, "payload_too_large").await;
+    assert_eq!(seen.lock().expect("seen").len(), 3, "only the slow call was added");
+}
+
 #[tokio::test]
 async fn the_demo_page_loads_only_its_own_assets_under_a_strict_policy() {
     let app = TestApp::spawn_with(|c| c.browser.demo = Some(true)).await;
