@@ -130,9 +130,15 @@ mod tests {
     fn rewritten(location: &str) -> String {
         let base: Uri = "http://catalog.internal:8081/api".parse().expect("uri");
         let mut headers = HeaderMap::new();
-        headers.insert(header::LOCATION, HeaderValue::from_str(location).expect("value"));
+        headers.insert(
+            header::LOCATION,
+            HeaderValue::from_str(location).expect("value"),
+        );
         rewrite_location(&mut headers, &base, "/bff/api/catalog");
-        headers[header::LOCATION].to_str().expect("ascii").to_owned()
+        headers[header::LOCATION]
+            .to_str()
+            .expect("ascii")
+            .to_owned()
     }
 
     #[test]
@@ -141,7 +147,10 @@ mod tests {
             rewritten("http://catalog.internal:8081/api/v1/items?page=2"),
             "/bff/api/catalog/v1/items?page=2"
         );
-        assert_eq!(rewritten("HTTP://Catalog.Internal:8081/api"), "/bff/api/catalog/");
+        assert_eq!(
+            rewritten("HTTP://Catalog.Internal:8081/api"),
+            "/bff/api/catalog/"
+        );
         assert_eq!(rewritten("/api/v1/next"), "/bff/api/catalog/v1/next");
     }
 

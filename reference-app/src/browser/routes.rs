@@ -9,8 +9,8 @@ use bff_auth::layer::{Principal, SessionCookie, csrf_passes};
 use bff_auth::session::BrowserSession;
 use bff_cache::ratelimit::ClientIp;
 use bff_core::Problem;
-use bff_core::openapi::problem;
 use bff_core::extract::{Json, Query};
+use bff_core::openapi::problem;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use schemars::JsonSchema;
 use secrecy::SecretString;
@@ -113,7 +113,9 @@ pub fn document_proxy_path(api: &mut aide::openapi::OpenApi) {
     if let Some(paths) = api.paths.as_mut()
         && let Some(item) = paths.paths.shift_remove(PROXY_ROUTE)
     {
-        paths.paths.insert("/bff/api/{name}/{path}".to_owned(), item);
+        paths
+            .paths
+            .insert("/bff/api/{name}/{path}".to_owned(), item);
     }
 }
 

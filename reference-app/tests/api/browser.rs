@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::response::IntoResponse as _;
 use axum::routing::any;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -480,7 +481,9 @@ async fn redirecting_upstream() -> (String, Arc<Mutex<Vec<String>>>) {
             let path = request.uri().path().to_owned();
             record.lock().expect("seen").push(path.clone());
             match path.as_str() {
-                "/base/redirect" => (http::StatusCode::FOUND, [("location", inside)]).into_response(),
+                "/base/redirect" => {
+                    (http::StatusCode::FOUND, [("location", inside)]).into_response()
+                }
                 "/base/away" => (
                     http::StatusCode::SEE_OTHER,
                     [("location", "https://login.example.com/authorize".to_owned())],
@@ -500,7 +503,6 @@ async fn redirecting_upstream() -> (String, Arc<Mutex<Vec<String>>>) {
 
 #[tokio::test]
 async fn the_proxy_passes_redirects_back_and_answers_504_and_502_for_a_slow_or_absent_upstream() {
-    use axum::response::IntoResponse as _;
     let (base, seen) = redirecting_upstream().await;
     // A port nothing listens on: bound, then let go.
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -517,13 +519,26 @@ async fn the_proxy_passes_redirects_back_and_answers_504_and_502_for_a_slow_or_a
     let (_, cookie) = browser_login(&app, "customer@example.com").await;
 
     // Into the upstream: back through the proxy, its address never shown.
-    let redirect = with_cookie(&app, Method::GET, "/bff/api/catalog/redirect", &cookie, true).await;
+    let redirect = with_cookie(
+        &app,
+        Method::GET,
+        "/bff/api/catalog/redirect",
+        &cookie,
+        true,
+    )
+    .await;
     assert_eq!(redirect.status(), 302);
-    assert_eq!(redirect.headers()["location"], "/bff/api/catalog/next?page=2");
+    assert_eq!(
+        redirect.headers()["location"],
+        "/bff/api/catalog/next?page=2"
+    );
     // Elsewhere: passed on as it is.
     let away = with_cookie(&app, Method::GET, "/bff/api/catalog/away", &cookie, true).await;
     assert_eq!(away.status(), 303);
-    assert_eq!(away.headers()["location"], "https://login.example.com/authorize");
+    assert_eq!(
+        away.headers()["location"],
+        "https://login.example.com/authorize"
+    );
     assert_eq!(
         *seen.lock().expect("seen"),
         ["/base/redirect", "/base/away"],
@@ -549,7 +564,11 @@ async fn the_proxy_passes_redirects_back_and_answers_504_and_502_for_a_slow_or_a
         .await
         .expect("sent");
     assert_problem(big, 413, "payload_too_large").await;
-    assert_eq!(seen.lock().expect("seen").len(), 3, "only the slow call was added");
+    assert_eq!(
+        seen.lock().expect("seen").len(),
+        3,
+        "only the slow call was added"
+    );
 }
 
 #[tokio::test]
