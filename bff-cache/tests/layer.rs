@@ -7,7 +7,9 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::routing::get;
-use bff_cache::ratelimit::{ClientIp, MemoryBackend, Policy, Quota, RateLimitLayer, from_fn};
+use bff_cache::ratelimit::{
+    ClientIp, MemoryBackend, MissingKey, Policy, Quota, RateLimitLayer, from_fn,
+};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
@@ -19,16 +21,20 @@ fn app() -> Router {
             Quota::per_second(2).with_burst(3),
             ClientIp::new(),
         ))
-        .policy(Policy::new(
-            "per_user",
-            Quota::per_minute(100),
-            from_fn(|r| {
-                r.headers
-                    .get("x-user")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
-            }),
-        ));
+        .policy(
+            Policy::new(
+                "per_user",
+                Quota::per_minute(100),
+                from_fn(|r| {
+                    r.headers
+                        .get("x-user")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned)
+                }),
+            )
+            // Requests without `x-user` pass this policy.
+            .on_missing_key(MissingKey::Skip),
+        );
     Router::new()
         .route("/", get(|| async { "ok" }))
         .layer(limit)
@@ -196,4 +202,93 @@ async fn works_on_any_body_and_speaks_grpc_to_grpc_callers() {
     assert_eq!(refused.status(), StatusCode::OK);
     assert_eq!(refused.headers()["grpc-status"], "8", "RESOURCE_EXHAUSTED");
     assert!(refused.headers().contains_key("retry-after"));
+}
+
+/// One plain HTTP/1.1 GET to `addr`: the status code and the body.
+async fn get_raw(addr: SocketAddr) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("read");
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("status");
+    let body = answer
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    (status, body)
+}
+
+fn per_ip_two_per_second(missing: Option<MissingKey>) -> Router {
+    let mut policy = Policy::new("per_ip", Quota::per_second(2), ClientIp::new());
+    if let Some(missing) = missing {
+        policy = policy.on_missing_key(missing);
+    }
+    Router::new()
+        .route("/", get(|| async { "ok" }))
+        .layer(RateLimitLayer::new(MemoryBackend::default()).policy(policy))
+}
+
+/// The mistake of the issue that asked for this: `ClientIp` behind a plain
+/// `axum::serve(listener, app)`, which gives handlers no peer address.
+#[tokio::test]
+async fn served_without_connect_info_a_client_ip_limit_refuses_instead_of_letting_all_through() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, per_ip_two_per_second(None)).await });
+    for _ in 0..3 {
+        let (status, body) = get_raw(addr).await;
+        assert_eq!(status, 500);
+        assert!(
+            body.contains("\"code\":\"rate_limit_unavailable\""),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn served_with_connect_info_the_same_limit_counts_each_client() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = per_ip_two_per_second(None).into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(get_raw(addr).await.0);
+    }
+    assert_eq!(statuses[..2], [200, 200]);
+    assert!(statuses[2..].contains(&429), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn a_policy_that_skips_requests_without_a_key_lets_them_through_uncounted() {
+    let app = per_ip_two_per_second(Some(MissingKey::Skip));
+    for _ in 0..5 {
+        let response = app
+            .clone()
+            .oneshot(Request::get("/").body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response.headers().get("ratelimit").is_none());
+    }
+    // And the default refuses the same request, as problem+json.
+    let refused = per_ip_two_per_second(None)
+        .oneshot(Request::get("/").body(Body::empty()).expect("request"))
+        .await
+        .expect("infallible");
+    assert_eq!(refused.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(header(&refused, "content-type"), "application/problem+json");
 }

@@ -1,16 +1,33 @@
 //! Token-bucket rate limiting with GCRA (the generic cell rate algorithm), as
 //! a tower layer.
 //!
-//! ```
-//! use bff_cache::ratelimit::{ClientIp, MemoryBackend, Policy, Quota, RateLimitLayer};
-//! use tower::ServiceBuilder;
+//! ```no_run
+//! use std::net::SocketAddr;
 //!
+//! use bff_cache::ratelimit::{ClientIp, MemoryBackend, Policy, Quota, RateLimitLayer};
+//!
+//! # #[tokio::main]
+//! # async fn main() -> std::io::Result<()> {
 //! let limit = RateLimitLayer::new(MemoryBackend::default())
 //!     .policy(Policy::new("per_ip", Quota::per_minute(100), ClientIp::new()));
 //! let app: axum::Router = axum::Router::new()
 //!     .route("/", axum::routing::get(|| async { "hello" }))
-//!     .layer(ServiceBuilder::new().layer(limit));
+//!     .layer(limit);
+//!
+//! // `ClientIp` reads the peer's address from axum's `ConnectInfo`, which
+//! // only a server started with connect info provides (so does
+//! // `bff_core::server::serve`). Without it every request has no key, and
+//! // the policy refuses it (a 500, logged at ERROR): see `MissingKey`.
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await
+//! # }
 //! ```
+//!
+//! A request none of whose keys a policy finds is refused by default
+//! ([`MissingKey::Refuse`]): a limit that silently let such requests through
+//! would protect nothing. A policy meant for some requests only (a per-user
+//! limit where anonymous callers exist) says so with
+//! [`Policy::on_missing_key`]`(`[`MissingKey::Skip`]`)`.
 //!
 //! [`RateLimitLayer`] counts each request against its [`Policy`]s, each a
 //! [`Quota`] per key (a client's address, a user, a route: see
@@ -72,7 +89,7 @@ pub use crate::key::{ClientIp, KeyExtractor, RequestInfo, Route, from_fn, ip_key
 
 pub use self::future::{Decisions, ResponseFuture};
 pub use self::headers::rejection;
-pub use self::layer::{Policy, RateLimitLayer};
+pub use self::layer::{MissingKey, Policy, RateLimitLayer};
 pub use self::memory::MemoryBackend;
 #[cfg(feature = "redis")]
 pub use self::redis_backend::{OnRedisError, RedisBackend};

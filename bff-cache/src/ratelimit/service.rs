@@ -42,12 +42,15 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let keys = self.layer.keys(&req);
+        let protocol = Protocol::of(req.headers());
+        let keys = match self.layer.keys(&req) {
+            Ok(keys) => keys,
+            Err(problem) => return ResponseFuture::refused(protocol, problem),
+        };
         if keys.is_empty() {
             // No policy applies: nothing to decide, and no headers to add.
             return ResponseFuture::inner(self.inner.call(req), None);
         }
-        let protocol = Protocol::of(req.headers());
         let decisions = Box::pin(decide(self.layer.clone(), keys));
         // The ready service goes with this request; a clone waits for the next.
         let clone = self.inner.clone();
