@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use clap::Args;
 
 use crate::config::parse_secret;
-use crate::identity::{NewPassword, Role};
+use crate::identity::{Identifier, NewPassword, Role};
 use crate::users::{NewUser, store as users};
 
 /// The demo accounts: email, name, role.
@@ -45,11 +45,14 @@ pub enum SeedError {
 }
 
 /// Creates the demo accounts that do not exist yet, and returns the emails it
-/// created. Existing accounts are left as they are (their passwords included),
-/// so seeding twice is harmless.
+/// created; seeding twice is harmless.
 ///
-/// Without `password`, a random one is generated and logged, once, when any
-/// account is created: it is the only way to learn it.
+/// With `password` (`BFF_SEED_PASSWORD`), existing demo accounts whose
+/// password is another one get this one, so the variable always says what the
+/// demo accounts' password is (a development convenience: the seed runs in
+/// the `dev` profile and by `bff seed`, never on its own in `prod`). Without
+/// it, a random one is generated and logged, once, when any account is
+/// created: it is the only way to learn it; existing accounts keep theirs.
 pub async fn seed(
     db: &PgPool,
     hasher: &PasswordHasher,
@@ -67,6 +70,7 @@ pub async fn seed(
     };
     let hash = hasher.hash(password.clone().into_secret()).await?;
     let mut created = Vec::new();
+    let mut existing = Vec::new();
     for (email, name, role) in DEMO_ACCOUNTS {
         let user = NewUser {
             email: Some(email.to_owned()),
@@ -78,20 +82,66 @@ pub async fn seed(
         };
         if users::insert_if_absent(db, &user).await?.is_some() {
             created.push(email.to_owned());
+        } else {
+            existing.push(email);
         }
     }
-    if created.is_empty() {
-        tracing::info!("demo accounts already exist");
-    } else if generated {
+    let reset = if generated {
+        Vec::new()
+    } else {
+        reset_passwords(db, hasher, &existing, &password, &hash).await?
+    };
+    if !created.is_empty() && generated {
         tracing::warn!(
             accounts = ?created,
             password = %password.into_secret().expose_secret(),
             "created demo accounts with a generated password (set BFF_SEED_PASSWORD to choose it)"
         );
-    } else {
+    } else if !created.is_empty() {
         tracing::info!(accounts = ?created, "created demo accounts with BFF_SEED_PASSWORD");
     }
+    if !reset.is_empty() {
+        tracing::warn!(accounts = ?reset, "set the demo accounts' password to BFF_SEED_PASSWORD");
+    } else if created.is_empty() && generated {
+        tracing::info!(
+            "demo accounts already exist, with the password generated when they were created; \
+             set BFF_SEED_PASSWORD to give them one of your choice"
+        );
+    } else if created.is_empty() {
+        tracing::info!("demo accounts already exist, with the password of BFF_SEED_PASSWORD");
+    }
     Ok(created)
+}
+
+/// Gives the `emails` whose password is not `password` the `hash` of it;
+/// returns the ones changed.
+async fn reset_passwords(
+    db: &PgPool,
+    hasher: &PasswordHasher,
+    emails: &[&str],
+    password: &NewPassword,
+    hash: &str,
+) -> Result<Vec<String>, SeedError> {
+    let mut reset = Vec::new();
+    for email in emails {
+        let Ok(identifier) = Identifier::parse(email) else {
+            continue;
+        };
+        let Some(user) = users::find_by_identifier(db, &identifier).await? else {
+            continue;
+        };
+        let current = user.password_hash.clone();
+        let matches = current.is_some()
+            && hasher
+                .verify(password.clone().into_secret(), current)
+                .await?
+                .matches;
+        if !matches {
+            users::set_password_hash(db, user.id, hash).await?;
+            reset.push((*email).to_owned());
+        }
+    }
+    Ok(reset)
 }
 
 fn random_password() -> Result<String, SeedError> {

@@ -250,6 +250,33 @@ async fn seed_creates_the_demo_accounts_once() {
     );
     // In prod, seeding is a successful no-op.
     run_against(&database, &["seed", "--profile", "prod"]).await;
+
+    // A later BFF_SEED_PASSWORD is the demo accounts' password from then on
+    // (the README's walkthrough seeds first without one).
+    let hashes = || async {
+        sqlx::query_scalar::<_, String>("SELECT password_hash FROM users ORDER BY email")
+            .fetch_all(&pool)
+            .await
+            .expect("query")
+    };
+    let before = hashes().await;
+    run_against(&database, &["seed"]).await;
+    assert_eq!(hashes().await, before, "the same password rewrites nothing");
+    run_against(
+        &database,
+        &["seed", "--seed-password", "another demo password"],
+    )
+    .await;
+    let hasher = bff_auth::password::PasswordHasher::new(Default::default()).expect("hasher");
+    for hash in hashes().await {
+        for (password, expected) in [("another demo password", true), ("a demo password", false)] {
+            let verification = hasher
+                .verify(password.to_owned().into(), Some(hash.clone()))
+                .await
+                .expect("verifies");
+            assert_eq!(verification.matches, expected, "{password}");
+        }
+    }
     pool.close().await;
 }
 
