@@ -24,6 +24,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 app_port=$(free_port)
 evil_port=$(free_port)
 upstream_port=$(free_port)
+gone_port=$(free_port) # nothing listens there: the proxy's 502
 db="bff_browser_$$"
 password="browser suite $$"
 app_log="$out/app.log"
@@ -48,7 +49,8 @@ BFF_HTTP_ADDR="127.0.0.1:$app_port" \
   BFF_NATS_PREFIX="BROWSER_$$_" \
   BFF_SEED_PASSWORD="$password" \
   BFF_DEMO=true \
-  BFF_PROXY_UPSTREAMS="echo=http://127.0.0.1:$upstream_port/base" \
+  BFF_PROXY_UPSTREAMS="echo=http://127.0.0.1:$upstream_port/base,gone=http://127.0.0.1:$gone_port/api" \
+  BFF_PROXY_TIMEOUT=1s \
   target/debug/bff >"$app_log" 2>&1 &
 app_pid=$!
 ready=""

@@ -107,6 +107,12 @@
 //!   owns the BFF's outbound HTTP; see the module's docs.
 //! - `schemars`: JSON schemas for [`Meta`] and its parts.
 #![deny(missing_docs, unreachable_pub, unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+/// The README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 mod aggregate;
 mod breaker;

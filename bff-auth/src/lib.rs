@@ -35,6 +35,12 @@
 //! published as verification-only, then drop the old key once the last token it
 //! signed has expired (the access-token lifetime).
 #![deny(missing_docs, unreachable_pub, unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+/// The README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 mod macros;
 

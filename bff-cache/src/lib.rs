@@ -17,6 +17,12 @@
 //! | `redis` | the Redis backends of the enabled layers: `RedisBackend`, `RedisStore`, `TieredStore` |
 //! | `auth` | `key::UserId`: keys from bff-auth's `Principal` |
 #![deny(missing_docs, unreachable_pub, unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+/// The README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 pub mod key;
 #[cfg(any(feature = "ratelimit", feature = "response"))]

@@ -38,6 +38,12 @@
 //! # let _ = app;
 //! ```
 #![deny(missing_docs, unreachable_pub, unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+/// The README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 mod macros;
 

@@ -30,6 +30,12 @@
 //! assert!(!policy.can_grant("manager", "customer", "admin"));
 //! ```
 #![deny(missing_docs, unreachable_pub, unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+/// The README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 mod extract;
 mod layer;

@@ -89,6 +89,15 @@ class UpstreamHandler(Quiet):
             self.rfile.read(length)
         UPSTREAM_SEEN.append({"method": self.command, "path": self.path,
                               "headers": {k.lower(): v for k, v in self.headers.items()}})
+        if self.path == "/base/redirect":
+            # Into itself, by its own (internal) address.
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{args.upstream_port}/base/next")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if self.path == "/base/slow":
+            time.sleep(3)
         body = json.dumps({"upstream": "echo", "path": self.path}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -342,9 +351,30 @@ def test_proxy(browser):
             "async (p) => (await fetch(p, {headers: {'X-CSRF': '1'}})).status", path)
         assert status in (400, 404), f"{path}: {status}"
     assert not UPSTREAM_SEEN, f"reached the upstream: {UPSTREAM_SEEN}"
+
+    # A redirect comes back unfollowed; the one into the upstream points back
+    # through the proxy, so a following browser gets there with a new token.
+    manual = page.evaluate("""async () => {
+        const r = await fetch('/bff/api/echo/redirect', {headers: {'X-CSRF': '1'}, redirect: 'manual'});
+        return r.type; }""")
+    assert manual == "opaqueredirect", manual
+    assert [s["path"] for s in UPSTREAM_SEEN] == ["/base/redirect"], UPSTREAM_SEEN
+    UPSTREAM_SEEN.clear()
+    followed = page.evaluate("""async () => {
+        const r = await fetch('/bff/api/echo/redirect', {headers: {'X-CSRF': '1'}});
+        return [r.status, new URL(r.url).pathname]; }""")
+    assert followed == [200, "/bff/api/echo/next"], followed
+    assert [s["path"] for s in UPSTREAM_SEEN] == ["/base/redirect", "/base/next"], UPSTREAM_SEEN
+    # Slower than BFF_PROXY_TIMEOUT: 504; nothing listening: 502.
+    for path, expected in [("/bff/api/echo/slow", [504, "gateway_timeout"]),
+                           ("/bff/api/gone/x", [502, "bad_gateway"])]:
+        answer = page.evaluate("""async (p) => {
+            const r = await fetch(p, {headers: {'X-CSRF': '1'}});
+            return [r.status, (await r.json()).code]; }""", path)
+        assert answer == expected, f"{path}: {answer}"
     recorder.scan()
     context.close()
-    return f"aud={aud[0]}, token lifetime {claims['exp'] - claims['iat']} s"
+    return f"aud={aud[0]}, token lifetime {claims['exp'] - claims['iat']} s; redirect, 504, 502"
 
 
 def test_app_log():
