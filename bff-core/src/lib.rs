@@ -54,7 +54,7 @@
 //!     Err(Problem::not_found())
 //! }
 //!
-//! let router = Router::new()
+//! let router: Router = Router::new()
 //!     .route("/missing", get(missing))
 //!     .fallback(stack::not_found);
 //! let app = stack::apply(router, &stack::HttpConfig::default());
