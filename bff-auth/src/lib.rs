@@ -28,7 +28,9 @@
 //!   authorization-code flow with PKCE for Google, Facebook, VK ID, Yandex ID
 //!   and any OpenID issuer: `OAuthClient`, ID-token verification through the
 //!   JWKS client, profiles normalised to `ExternalProfile`, and the one-time
-//!   `StateStore` (in memory, or in Redis with the `redis` feature too).
+//!   `StateStore` (in memory, or in Redis with the `redis` feature too);
+//! - with the `openapi` feature, [`Principal`](layer::Principal) is an aide
+//!   operation input, so handlers that take it can be documented with aide.
 //!
 //! Key rotation: publish the next key as verification-only, wait for JWKS caches to
 //! refresh (`Cache-Control` max-age), switch signing to it and keep the old key

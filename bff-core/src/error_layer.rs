@@ -23,7 +23,7 @@
 //! [`Problem::from_status`], keeping its headers (`Allow`, `Retry-After`, ...) and
 //! dropping its body, so nothing a lower layer wrote (a driver message, a stack
 //! trace) can reach a client. [`panic_response`] is the handler to give
-//! [`tower_http::catch_panic::CatchPanicLayer::custom`].
+//! tower-http's [`CatchPanicLayer::custom`](https://docs.rs/tower-http/0.6/tower_http/catch_panic/struct.CatchPanicLayer.html#method.custom).
 //!
 //! Place both inside [`SetRequestIdLayer`](crate::request_id::SetRequestIdLayer) so the
 //! problems carry the request id.

@@ -5,14 +5,15 @@
 //! missing, unknown or mistyped field) 422 `validation_failed` naming the field.
 //! Request types reject unknown fields with `#[serde(deny_unknown_fields)]`.
 //! [`Query`] does the same for query strings. Both document these statuses in
-//! the OpenAPI operations that use them.
+//! the OpenAPI operations that use them (with the `openapi` feature, for types
+//! that implement `schemars::JsonSchema`).
 //!
 //! ```
 //! use axum::{Router, routing::post};
 //! use bff_core::extract::Json;
 //! use serde::Deserialize;
 //!
-//! #[derive(Deserialize, schemars::JsonSchema)]
+//! #[derive(Deserialize)]
 //! #[serde(deny_unknown_fields)]
 //! struct Rename { name: String }
 //!
@@ -24,20 +25,16 @@
 //! # let _ = app;
 //! ```
 
-use aide::generate::GenContext;
-use aide::openapi::{Operation, Response as OpenApiResponse, StatusCode as OpenApiStatus};
-use aide::operation::{OperationInput, OperationOutput};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::StatusCode;
 use http::header::CONTENT_TYPE;
 use http::request::Parts;
-use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::problem::{FieldError, Problem, problem_response};
+use crate::problem::{FieldError, Problem};
 
 /// A JSON request body (or response), with problem rejections.
 #[derive(Debug, Clone, Copy, Default)]
@@ -138,61 +135,6 @@ impl<T: Serialize> IntoResponse for Json<T> {
     }
 }
 
-impl<T: JsonSchema> OperationInput for Json<T> {
-    fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
-        axum::Json::<T>::operation_input(ctx, operation);
-    }
-
-    /// The rejections above, as problems: a route that documents one of these
-    /// statuses itself keeps its own, more specific, description.
-    fn inferred_early_responses(
-        ctx: &mut GenContext,
-        _operation: &mut Operation,
-    ) -> Vec<(Option<OpenApiStatus>, OpenApiResponse)> {
-        [
-            (
-                400,
-                "`malformed_json`: the body is not JSON, or not only JSON.",
-            ),
-            (413, "`payload_too_large`: the body is over the size limit."),
-            (
-                415,
-                "`unsupported_media_type`: the body is not sent as `application/json`.",
-            ),
-            (
-                422,
-                "`validation_failed`: a field is missing, unknown or invalid; `errors` names each.",
-            ),
-        ]
-        .into_iter()
-        .map(|(status, description)| {
-            (
-                Some(OpenApiStatus::Code(status)),
-                problem_response(ctx, description),
-            )
-        })
-        .collect()
-    }
-}
-
-impl<T: JsonSchema> OperationOutput for Json<T> {
-    type Inner = T;
-
-    fn operation_response(
-        ctx: &mut GenContext,
-        operation: &mut Operation,
-    ) -> Option<OpenApiResponse> {
-        axum::Json::<T>::operation_response(ctx, operation)
-    }
-
-    fn inferred_responses(
-        ctx: &mut GenContext,
-        operation: &mut Operation,
-    ) -> Vec<(Option<OpenApiStatus>, OpenApiResponse)> {
-        axum::Json::<T>::inferred_responses(ctx, operation)
-    }
-}
-
 /// A query string, with problem rejections (422 naming the parameter).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Query<T>(pub T);
@@ -216,23 +158,94 @@ where
     }
 }
 
-impl<T: JsonSchema> OperationInput for Query<T> {
-    fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
-        axum::extract::Query::<T>::operation_input(ctx, operation);
+#[cfg(feature = "openapi")]
+mod openapi {
+    //! How [`Json`] and [`Query`] appear in OpenAPI operations.
+
+    use aide::generate::GenContext;
+    use aide::openapi::{Operation, Response as OpenApiResponse, StatusCode as OpenApiStatus};
+    use aide::operation::{OperationInput, OperationOutput};
+    use schemars::JsonSchema;
+
+    use super::{Json, Query};
+    use crate::problem::problem_response;
+
+    #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
+    impl<T: JsonSchema> OperationInput for Json<T> {
+        fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
+            axum::Json::<T>::operation_input(ctx, operation);
+        }
+
+        /// `Json`'s rejections, as problems: a route that documents one of these
+        /// statuses itself keeps its own, more specific, description.
+        fn inferred_early_responses(
+            ctx: &mut GenContext,
+            _operation: &mut Operation,
+        ) -> Vec<(Option<OpenApiStatus>, OpenApiResponse)> {
+            [
+                (
+                    400,
+                    "`malformed_json`: the body is not JSON, or not only JSON.",
+                ),
+                (413, "`payload_too_large`: the body is over the size limit."),
+                (
+                    415,
+                    "`unsupported_media_type`: the body is not sent as `application/json`.",
+                ),
+                (
+                    422,
+                    "`validation_failed`: a field is missing, unknown or invalid; `errors` names each.",
+                ),
+            ]
+            .into_iter()
+            .map(|(status, description)| {
+                (
+                    Some(OpenApiStatus::Code(status)),
+                    problem_response(ctx, description),
+                )
+            })
+            .collect()
+        }
     }
 
-    /// The rejection above, as a problem.
-    fn inferred_early_responses(
-        ctx: &mut GenContext,
-        _operation: &mut Operation,
-    ) -> Vec<(Option<OpenApiStatus>, OpenApiResponse)> {
-        vec![(
-            Some(OpenApiStatus::Code(422)),
-            problem_response(
-                ctx,
-                "`validation_failed`: a query parameter is unknown or invalid; `errors` names it.",
-            ),
-        )]
+    #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
+    impl<T: JsonSchema> OperationOutput for Json<T> {
+        type Inner = T;
+
+        fn operation_response(
+            ctx: &mut GenContext,
+            operation: &mut Operation,
+        ) -> Option<OpenApiResponse> {
+            axum::Json::<T>::operation_response(ctx, operation)
+        }
+
+        fn inferred_responses(
+            ctx: &mut GenContext,
+            operation: &mut Operation,
+        ) -> Vec<(Option<OpenApiStatus>, OpenApiResponse)> {
+            axum::Json::<T>::inferred_responses(ctx, operation)
+        }
+    }
+
+    #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
+    impl<T: JsonSchema> OperationInput for Query<T> {
+        fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
+            axum::extract::Query::<T>::operation_input(ctx, operation);
+        }
+
+        /// `Query`'s rejection, as a problem.
+        fn inferred_early_responses(
+            ctx: &mut GenContext,
+            _operation: &mut Operation,
+        ) -> Vec<(Option<OpenApiStatus>, OpenApiResponse)> {
+            vec![(
+                Some(OpenApiStatus::Code(422)),
+                problem_response(
+                    ctx,
+                    "`validation_failed`: a query parameter is unknown or invalid; `errors` names it.",
+                ),
+            )]
+        }
     }
 }
 

@@ -1,6 +1,12 @@
-//! HTTP server metrics in Prometheus format.
+//! HTTP server metrics, in Prometheus format with the `prometheus` feature.
+//!
+//! [`MetricsLayer`] records through the [`metrics`](https://docs.rs/metrics)
+//! facade, to whichever recorder the process installed. With the `prometheus`
+//! feature, `install_recorder` installs the Prometheus exporter's, and (with
+//! `openapi` too) `routes` serves it at `/metrics`:
 //!
 //! ```
+//! # #[cfg(all(feature = "prometheus", feature = "openapi"))] {
 //! use aide::axum::ApiRouter;
 //! use axum::{Router, routing::get};
 //! use bff_core::metrics::{MetricsLayer, install_recorder, routes};
@@ -13,6 +19,7 @@
 //!     ;
 //! let app = app.layer(ServiceBuilder::new().layer(MetricsLayer::new()));
 //! # let _ = app;
+//! # }
 //! ```
 //!
 //! [`MetricsLayer`] records, per request:
@@ -27,22 +34,30 @@
 //! `Router::layer` (not around the router), which is where axum has set the
 //! matched path.
 //!
-//! [`install_recorder`] installs the process-wide Prometheus recorder once and
-//! returns a handle whose [`render`](PrometheusHandle::render) output `/metrics`
-//! serves.
+//! `install_recorder` installs the process-wide Prometheus recorder once and
+//! returns a handle whose `render` output `/metrics` serves.
 
 use std::future::Future;
 use std::pin::Pin;
+#[cfg(feature = "prometheus")]
 use std::sync::OnceLock;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+#[cfg(feature = "prometheus")]
+use std::time::Duration;
+use std::time::Instant;
 
+#[cfg(all(feature = "prometheus", feature = "openapi"))]
 use aide::axum::ApiRouter;
+#[cfg(all(feature = "prometheus", feature = "openapi"))]
 use aide::axum::routing::get_with;
 use axum::extract::MatchedPath;
+#[cfg(all(feature = "prometheus", feature = "openapi"))]
 use axum::response::IntoResponse;
 use http::{Method, Request, Response};
+#[cfg(feature = "prometheus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub use metrics_exporter_prometheus::PrometheusHandle;
+#[cfg(feature = "prometheus")]
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
@@ -59,13 +74,16 @@ pub const REQUESTS_IN_FLIGHT: &str = "http_server_requests_in_flight";
 pub const UNMATCHED: &str = "unmatched";
 
 /// Histogram buckets in seconds, from 1 ms (a cached answer) to 10 s (a timeout).
+#[cfg(feature = "prometheus")]
 const BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
 /// How often histogram data is compacted (the exporter needs it run periodically).
+#[cfg(feature = "prometheus")]
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
+#[cfg(feature = "prometheus")]
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the global Prometheus recorder, once per process, and returns its handle.
@@ -73,6 +91,8 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 /// Later calls return the same handle, so several servers in one process (tests, for
 /// one) share one registry. If another recorder was installed first, the handle still
 /// renders, but only this crate's own recorder sees the metrics.
+#[cfg(feature = "prometheus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub fn install_recorder() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
@@ -104,6 +124,8 @@ pub fn install_recorder() -> PrometheusHandle {
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// `GET /metrics`: every metric of the process in Prometheus text format.
+#[cfg(all(feature = "prometheus", feature = "openapi"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "prometheus", feature = "openapi"))))]
 pub fn routes<S>(handle: PrometheusHandle) -> ApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,

@@ -19,7 +19,6 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -36,14 +35,18 @@ pub const CURSOR: &str = r"^[A-Za-z0-9_-]*$";
 
 /// The `limit` and `cursor` query parameters, as sent. Any other parameter
 /// is refused (422 naming it): a list takes no parameter it would ignore.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PageParams {
     /// Page size, 1 to 100 (default 20).
-    #[schemars(range(min = 1, max = MAX_LIMIT))]
+    #[cfg_attr(feature = "openapi", schemars(range(min = 1, max = MAX_LIMIT)))]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
-    #[schemars(length(max = MAX_CURSOR_LEN), regex(pattern = CURSOR))]
+    #[cfg_attr(
+        feature = "openapi",
+        schemars(length(max = MAX_CURSOR_LEN), regex(pattern = CURSOR))
+    )]
     pub cursor: Option<String>,
 }
 
@@ -115,7 +118,8 @@ fn decode_cursor<C: DeserializeOwned>(cursor: &str) -> Option<C> {
 }
 
 /// One page of a list.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct Page<T> {
     /// The items of this page.
     pub items: Vec<T>,

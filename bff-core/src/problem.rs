@@ -20,16 +20,18 @@
 use std::borrow::Cow;
 use std::fmt;
 
+#[cfg(feature = "openapi")]
 use aide::generate::GenContext;
+#[cfg(feature = "openapi")]
 use aide::openapi::{
     MediaType, Operation, Response as OpenApiResponse, SchemaObject, StatusCode as OpenApiStatus,
 };
+#[cfg(feature = "openapi")]
 use aide::operation::OperationOutput;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::StatusCode;
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::request_id::RequestId;
@@ -44,7 +46,8 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 pub const TYPE_PREFIX: &str = "urn:bff:problem:";
 
 /// One invalid field of a request, reported in a problem's `errors` list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct FieldError {
     /// Path of the offending field, dotted for nested members (`items[0].sku`).
     pub field: String,
@@ -66,8 +69,12 @@ impl FieldError {
 ///
 /// Serialised as `{"type", "title", "status", "detail", "code", "request_id"}`,
 /// plus `errors` for validation failures and any extension members.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[schemars(title = "Problem", description = "An RFC 9457 problem details object.")]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schemars(title = "Problem", description = "An RFC 9457 problem details object.")
+)]
 pub struct Problem {
     /// URI reference naming the problem kind (`urn:bff:problem:<code>`).
     #[serde(rename = "type")]
@@ -92,7 +99,7 @@ pub struct Problem {
     pub extensions: serde_json::Map<String, serde_json::Value>,
     /// Extra response headers such as `Retry-After` or `WWW-Authenticate`.
     #[serde(skip)]
-    #[schemars(skip)]
+    #[cfg_attr(feature = "openapi", schemars(skip))]
     headers: Vec<(HeaderName, HeaderValue)>,
 }
 
@@ -287,6 +294,8 @@ impl IntoResponse for Problem {
     }
 }
 
+#[cfg(feature = "openapi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 impl OperationOutput for Problem {
     type Inner = Self;
 
@@ -308,6 +317,8 @@ impl OperationOutput for Problem {
 }
 
 /// An OpenAPI response whose body is a [`Problem`], for documenting specific statuses.
+#[cfg(feature = "openapi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 pub fn problem_response(ctx: &mut GenContext, description: &str) -> OpenApiResponse {
     let json_schema = ctx.schema.subschema_for::<Problem>();
     OpenApiResponse {

@@ -17,10 +17,19 @@ use crate::{Policy, Scope, Subject};
 ///
 /// ```
 /// use axum::{Router, routing::get};
-/// use bff_auth::layer::Principal;
-/// use bff_rbac::{Authz, Policy};
+/// use bff_rbac::{Authz, Policy, Subject};
 ///
-/// async fn wallet(authz: Authz<Principal>) -> Result<String, bff_core::Problem> {
+/// // The caller as the authentication layer puts it in the request extensions;
+/// // with the `auth` feature, `bff_auth::layer::Principal` is one.
+/// #[derive(Clone)]
+/// struct Caller { id: String, role: String }
+///
+/// impl Subject for Caller {
+///     fn subject_id(&self) -> &str { &self.id }
+///     fn role(&self) -> &str { &self.role }
+/// }
+///
+/// async fn wallet(authz: Authz<Caller>) -> Result<String, bff_core::Problem> {
 ///     // Managers read any wallet; everyone else only their own.
 ///     let scope = authz.scope("wallets:read_any");
 ///     Ok(format!("owner filter: {:?}", scope.owner()))
@@ -99,4 +108,6 @@ where
 }
 
 /// Documented by the operation's own security requirement, not as an input.
+#[cfg(feature = "openapi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 impl<T> aide::operation::OperationInput for Authz<T> {}

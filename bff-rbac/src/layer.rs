@@ -2,9 +2,18 @@
 //!
 //! ```
 //! use axum::{Router, routing::get};
-//! use bff_auth::layer::Principal;
-//! use bff_rbac::{Policy, RequirePermissionLayer};
+//! use bff_rbac::{Policy, RequirePermissionLayer, Subject};
 //! use tower::ServiceBuilder;
+//!
+//! // The caller as the authentication layer puts it in the request extensions;
+//! // with the `auth` feature, `bff_auth::layer::Principal` is one.
+//! #[derive(Clone)]
+//! struct Caller { id: String, role: String }
+//!
+//! impl Subject for Caller {
+//!     fn subject_id(&self) -> &str { &self.id }
+//!     fn role(&self) -> &str { &self.role }
+//! }
 //!
 //! let policy = Policy::builder()
 //!     .role("customer", [], [])
@@ -12,10 +21,10 @@
 //!     .build()
 //!     .unwrap();
 //! // Put an authentication layer (such as `bff_auth::layer::JwtLayer`) outside
-//! // this one: it is what puts the `Principal` in the request.
+//! // this one: it is what puts the caller in the request.
 //! let app: Router = Router::new().route("/admin/users", get(|| async { "everyone" })).layer(
 //!     ServiceBuilder::new()
-//!         .layer(RequirePermissionLayer::<Principal>::new(policy, "users:read_any")),
+//!         .layer(RequirePermissionLayer::<Caller>::new(policy, "users:read_any")),
 //! );
 //! ```
 //!

@@ -29,6 +29,19 @@
 //! assert!(policy.can_grant("admin", "manager", "admin"));
 //! assert!(!policy.can_grant("manager", "customer", "admin"));
 //! ```
+//!
+//! # Features
+//!
+//! None is on by default: the guard and the extractor read the caller through
+//! the [`Subject`] trait, which any authentication scheme's caller type can
+//! implement, so the crate costs little more than `bff-core`'s problem type.
+//!
+//! - `auth`: `bff-auth`'s `Principal` implements [`Subject`]. It brings
+//!   bff-auth, and with it josekit and OpenSSL, so it is not a default: turn it
+//!   on when bff-auth is your authentication layer (you depend on it then
+//!   anyway).
+//! - `openapi`: [`Authz`] is an aide operation input, for routes documented
+//!   with aide.
 #![deny(missing_docs, unreachable_pub, unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -58,6 +71,7 @@ pub trait Subject: Clone + Send + Sync + 'static {
 }
 
 #[cfg(feature = "auth")]
+#[cfg_attr(docsrs, doc(cfg(feature = "auth")))]
 impl Subject for bff_auth::layer::Principal {
     fn subject_id(&self) -> &str {
         &self.user_id

@@ -84,4 +84,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
     }
 }
 
+/// Documented by the operation's own security requirement, not as an input.
+#[cfg(feature = "openapi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 impl aide::operation::OperationInput for Principal {}

@@ -21,7 +21,15 @@
 //! }
 //!
 //! let readiness = Readiness::new().with_check(AlwaysUp);
-//! let router: aide::axum::ApiRouter = bff_core::health::routes(readiness);
+//! // With the `openapi` feature: the two routes, documented.
+//! # #[cfg(feature = "openapi")]
+//! let router: aide::axum::ApiRouter = bff_core::health::routes(readiness.clone());
+//! # #[cfg(feature = "openapi")]
+//! # let _ = router;
+//! // Without it: the same answers on plain axum routes.
+//! let router: axum::Router = axum::Router::new()
+//!     .route("/healthz/live", axum::routing::get(|| async { "alive" }))
+//!     .route("/healthz/ready", axum::routing::get(move || async move { readiness.respond().await }));
 //! # let _ = router;
 //! ```
 
@@ -38,19 +46,24 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "openapi")]
 use aide::axum::ApiRouter;
+#[cfg(feature = "openapi")]
 use aide::axum::routing::get_with;
 use axum::Json;
 use axum::response::{IntoResponse, Response};
-use schemars::JsonSchema;
 use serde::Serialize;
 
 #[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub use self::nats::NatsCheck;
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use self::postgres::PostgresCheck;
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::RedisCheck;
+#[cfg(feature = "openapi")]
 use crate::openapi::Documented;
 use crate::problem::Problem;
 
@@ -103,7 +116,8 @@ impl std::fmt::Debug for Readiness {
 }
 
 /// Status of one dependency.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CheckStatus {
     /// It answered in time.
@@ -115,7 +129,8 @@ pub enum CheckStatus {
 }
 
 /// Result of one check.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct CheckResult {
     /// The outcome.
     pub status: CheckStatus,
@@ -127,7 +142,8 @@ pub struct CheckResult {
 }
 
 /// The readiness answer: every check by name.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct ReadinessReport {
     /// `ready` when every check is up, `degraded` when only checks that are
     /// not required are failing (still ready), `not_ready` otherwise.
@@ -287,6 +303,8 @@ impl Readiness {
 }
 
 /// `GET /healthz/live` and `GET /healthz/ready`, documented for OpenAPI.
+#[cfg(feature = "openapi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 pub fn routes<S>(readiness: Readiness) -> ApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -317,7 +335,8 @@ where
         )
 }
 
-#[derive(Serialize, JsonSchema)]
+#[cfg(feature = "openapi")]
+#[derive(Serialize, schemars::JsonSchema)]
 struct Liveness {
     status: &'static str,
 }
