@@ -32,6 +32,53 @@
 //! - with the `openapi` feature, [`Principal`](layer::Principal) is an aide
 //!   operation input, so handlers that take it can be documented with aide.
 //!
+//! ```
+//! use axum::{Router, routing::get};
+//! use bff_auth::keys::{Algorithm, KeySet, SigningKey};
+//! use bff_auth::layer::{JwtLayer, Principal};
+//! use bff_auth::token::{TokenIssuer, TokenVerifier, ValidationPolicy};
+//! use http::{Request, StatusCode};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // One key pair: the BFF signs with the private key; anyone verifies with
+//! // the JWKS (`keys.jwks()`), which holds only the public part.
+//! let key = SigningKey::generate(Algorithm::EdDsa)?.signing_key()?;
+//! let keys = KeySet::new(key, Vec::new())?;
+//! let issuer = TokenIssuer::new(keys.clone(), "bff", "bff", std::time::Duration::from_secs(900));
+//! let verifier = TokenVerifier::new(keys.verification_keys(), ValidationPolicy::new("bff", "bff"));
+//!
+//! let app = Router::new()
+//!     .route("/me", get(|p: Principal| async move { p.user_id }))
+//!     .layer(JwtLayer::new(verifier));
+//!
+//! let token = issuer.issue("user-1", "session-1", "customer")?;
+//! let request = Request::get("/me")
+//!     .header("authorization", format!("Bearer {}", token.access_token))
+//!     .body(axum::body::Body::empty())?;
+//! assert_eq!(app.clone().oneshot(request).await?.status(), StatusCode::OK);
+//!
+//! // Without a token: 401 problem+json with `WWW-Authenticate: Bearer`.
+//! let anonymous = Request::get("/me").body(axum::body::Body::empty())?;
+//! assert_eq!(app.oneshot(anonymous).await?.status(), StatusCode::UNAUTHORIZED);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Features
+//!
+//! None is on by default; the JWT layer, keys, tokens, minting, passwords,
+//! sessions and codes (with in-memory stores) need none.
+//!
+//! | feature | what it adds |
+//! | --- | --- |
+//! | `redis` | the Redis session, code and OAuth state stores |
+//! | `identity` | the `identity` module: email and E.164 phone identifiers |
+//! | `client` | the `jwks` module: `JwksClient`, for services verifying this issuer's tokens |
+//! | `oauth` | the `oauth` module: social login (implies `client`; its Redis state store also needs `redis`) |
+//! | `openapi` | `Principal` as an aide operation input |
+//!
 //! Key rotation: publish the next key as verification-only, wait for JWKS caches to
 //! refresh (`Cache-Control` max-age), switch signing to it and keep the old key
 //! published as verification-only, then drop the old key once the last token it

@@ -16,6 +16,31 @@
 //! | `response` (default) | `response`: `CacheLayer`, `MemoryStore` |
 //! | `redis` | the Redis backends of the enabled layers: `RedisBackend`, `RedisStore`, `TieredStore` |
 //! | `auth` | `key::UserId`: keys from bff-auth's `Principal` |
+//!
+//! A limit per client, served the way `ClientIp` needs (the peer's address
+//! comes from axum's `ConnectInfo`, so serve with connect info, or with
+//! `bff_core::server::serve`, which provides it):
+//!
+//! ```no_run
+//! # #[cfg(feature = "ratelimit")] {
+//! use std::net::SocketAddr;
+//!
+//! use bff_cache::ratelimit::{ClientIp, MemoryBackend, Policy, Quota, RateLimitLayer};
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let limit = RateLimitLayer::new(MemoryBackend::default())
+//!     .policy(Policy::new("per_ip", Quota::per_second(10).with_burst(20), ClientIp::new()));
+//! let app = axum::Router::new()
+//!     .route("/", axum::routing::get(|| async { "hello" }))
+//!     .layer(limit);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! // Plain `axum::serve(listener, app)` would give `ClientIp` no address: the
+//! // policy would then refuse every request (500, logged at ERROR) rather
+//! // than let them all through; see `ratelimit::MissingKey`.
+//! axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await
+//! # }
+//! # }
+//! ```
 #![deny(missing_docs, unreachable_pub, unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
