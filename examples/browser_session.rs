@@ -23,7 +23,7 @@ use bff_auth::session::{
 use bff_auth::token::{TokenIssuer, TokenVerifier, ValidationPolicy};
 use http::Request;
 use http_body_util::BodyExt;
-use tower::{ServiceBuilder, ServiceExt};
+use tower::ServiceExt;
 
 async fn hello(principal: Principal) -> String {
     let how = match principal.credential.browser_session() {
@@ -45,12 +45,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = MemorySessionStore::new(SessionPolicy::default(), BrowserPolicy::default());
 
     // One layer serves bearer and cookie callers; the CSRF rule comes with it.
-    let app =
-        Router::new()
-            .route("/hello", get(hello))
-            .layer(ServiceBuilder::new().layer(
-                JwtLayer::new(verifier).with_cookie_sessions(CookieSessions::new(store.clone())),
-            ));
+    let app = Router::new()
+        .route("/hello", get(hello))
+        .layer(JwtLayer::new(verifier).with_cookie_sessions(CookieSessions::new(store.clone())));
 
     // Login: after the password check, a new browser session and its cookie.
     let (session, cookie) = store

@@ -91,7 +91,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let addr = std::env::var("BFF_EXAMPLE_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, "listening; try /greet/ada, /panic, /healthz/ready, /metrics, /docs");
+    tracing::info!(addr = %listener.local_addr()?, "listening; try /greet/ada, /panic, /healthz/ready, /metrics, /docs; Ctrl-C (SIGINT) or SIGTERM stops it gracefully");
     server::serve(
         listener,
         app,

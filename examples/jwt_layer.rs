@@ -18,7 +18,7 @@ use bff_auth::layer::{JwtLayer, Principal};
 use bff_auth::token::{TokenIssuer, TokenVerifier, ValidationPolicy};
 use http::Request;
 use http_body_util::BodyExt;
-use tower::{ServiceBuilder, ServiceExt};
+use tower::ServiceExt;
 
 async fn hello(principal: Principal) -> String {
     format!(
@@ -39,7 +39,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let app = Router::new()
         .route("/hello", get(hello))
-        .layer(ServiceBuilder::new().layer(JwtLayer::new(verifier)));
+        .layer(JwtLayer::new(verifier));
     let token = issuer.issue("ada", "session-1", "customer")?.access_token;
     let forged = format!("{}x", token);
 

@@ -18,7 +18,7 @@ use axum::extract::ConnectInfo;
 use axum::routing::get;
 use bff_cache::ratelimit::{ClientIp, MemoryBackend, Policy, Quota, RateLimitLayer};
 use http::Request;
-use tower::{ServiceBuilder, ServiceExt};
+use tower::ServiceExt;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -29,7 +29,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ));
     let app = Router::new()
         .route("/", get(|| async { "hello" }))
-        .layer(ServiceBuilder::new().layer(limit));
+        .layer(limit);
 
     let send = |client: &'static str| {
         let app = app.clone();
@@ -48,7 +48,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .to_owned()
             };
             println_line(&format!(
-                "{client:12} {}  RateLimit: {:28} Retry-After: {}",
+                "client {client:12}  status {}  RateLimit: {:28}  Retry-After: {}",
                 response.status(),
                 header("ratelimit"),
                 header("retry-after")
