@@ -120,7 +120,8 @@ pub struct CommonArgs {
     #[arg(long, env = "BFF_PROFILE", value_enum, default_value_t = Profile::Dev)]
     pub profile: Profile,
     /// Log format; `pretty` in the dev profile and `json` in prod by default.
-    /// The level is set with `RUST_LOG` (default `info`).
+    /// The level is set with `RUST_LOG` (default `info`, with Postgres's notices
+    /// only from `warn`).
     #[arg(long, env = "BFF_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
 }

@@ -105,5 +105,8 @@ fn init_logs(common: &CommonArgs) {
         LogFormat::Json => bff_core::telemetry::LogFormat::Json,
     };
     // The first and only initialisation in this process, so it cannot collide.
-    let _ = bff_core::telemetry::init(format, "info");
+    // Postgres's NOTICEs ("... already exists, skipping" from idempotent
+    // migrations and setup) reach sqlx at INFO; they are noise at start, so
+    // they show only when `RUST_LOG` asks for them.
+    let _ = bff_core::telemetry::init(format, "info,sqlx::postgres::notice=warn");
 }
