@@ -10,7 +10,6 @@ use bff_app::config::{
 use bff_app::db;
 use bff_app::startup::Application;
 use bff_auth::keys::SigningKey;
-use bff_auth::password::PasswordHasher;
 use bff_core::problem::ErrorChain;
 use bff_core::server::shutdown_signal;
 use clap::Parser;
@@ -74,7 +73,7 @@ async fn seed(args: &SeedArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let pool = db::connect(&args.database).await?;
     db::ensure_migrated(&pool).await?;
-    let hasher = PasswordHasher::new(args.password.params())?;
+    let hasher = args.password.hasher()?;
     bff_app::seed::seed(&pool, &hasher, args.seed.seed_password.as_ref()).await?;
     pool.close().await;
     Ok(())

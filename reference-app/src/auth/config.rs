@@ -22,9 +22,31 @@ pub struct PasswordArgs {
     /// argon2id lanes.
     #[arg(long, env = "BFF_PASSWORD_PARALLELISM", default_value_t = 1)]
     pub password_parallelism: u32,
+    /// Threads that hash passwords, each holding one argon2 memory buffer
+    /// (`BFF_PASSWORD_MEMORY_KIB`) for good. Default: the cores.
+    #[arg(long, env = "BFF_PASSWORD_THREADS")]
+    pub password_threads: Option<usize>,
+    /// Hashes that may wait for a thread; past that a login, sign-up or
+    /// password change answers 503 with `Retry-After` at once. Default: 16 per
+    /// thread.
+    #[arg(long, env = "BFF_PASSWORD_QUEUE")]
+    pub password_queue: Option<usize>,
 }
 
 impl PasswordArgs {
+    /// The hasher: the parameters, on its threads, with its queue.
+    pub fn hasher(
+        &self,
+    ) -> Result<bff_auth::password::PasswordHasher, bff_auth::password::PasswordError> {
+        let threads = self.password_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        });
+        let queue = self
+            .password_queue
+            .unwrap_or(threads.max(1) * bff_auth::password::DEFAULT_QUEUE_PER_THREAD);
+        bff_auth::password::PasswordHasher::with_pool(self.params(), threads, queue)
+    }
+
     /// The hashing parameters.
     pub fn params(&self) -> bff_auth::password::HashParams {
         bff_auth::password::HashParams {

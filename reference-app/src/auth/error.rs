@@ -54,6 +54,9 @@ pub enum AuthError {
     /// The code store failed.
     #[error(transparent)]
     Codes(#[from] CodeError),
+    /// Password hashing failed, or is at capacity.
+    #[error(transparent)]
+    Password(#[from] bff_auth::password::PasswordError),
     /// Hashing or signing failed (a bug or a broken key).
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -125,6 +128,12 @@ impl From<AuthError> for ApiError {
                 ApiError::Unavailable(Box::new(error))
             }
             AuthError::Codes(error) => ApiError::internal(error),
+            // A full hashing queue: a login flood is refused at once, as an
+            // outage would be, instead of waiting without bound.
+            AuthError::Password(error @ bff_auth::password::PasswordError::Busy) => {
+                ApiError::Unavailable(Box::new(error))
+            }
+            AuthError::Password(error) => ApiError::internal(error),
             AuthError::Internal(error) => ApiError::Internal(error),
             AuthError::Database(error) => error.into(),
         }

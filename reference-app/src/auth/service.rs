@@ -83,7 +83,7 @@ impl AuthService {
                 user.as_ref().and_then(|u| u.password_hash.clone()),
             )
             .await
-            .map_err(AuthError::internal)?;
+            .map_err(AuthError::from)?;
         let Some(user) = user.filter(|_| verification.matches) else {
             self.charge(identifier.as_str(), meta).await?;
             return Err(AuthError::InvalidCredentials);
@@ -286,7 +286,7 @@ impl AuthService {
             .hasher
             .verify(old_password, user.password_hash.clone())
             .await
-            .map_err(AuthError::internal)?;
+            .map_err(AuthError::from)?;
         if !verification.matches {
             let failure = self.charge(&identifier, &meta).await?;
             if failure.locked_for.is_some() || failure.consecutive >= PASSWORD_CHANGE_TRIES {
@@ -357,7 +357,7 @@ pub(crate) async fn hash(auth: &Auth, password: NewPassword) -> Result<String, A
     auth.hasher
         .hash(password.into_secret())
         .await
-        .map_err(AuthError::internal)
+        .map_err(AuthError::from)
 }
 
 /// The token response of a new or refreshed session of `user`.

@@ -159,7 +159,7 @@ impl Auth {
         let jwt = JwtLayer::new(verifier)
             .with_session_check(StoreSessionCheck(sessions.clone()))
             .with_cookie_sessions(CookieSessions::new(sessions.clone()));
-        let hasher = PasswordHasher::new(password.params())?;
+        let hasher = password.hasher()?;
         args.claims.validate().map_err(AuthSetupError::Claims)?;
         let minter = Minter::new(issuer.clone(), args.claims.backend_token_ttl)
             .map_err(|e| AuthSetupError::Claims(e.to_string()))?;

@@ -123,3 +123,46 @@ async fn backends_terminated_under_load_never_make_a_500() {
     // A broken connection is retried once on a fresh one, so most succeed.
     assert!(ok >= 30, "{ok} of 60 succeeded");
 }
+
+/// A login flood past the password hasher's queue: the overflow is refused
+/// at once (503 with `Retry-After`), never a 500 and never an unbounded wait,
+/// and the hasher serves again as soon as the flood is over.
+#[tokio::test]
+async fn a_full_password_hashing_queue_answers_503_at_once() {
+    let app = TestApp::spawn_with(|config| {
+        // One thread, nothing waiting, hashes slow enough to overlap.
+        config.password.password_memory_kib = 16 * 1024;
+        config.password.password_iterations = 6;
+        config.password.password_threads = Some(1);
+        config.password.password_queue = Some(0);
+    })
+    .await;
+    let logins = (0..8).map(|_| {
+        let client = app.client.clone();
+        let url = app.url("/api/v1/auth/login");
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .json(&json!({"identifier": "customer@example.com", "password": SEED_PASSWORD}))
+                .send()
+                .await
+                .expect("sent")
+        })
+    });
+    let (mut ok, mut refused) = (0, 0);
+    for login in logins.collect::<Vec<_>>() {
+        let response = login.await.expect("joined");
+        match response.status().as_u16() {
+            200 => ok += 1,
+            503 => {
+                assert!(retry_after(&response) >= 1);
+                assert_problem(response, 503, "unavailable").await;
+                refused += 1;
+            }
+            other => panic!("status {other}"),
+        }
+    }
+    assert!(ok >= 1 && refused >= 1, "{ok} logged in, {refused} refused");
+    let after = app.login("customer@example.com", SEED_PASSWORD).await;
+    assert!(after["access_token"].is_string());
+}
