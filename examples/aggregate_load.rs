@@ -6,10 +6,16 @@
 //! - `bff ADDR BACKENDS_ADDR`: bare hyper serving `/dashboard` (the three calls
 //!   through bff-aggregate), `/sequential` (the same three calls one after
 //!   another) and `/hello` (hello-world, the machine's ceiling).
+//! - `peer ADDR`: the work of the side-by-side benchmark with the peers of
+//!   `../shared/peers` (`scripts/load/peers.sh`): `GET /agg` asks the three
+//!   JSON backends on 127.0.0.1:18081-18083 at once through bff-aggregate
+//!   (the query string passed on, so `?d=20` delays them), parses each body as
+//!   JSON and answers one merged object `{"profile", "orders", "loyalty"}`.
 //!
 //! ```text
 //! cargo run --release --example aggregate_load -- backends 127.0.0.1:18201
 //! cargo run --release --example aggregate_load -- bff 127.0.0.1:18200 127.0.0.1:18201
+//! cargo run --release --example aggregate_load -- peer 127.0.0.1:18092
 //! ```
 
 use std::convert::Infallible;
@@ -37,7 +43,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["backends", addr] => backends(addr.parse()?).await,
         ["bff", addr, backends] => bff(addr.parse()?, backends.parse()?).await,
-        _ => Err("usage: aggregate_load backends ADDR | bff ADDR BACKENDS_ADDR".into()),
+        ["peer", addr] => peer(addr.parse()?).await,
+        _ => Err("usage: aggregate_load backends ADDR | bff ADDR BACKENDS_ADDR | peer ADDR".into()),
     }
 }
 
@@ -91,7 +98,17 @@ async fn fetch(
     forward: &Forward,
     call: &Call,
 ) -> Result<Bytes, SourceError> {
-    let request = Request::get(format!("http://{backends}/{name}"))
+    fetch_url(client, &format!("http://{backends}/{name}"), forward, call).await
+}
+
+/// One backend call: GET `url`, the body as bytes.
+async fn fetch_url(
+    client: &HttpClient,
+    url: &str,
+    forward: &Forward,
+    call: &Call,
+) -> Result<Bytes, SourceError> {
+    let request = Request::get(url)
         .body(Empty::new())
         .map_err(SourceError::permanent)?;
     let response = bff_aggregate::http::send(client, request, forward, call).await?;
@@ -159,4 +176,74 @@ fn unavailable() -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
     response
+}
+
+/// The peers' backends: name and address.
+const PEER_BACKENDS: [(&str, &str); 3] = [
+    ("profile", "127.0.0.1:18081"),
+    ("orders", "127.0.0.1:18082"),
+    ("loyalty", "127.0.0.1:18083"),
+];
+
+async fn peer(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let client: Arc<HttpClient> = Arc::new(
+        Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(1024)
+            .build(connector),
+    );
+    let deadline = Duration::from_secs(1);
+    serve(addr, move |req: Request<hyper::body::Incoming>| {
+        let client = Arc::clone(&client);
+        async move {
+            match req.uri().path() {
+                "/hello" => Response::new(Full::new(Bytes::from_static(b"ok"))),
+                "/agg" => {
+                    let forward = Forward::from_headers(req.headers());
+                    let query: Arc<str> = req
+                        .uri()
+                        .query()
+                        .map_or("".into(), |q| format!("?{q}").into());
+                    let source = |index: usize| {
+                        let (client, forward, query) =
+                            (Arc::clone(&client), forward.clone(), Arc::clone(&query));
+                        let (name, backend) = PEER_BACKENDS[index];
+                        Source::required(name, deadline, move |call: Call| {
+                            let (client, forward, query) =
+                                (Arc::clone(&client), forward.clone(), Arc::clone(&query));
+                            async move {
+                                let url = format!("http://{backend}/{query}");
+                                let body = fetch_url(&client, &url, &forward, &call).await?;
+                                serde_json::from_slice::<serde_json::Value>(&body)
+                                    .map_err(SourceError::permanent)
+                            }
+                        })
+                    };
+                    let run = Aggregate::new(deadline)
+                        .run((source(0), source(1), source(2)))
+                        .await;
+                    match run {
+                        Ok(assembled) => {
+                            let (profile, orders, loyalty) = assembled.parts;
+                            let merged = serde_json::json!({
+                                "profile": profile, "orders": orders, "loyalty": loyalty,
+                            });
+                            let mut response = Response::new(Full::new(Bytes::from(
+                                serde_json::to_vec(&merged).unwrap_or_default(),
+                            )));
+                            response.headers_mut().insert(
+                                hyper::header::CONTENT_TYPE,
+                                hyper::header::HeaderValue::from_static("application/json"),
+                            );
+                            response
+                        }
+                        Err(_) => unavailable(),
+                    }
+                }
+                _ => not_found(),
+            }
+        }
+    })
+    .await
 }
