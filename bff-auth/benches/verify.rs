@@ -14,6 +14,7 @@ use bff_auth::keys::{Algorithm, KeySet, SigningKey};
 use bff_auth::layer::JwtLayer;
 use bff_auth::token::{TokenIssuer, TokenVerifier, ValidationPolicy};
 use criterion::{Criterion, criterion_group, criterion_main};
+use josekit::jws::JwsVerifier as _;
 
 /// Distinct tokens per algorithm for the cold benchmark.
 const COLD_TOKENS: usize = 5_000;
@@ -52,6 +53,22 @@ fn verification(c: &mut Criterion) {
         group.bench_function("signature only", |b| {
             b.iter(|| assert!(public.verify(black_box(input.as_bytes()), black_box(&signature))))
         });
+        if algorithm == Algorithm::EdDsa {
+            // What the Ed25519 check cost before ed25519-dalek: OpenSSL through
+            // josekit, in the same run.
+            let openssl = josekit::jws::EdDSA
+                .verifier_from_jwk(public.jwk())
+                .expect("josekit verifier");
+            group.bench_function("signature only, OpenSSL", |b| {
+                b.iter(|| {
+                    assert!(
+                        openssl
+                            .verify(black_box(input.as_bytes()), black_box(&signature))
+                            .is_ok()
+                    )
+                })
+            });
+        }
         group.bench_function("TokenVerifier", |b| {
             b.iter(|| verifier.verify(black_box(&token)).expect("valid"))
         });
