@@ -10,7 +10,9 @@
 //!   `../shared/peers` (`scripts/load/peers.sh`): `GET /agg` asks the three
 //!   JSON backends on 127.0.0.1:18081-18083 at once through bff-aggregate
 //!   (the query string passed on, so `?d=20` delays them), parses each body as
-//!   JSON and answers one merged object `{"profile", "orders", "loyalty"}`.
+//!   JSON and answers one merged object `{"profile", "orders", "loyalty"}`,
+//!   calling them with `bff_aggregate::http::Backend`; `peer-legacy` does the
+//!   same through hyper-util's general client and `bff_aggregate::http::send`.
 //!
 //! ```text
 //! cargo run --release --example aggregate_load -- backends 127.0.0.1:18201
@@ -23,6 +25,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bff_aggregate::http::Backend;
 use bff_aggregate::{Aggregate, Call, Forward, Source, SourceError};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
@@ -43,8 +46,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["backends", addr] => backends(addr.parse()?).await,
         ["bff", addr, backends] => bff(addr.parse()?, backends.parse()?).await,
-        ["peer", addr] => peer(addr.parse()?).await,
-        _ => Err("usage: aggregate_load backends ADDR | bff ADDR BACKENDS_ADDR | peer ADDR".into()),
+        ["peer", addr] => peer(addr.parse()?, false).await,
+        ["peer-legacy", addr] => peer(addr.parse()?, true).await,
+        _ => Err(
+            "usage: aggregate_load backends ADDR | bff ADDR BACKENDS_ADDR | peer[-legacy] ADDR"
+                .into(),
+        ),
     }
 }
 
@@ -185,17 +192,60 @@ const PEER_BACKENDS: [(&str, &str); 3] = [
     ("loyalty", "127.0.0.1:18083"),
 ];
 
-async fn peer(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let client: Arc<HttpClient> = Arc::new(
-        Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(1024)
-            .build(connector),
-    );
+/// How the peer server calls the backends.
+#[derive(Clone)]
+enum PeerClient {
+    /// `bff_aggregate::http::Backend`, one per backend.
+    Pooled(Arc<[Backend; 3]>),
+    /// hyper-util's general client through `bff_aggregate::http::send`.
+    Legacy(Arc<HttpClient>),
+}
+
+impl PeerClient {
+    async fn fetch(
+        &self,
+        index: usize,
+        query: &str,
+        forward: &Forward,
+        call: &Call,
+    ) -> Result<Bytes, SourceError> {
+        let (_, addr) = PEER_BACKENDS[index];
+        match self {
+            Self::Pooled(backends) => {
+                let request = Request::get(format!("/{query}"))
+                    .body(Bytes::new())
+                    .map_err(SourceError::permanent)?;
+                let response = backends[index].send(request, forward, call).await?;
+                let body = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(SourceError::transient)?;
+                Ok(body.to_bytes())
+            }
+            Self::Legacy(client) => {
+                fetch_url(client, &format!("http://{addr}/{query}"), forward, call).await
+            }
+        }
+    }
+}
+
+async fn peer(addr: SocketAddr, legacy: bool) -> Result<(), Box<dyn std::error::Error>> {
+    let client = if legacy {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        PeerClient::Legacy(Arc::new(
+            Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(1024)
+                .build(connector),
+        ))
+    } else {
+        let backend = |index: usize| Backend::new(&format!("http://{}", PEER_BACKENDS[index].1));
+        PeerClient::Pooled(Arc::new([backend(0)?, backend(1)?, backend(2)?]))
+    };
     let deadline = Duration::from_secs(1);
     serve(addr, move |req: Request<hyper::body::Incoming>| {
-        let client = Arc::clone(&client);
+        let client = client.clone();
         async move {
             match req.uri().path() {
                 "/hello" => Response::new(Full::new(Bytes::from_static(b"ok"))),
@@ -207,14 +257,12 @@ async fn peer(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
                         .map_or("".into(), |q| format!("?{q}").into());
                     let source = |index: usize| {
                         let (client, forward, query) =
-                            (Arc::clone(&client), forward.clone(), Arc::clone(&query));
-                        let (name, backend) = PEER_BACKENDS[index];
-                        Source::required(name, deadline, move |call: Call| {
+                            (client.clone(), forward.clone(), Arc::clone(&query));
+                        Source::required(PEER_BACKENDS[index].0, deadline, move |call: Call| {
                             let (client, forward, query) =
-                                (Arc::clone(&client), forward.clone(), Arc::clone(&query));
+                                (client.clone(), forward.clone(), Arc::clone(&query));
                             async move {
-                                let url = format!("http://{backend}/{query}");
-                                let body = fetch_url(&client, &url, &forward, &call).await?;
+                                let body = client.fetch(index, &query, &forward, &call).await?;
                                 serde_json::from_slice::<serde_json::Value>(&body)
                                     .map_err(SourceError::permanent)
                             }

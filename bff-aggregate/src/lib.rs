@@ -98,8 +98,9 @@
 //!   and the [`Forward`]ed headers; tonic's `Status` maps to [`SourceError`].
 //! - `nats`: `nats::request`, a request-reply with the deadline as its
 //!   timeout.
-//! - `http`: `http::send`, a hyper client call with the deadline and the
-//!   forwarded headers.
+//! - `http`: `http::Backend`, a lean pool of HTTP/1.1 connections to one
+//!   backend on hyper's connection API, and `http::send` through hyper-util's
+//!   general client; both with the deadline and the forwarded headers.
 //! - `proxy`: `proxy::Proxy`, a remote-API proxy for browser apps
 //!   (`/bff/api/{name}/{path}` to a static table of upstreams, with path
 //!   checks, a header allow-list, a token minted per upstream, timeouts and

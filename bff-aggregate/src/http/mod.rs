@@ -1,6 +1,9 @@
-//! HTTP sources with hyper-util's client: the call's deadline as the
-//! request's timeout, the forwarded headers, and statuses mapped to
-//! [`SourceError`]s.
+//! HTTP sources: the call's deadline as the request's timeout, the
+//! forwarded headers, and statuses mapped to [`SourceError`]s, either with
+//! [`Backend`], a lean pool of HTTP/1.1 connections to one backend (the
+//! faster path for the few known backends a BFF calls), or with [`send`]
+//! through hyper-util's general client (any origin, and a connector of your
+//! choice such as TLS).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -50,6 +53,10 @@ use crate::error::SourceError;
 use crate::forward::Forward;
 use crate::source::Call;
 
+mod backend;
+
+pub use backend::{Backend, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_IDLE, InvalidOrigin, PooledBody};
+
 /// Sends `request` through `client`, waiting at most the call's remaining
 /// time for the response.
 ///
@@ -74,13 +81,18 @@ where
         .await
         .map_err(|_elapsed| SourceError::timeout("HTTP request timed out"))?
         .map_err(SourceError::transient)?;
-    let status = response.status();
+    check_status(response.status())?;
+    Ok(response)
+}
+
+/// 5xx and 429 are transient, other 4xx permanent, the rest fine.
+fn check_status(status: StatusCode) -> Result<(), SourceError> {
     if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
         Err(SourceError::transient(status_message(status)))
     } else if status.is_client_error() {
         Err(SourceError::permanent(status_message(status)))
     } else {
-        Ok(response)
+        Ok(())
     }
 }
 
