@@ -118,7 +118,7 @@ measure() {
 import re, sys
 name, text = sys.argv[1], sys.stdin.read()
 def ms(q):
-    m = re.search(q + r"%\s+([\d.]+)(us|ms|s)\b", text)
+    m = re.search(str(q) + r"%\s+([\d.]+)(us|ms|s)\b", text)
     return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
 bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
@@ -130,8 +130,14 @@ print(f"{name}\t{rps:.0f}\t{ms(50):.2f}\t{ms(99):.2f}")
 }
 
 # nginx + lua runs one configuration at a time on port 18080.
+stop_nginx_agg() {
+  [ -f "$work/nginx-agg.pid" ] || return 0
+  kill "$(cat "$work/nginx-agg.pid")" 2>/dev/null || true
+  # nginx removes its pid file as it exits.
+  for _ in $(seq 1 100); do [ -f "$work/nginx-agg.pid" ] || return 0; sleep 0.1; done
+}
 nginx_agg() {
-  [ -f "$work/nginx-agg.pid" ] && kill "$(cat "$work/nginx-agg.pid")" 2>/dev/null && sleep 0.5
+  stop_nginx_agg
   nginx -p "$work" -c "$work/agg.conf" -g "worker_processes $1;"
   wait_for http://127.0.0.1:18080/hello
 }
@@ -143,8 +149,7 @@ run() {
   measure "nginx + lua, 1 worker" "http://127.0.0.1:18080/agg$query"
   nginx_agg 2
   measure "nginx + lua, 2 workers" "http://127.0.0.1:18080/agg$query"
-  kill "$(cat "$work/nginx-agg.pid")"
-  rm -f "$work/nginx-agg.pid"
+  stop_nginx_agg
 }
 
 echo "measuring, backends answering at once" >&2
