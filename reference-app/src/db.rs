@@ -105,6 +105,35 @@ const INVALID_CATALOG_NAME: &str = "3D000";
 /// SQLSTATE of "database already exists".
 const DUPLICATE_DATABASE: &str = "42P04";
 
+/// A pooled connection idle at least this long is pinged before it is
+/// handed out.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
+/// The options of every pool of the app: `args`' size and acquire timeout,
+/// and a liveness check only where it can matter.
+///
+/// sqlx pings every connection it hands out by default, one more round trip
+/// per query (up to five more per dashboard). A connection returned to the
+/// pool a moment ago worked a moment ago; one that sat idle may have died with
+/// a Postgres restart or a proxy's idle timeout, so only those are pinged. A
+/// connection that breaks in between fails its query, which [`retry_once`]
+/// repeats on another one where that is safe, and which is otherwise an
+/// outage (503).
+pub fn pool_options(args: &DatabaseArgs) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(args.database_max_connections)
+        .acquire_timeout(args.database_acquire_timeout)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_IF_IDLE_FOR {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 /// Connects the pool, creating the database first if it is missing.
 pub async fn connect(args: &DatabaseArgs) -> Result<PgPool, DbError> {
     let url = args.database_url.expose_secret();
@@ -112,9 +141,7 @@ pub async fn connect(args: &DatabaseArgs) -> Result<PgPool, DbError> {
         .map_err(DbError::InvalidUrl)?
         .application_name("bff");
     create_if_missing(url).await?;
-    PgPoolOptions::new()
-        .max_connections(args.database_max_connections)
-        .acquire_timeout(args.database_acquire_timeout)
+    pool_options(args)
         .connect_with(options)
         .await
         .map_err(DbError::Connect)
@@ -204,8 +231,8 @@ fn is_retryable(error: &sqlx::Error) -> bool {
 ///
 /// Only for operations that are safe to repeat: a read, or a transaction's
 /// `BEGIN` (see [`begin`]); never a statement that may have taken effect. The
-/// pool tests a connection before handing it out, so the second try gets a
-/// live one (or fails as an outage).
+/// second try usually gets a live connection (the pool pings one that sat
+/// idle), or fails as an outage.
 pub async fn retry_once<T, F, Fut>(mut operation: F) -> Result<T, sqlx::Error>
 where
     F: FnMut() -> Fut,
@@ -269,5 +296,44 @@ mod tests {
         for error in [sqlx::Error::PoolTimedOut, sqlx::Error::PoolClosed] {
             assert!(is_unavailable(&error) && !is_retryable(&error), "{error}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_died_while_idle_is_replaced_before_a_query_gets_it() {
+        let args = DatabaseArgs {
+            database_url: "postgres://postgres@127.0.0.1:5432/postgres".into(),
+            database_max_connections: 1,
+            database_acquire_timeout: Duration::from_secs(5),
+            migrate_on_start: None,
+        };
+        let options = PgConnectOptions::from_str(args.database_url.expose_secret())
+            .expect("url")
+            .application_name("bff-pool-test");
+        let pool = pool_options(&args)
+            .connect_with(options)
+            .await
+            .expect("postgres is running");
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&pool)
+            .await
+            .expect("pid");
+        // Another session ends the pooled connection, as a Postgres restart or
+        // a proxy's idle timeout would, while it sits idle.
+        let mut admin = PgConnection::connect(args.database_url.expose_secret())
+            .await
+            .expect("admin");
+        let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+            .bind(pid)
+            .fetch_one(&mut admin)
+            .await
+            .expect("terminate");
+        assert!(ended);
+        tokio::time::sleep(PING_IF_IDLE_FOR + Duration::from_millis(200)).await;
+        // The ping finds it dead, and the query runs on a new connection.
+        let new_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&pool)
+            .await
+            .expect("a live connection");
+        assert_ne!(new_pid, pid);
     }
 }

@@ -7,14 +7,17 @@
 # service in-process over gRPC, the loyalty responder over NATS) for a
 # customer with a wallet and an order, and loads GET /api/v1/dashboard with
 # wrk after a 2 s warm-up. Meanwhile it reads the CPU time of every process
-# involved (the app, PostgreSQL's processes, redis-server, nats-server, wrk)
+# involved (the app, PostgreSQL's processes, redis-server, nats-server; wrk
+# has the rest of the two cores)
 # from /proc, and prints each one's share and its CPU microseconds per
-# dashboard. With perf (Debian's linux-perf) it also samples the app's stacks
-# and prints the share of the app's CPU under each part of the request
-# (inclusive: JWT, session check, rate limiter, each query, gRPC, NATS, JSON).
+# dashboard. With perf (Debian's linux-perf) it also samples the app for 6 s
+# and prints the app's CPU by component (self time: kernel networking,
+# allocator, sqlx, tonic, async-nats, redis, hyper, serde_json, tokio,
+# tracing, metrics, crypto, our crates) and its top functions.
 #
 # Needs wrk, curl and python3, and Postgres, Redis and NATS on loopback as for
-# `cargo run -p bff-app`. PERF=0 skips the stack sampling.
+# `cargo run -p bff-app`. PERF=0 skips the stack sampling; BFF_BIN picks the
+# binary (default: a release build, made if missing).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -31,7 +34,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release --locked -q -p bff-app
+bin=${BFF_BIN:-target/release/bff}
+if [ -z "${BFF_BIN:-}" ]; then cargo build --release --locked -q -p bff-app; fi
 password="profile password $run"
 BFF_DATABASE_URL="postgres://postgres@127.0.0.1:5432/bff_profile_$run" \
 BFF_REDIS_PREFIX="profile:$run:" BFF_NATS_PREFIX="PROFILE_${run}_" \
@@ -39,7 +43,7 @@ BFF_HTTP_ADDR=127.0.0.1:18220 BFF_KEY_DIR="$out/keys" \
 BFF_SEED_PASSWORD="$password" BFF_DASHBOARD_CACHE_TTL=0s \
 BFF_RATE_LIMIT_PER_IP=100000000/1m BFF_RATE_LIMIT_PER_USER=100000000/1m \
 BFF_NOTIFIER=false RUST_LOG=warn \
-  target/release/bff >"$out/bff.log" 2>&1 &
+  "$bin" >"$out/bff.log" 2>&1 &
 app=$!
 for _ in $(seq 1 300); do
   curl -fsS -o /dev/null http://127.0.0.1:18220/healthz/ready 2>/dev/null && break
@@ -66,7 +70,7 @@ ticks() {
   python3 - "$app" <<'PY'
 import os, sys
 app = sys.argv[1]
-groups = {"app (bff)": 0, "postgres": 0, "redis-server": 0, "nats-server": 0, "wrk": 0}
+groups = {"app (bff)": 0, "postgres": 0, "redis-server": 0, "nats-server": 0}
 for pid in filter(str.isdigit, os.listdir("/proc")):
     try:
         stat = open(f"/proc/{pid}/stat").read()
@@ -87,7 +91,7 @@ PY
 
 before=$(ticks)
 if [ "${PERF:-1}" != 0 ] && command -v perf >/dev/null; then
-  perf record -q -F 499 --call-graph dwarf,32768 -p "$app" -o "$out/perf.data" -- sleep 6 >/dev/null 2>&1 &
+  perf record -q -F 999 -p "$app" -o "$out/perf.data" -- sleep 6 >/dev/null 2>&1 &
   perf_pid=$!
 fi
 wrk -t2 -c"$connections" -d"$duration" --latency -H "$auth" "$url" >"$out/wrk.txt"
@@ -113,41 +117,49 @@ print(f"{'all':<14}{used_total / hz / seconds:>7.2f}{'100%':>8}{1e6 * used_total
 PY
 
 if [ -f "$out/perf.data" ]; then
-  perf report -i "$out/perf.data" --children --sort symbol --stdio -g none --percent-limit 0.3 2>/dev/null |
+  perf report -i "$out/perf.data" --no-children --sort dso,symbol --stdio -g none 2>/dev/null |
     grep -E '^ +[0-9]' >"$out/perf.txt" || true
   python3 - "$out/perf.txt" <<'PY'
 import re, sys
-rows = []
-for line in open(sys.argv[1]):
-    m = re.match(r"\s+([\d.]+)%\s+([\d.]+)%\s+\[\S\]\s+(.*)", line)
-    if m:
-        rows.append((float(m.group(1)), float(m.group(2)), m.group(3).strip()))
-# Parts of a dashboard request, each by the first (outermost) frames that are it;
-# inclusive shares overlap across nesting levels, so each part takes the
-# largest inclusive share among its patterns.
-parts = [
-    ("HTTP server (hyper, whole request)", [r"hyper::proto::h1::dispatch::Dispatcher.*::poll_loop"]),
-    ("JWT layer (verify or cache hit)", [r"bff_auth::layer::.*authenticate", r"JwtLayer"]),
-    ("session check (Redis)", [r"session.*is_live", r"SessionGuard", r"session.*check"]),
-    ("rate limiter (Redis)", [r"bff_cache::ratelimit"]),
-    ("aggregate run", [r"bff_aggregate::aggregate::.*run"]),
-    ("Postgres (sqlx, client side)", [r"sqlx_core::", r"sqlx_postgres::"]),
-    ("gRPC client + in-process server (tonic)", [r"tonic::"]),
-    ("NATS (async-nats)", [r"async_nats::"]),
-    ("JSON (serde_json)", [r"serde_json::"]),
-    ("token minting (Ed25519 signing)", [r"bff_auth::mint::", r"josekit::"]),
-    ("Ed25519 / OpenSSL", [r"curve25519|ed25519", r"^EVP_|^ossl_|^ED25519"]),
-    ("metrics", [r"metrics::|metrics_exporter|metrics_util"]),
-    ("tracing / logging", [r"tracing::|tracing_core::|tracing_subscriber::"]),
-    ("allocator", [r"^malloc$|^free$|^_int_malloc|^_int_free|^cfree|^realloc"]),
-    ("kernel: network syscalls", [r"^__x64_sys_(sendto|recvfrom|write|read|writev|epoll_wait)|^tcp_sendmsg|^tcp_recvmsg"]),
+# Self time (each sample counted once, so the groups add up to 100%), grouped
+# by what the function belongs to.
+groups = [
+    ("kernel: TCP, syscalls, scheduling", lambda dso, sym: dso.startswith("[kernel")),
+    ("allocator (malloc, free)", lambda dso, sym: re.search(r"malloc|free|realloc|unlink_chunk|consolidate", sym)),
+    ("memcpy, memmove, memcmp", lambda dso, sym: re.search(r"mem(cpy|move|cmp|set)", sym)),
+    ("Postgres client (sqlx)", lambda dso, sym: "sqlx" in sym),
+    ("gRPC (tonic, h2, prost)", lambda dso, sym: re.search(r"\b(tonic|h2|prost)::", sym)),
+    ("NATS (async-nats)", lambda dso, sym: "async_nats" in sym),
+    ("Redis (redis, combine)", lambda dso, sym: re.search(r"\b(redis|combine)::", sym)),
+    ("HTTP (hyper, httparse, http)", lambda dso, sym: re.search(r"\b(hyper|httparse|http|hyper_util)::", sym)),
+    ("JSON (serde_json)", lambda dso, sym: "serde_json" in sym),
+    ("tokio (scheduler, I/O, timers, channels)", lambda dso, sym: "tokio" in sym),
+    ("tracing", lambda dso, sym: re.search(r"\btracing(_core|_subscriber)?::", sym)),
+    ("metrics", lambda dso, sym: re.search(r"\bmetrics(_util|_exporter_prometheus)?::", sym)),
+    ("crypto (SHA-256, Ed25519, OpenSSL)", lambda dso, sym: re.search(r"sha2|curve25519|ed25519|libcrypto", sym + dso)),
+    ("the app and the bff crates", lambda dso, sym: re.search(r"\bbff_(app|core|auth|rbac|cache|aggregate)::|<bff_", sym)),
 ]
-print("\nThe app's CPU by part of the request (perf, inclusive; parts nest, so they do not add up):")
-for label, patterns in parts:
-    share = max((c for c, _, sym in rows if any(re.search(p, sym) for p in patterns)), default=0.0)
-    print(f"  {label:<42}{share:>6.1f}%")
-print("\nTop functions by own time:")
-for c, s, sym in sorted(rows, key=lambda r: -r[1])[:15]:
-    print(f"  {s:>5.1f}%  {sym[:100]}")
+totals = {label: 0.0 for label, _ in groups}
+other = 0.0
+top = []
+for line in open(sys.argv[1]):
+    m = re.match(r"\s+([\d.]+)%\s+(\S+)\s+\[\S\]\s+(.*)", line)
+    if not m:
+        continue
+    share, dso, sym = float(m.group(1)), m.group(2), m.group(3).strip()
+    top.append((share, sym))
+    for label, test in groups:
+        if test(dso, sym):
+            totals[label] += share
+            break
+    else:
+        other += share
+print("\nThe app's CPU by component (perf, self time):")
+for label, _ in groups:
+    print(f"  {label:<44}{totals[label]:>6.1f}%")
+print(f"  {'other (std, futures, compression, ...)':<44}{other:>6.1f}%")
+print("\nTop functions by self time:")
+for share, sym in sorted(top, reverse=True)[:12]:
+    print(f"  {share:>5.1f}%  {sym[:100]}")
 PY
 fi

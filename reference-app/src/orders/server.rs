@@ -9,7 +9,7 @@ use bff_core::request_id::SetRequestIdLayer;
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::Server;
@@ -77,9 +77,7 @@ pub async fn connect(args: &DatabaseArgs, migrate: bool) -> Result<PgPool, DbErr
         .application_name("bff-orders")
         .options([("search_path", SCHEMA)]);
     db::create_if_missing(url).await?;
-    let pool = PgPoolOptions::new()
-        .max_connections(args.database_max_connections)
-        .acquire_timeout(args.database_acquire_timeout)
+    let pool = db::pool_options(args)
         .connect_with(options)
         .await
         .map_err(DbError::Connect)?;
