@@ -262,10 +262,11 @@ impl Pool {
     }
 }
 
-/// A hashing thread: one memory buffer, allocated once and reused for every
-/// hash (grown for a stored hash made with more memory, then shrunk back).
+/// A hashing thread: one memory buffer, allocated at its first hash and
+/// reused for every one after (grown for a stored hash made with more memory,
+/// then shrunk back), so a thread that never hashed holds none.
 fn work(receiver: &Mutex<Receiver<Job>>, blocks: usize) {
-    let mut memory = vec![Block::default(); blocks];
+    let mut memory = Vec::new();
     loop {
         let job = match receiver.lock() {
             Ok(receiver) => receiver.recv(),
