@@ -104,17 +104,21 @@ impl std::fmt::Debug for PasswordHasher {
     }
 }
 
-/// The default queue: this many waiting hashes per thread (at about 30 ms a
-/// hash with the default parameters on one core, about half a second of
-/// work).
+/// The default queue: this many waiting hashes per thread (at 14 to 30 ms a
+/// hash with the default parameters on one core, a quarter to half a second
+/// of work).
 pub const DEFAULT_QUEUE_PER_THREAD: usize = 16;
 
 impl PasswordHasher {
     /// A hasher with `params`, hashing on as many threads as there are cores,
     /// with a queue of [`DEFAULT_QUEUE_PER_THREAD`] per thread.
     pub fn new(params: HashParams) -> Result<Self, PasswordError> {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self::with_concurrency(params, cores)
+        Self::with_concurrency(params, Self::default_threads())
+    }
+
+    /// The threads [`new`](Self::new) hashes on: one per core.
+    pub fn default_threads() -> usize {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
     }
 
     /// A hasher hashing on `concurrency` threads, with a queue of

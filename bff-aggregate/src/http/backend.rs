@@ -284,16 +284,10 @@ impl Shared {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// `host:port` to connect to (an IPv6 host keeps its brackets).
     fn authority_with_port(&self) -> String {
-        let host = self.authority.host();
         let port = self.authority.port_u16().unwrap_or(80);
-        if host.starts_with('[') {
-            format!("{host}:{port}")
-        } else if host.contains(':') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        }
+        format!("{}:{port}", self.authority.host())
     }
 
     fn give_back(&self, sender: SendRequest<Full<Bytes>>) {
@@ -358,5 +352,22 @@ impl Body for PooledBody {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connects_to_the_origins_host_and_port() {
+        for (origin, address) in [
+            ("http://127.0.0.1:8081", "127.0.0.1:8081"),
+            ("http://localhost", "localhost:80"),
+            ("http://[::1]:8080/", "[::1]:8080"),
+        ] {
+            let backend = Backend::new(origin).expect("origin");
+            assert_eq!(backend.shared.authority_with_port(), address, "{origin}");
+        }
     }
 }

@@ -38,13 +38,14 @@ impl PasswordArgs {
     pub fn hasher(
         &self,
     ) -> Result<bff_auth::password::PasswordHasher, bff_auth::password::PasswordError> {
-        let threads = self.password_threads.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
-        });
-        let queue = self
-            .password_queue
-            .unwrap_or(threads.max(1) * bff_auth::password::DEFAULT_QUEUE_PER_THREAD);
-        bff_auth::password::PasswordHasher::with_pool(self.params(), threads, queue)
+        use bff_auth::password::PasswordHasher;
+        let threads = self
+            .password_threads
+            .unwrap_or_else(PasswordHasher::default_threads);
+        match self.password_queue {
+            Some(queue) => PasswordHasher::with_pool(self.params(), threads, queue),
+            None => PasswordHasher::with_concurrency(self.params(), threads),
+        }
     }
 
     /// The hashing parameters.
