@@ -22,14 +22,8 @@ out=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 
-wait_for() {
-  for _ in $(seq 1 300); do
-    curl -fsS -o /dev/null "$@" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "timed out waiting for $*" >&2
-  return 1
-}
+# wait_for URL
+source scripts/load/lib.sh
 
 # measure NAME CONNECTIONS URL [wrk options]
 measure() {

@@ -23,35 +23,12 @@ cd "$(dirname "$0")/../.."
 
 duration=${1:-10s}
 connections=${2:-32}
-out=$(mktemp -d)
-run=$(date +%s)
-app=
-cleanup() {
-  [ -n "$app" ] && kill "$app" 2>/dev/null || true
-  wait 2>/dev/null || true
-  psql -qAt -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS bff_profile_$run WITH (FORCE)" >/dev/null 2>&1 || true
-  rm -rf "$out"
-}
-trap cleanup EXIT
-
-bin=${BFF_BIN:-target/release/bff}
-if [ -z "${BFF_BIN:-}" ]; then cargo build --release --locked -q -p bff-app; fi
-password="profile password $run"
-BFF_DATABASE_URL="postgres://postgres@127.0.0.1:5432/bff_profile_$run" \
-BFF_REDIS_PREFIX="profile:$run:" BFF_NATS_PREFIX="PROFILE_${run}_" \
-BFF_HTTP_ADDR=127.0.0.1:18220 BFF_KEY_DIR="$out/keys" \
-BFF_SEED_PASSWORD="$password" BFF_DASHBOARD_CACHE_TTL=0s \
-BFF_RATE_LIMIT_PER_IP=100000000/1m BFF_RATE_LIMIT_PER_USER=100000000/1m \
-BFF_NOTIFIER=false RUST_LOG=warn \
-  "$bin" >"$out/bff.log" 2>&1 &
-app=$!
-for _ in $(seq 1 300); do
-  curl -fsS -o /dev/null http://127.0.0.1:18220/healthz/ready 2>/dev/null && break
-  sleep 0.1
-done
-token=$(curl -fsS http://127.0.0.1:18220/api/v1/auth/login -H 'content-type: application/json' \
-  -d "{\"identifier\":\"customer@example.com\",\"password\":\"$password\"}" |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+source scripts/load/lib.sh
+export BFF_DASHBOARD_CACHE_TTL=0s BFF_NOTIFIER=false
+export BFF_RATE_LIMIT_PER_IP=100000000/1m BFF_RATE_LIMIT_PER_USER=100000000/1m
+app_start dashboard_profile 18220
+out=$work
+token=$(app_login)
 auth="Authorization: Bearer $token"
 curl -fsS http://127.0.0.1:18220/api/v1/wallets -H "$auth" -H 'content-type: application/json' -d '{"currency":"EUR"}' >/dev/null
 curl -fsS http://127.0.0.1:18220/api/v1/orders -H "$auth" -H 'content-type: application/json' \

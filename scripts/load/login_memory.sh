@@ -7,49 +7,28 @@
 #   scripts/load/login_memory.sh [LOGINS] [CONNECTIONS]      (defaults: 10000 8)
 #
 # BFF_BIN picks the binary (default: a release build, made if missing). Uses a
-# database (bff_login_memory) and Redis and NATS prefixes of its own. Needs
-# curl and python3.
+# database and Redis and NATS prefixes of its own (scripts/load/lib.sh).
+# Needs curl and python3.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 logins=${1:-10000}
 connections=${2:-8}
-port=18089
-work=$(mktemp -d)
-export BFF_HTTP_ADDR="127.0.0.1:$port"
-export BFF_DATABASE_URL="postgres://postgres@127.0.0.1:5432/bff_login_memory"
-export BFF_REDIS_PREFIX="login-memory:"
-export BFF_NATS_PREFIX="LOGIN_MEMORY_"
+source scripts/load/lib.sh
 export BFF_SEED_PASSWORD="login memory password"
-export BFF_KEY_DIR="$work/keys"
 export BFF_RATE_LIMIT_PER_IP="100000000/1m"
-export RUST_LOG=warn
-
-bin=${BFF_BIN:-target/release/bff}
-if [ -z "${BFF_BIN:-}" ]; then cargo build --release --locked -q -p bff-app; fi
-"$bin" >"$work/app.log" 2>&1 &
-app=$!
-cleanup() {
-  kill "$app" 2>/dev/null || true
-  wait "$app" 2>/dev/null || true
-  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS bff_login_memory WITH (FORCE)" >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-for _ in $(seq 1 120); do
-  curl -fsS "http://127.0.0.1:$port/healthz/ready" >/dev/null 2>&1 && break
-  sleep 0.5
-done
+app_start login_memory 18089
+port=18089
 
 python3 - "$port" "$app" "$logins" "$connections" <<'PY'
-import http.client, json, sys, threading, time
+import http.client, json, os, sys, threading, time
 port, pid, total, connections = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 
 def memory():
     fields = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status"))
     return tuple(int(fields[k].split()[0]) // 1024 for k in ("VmRSS", "VmHWM"))
 
-body = json.dumps({"identifier": "customer@example.com", "password": "login memory password"})
+body = json.dumps({"identifier": "customer@example.com", "password": os.environ["BFF_SEED_PASSWORD"]})
 lock = threading.Lock()
 state = {"done": 0, "statuses": {}, "next_report": 2000}
 started = time.time()

@@ -50,14 +50,8 @@ ensure() {
       as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1; }
 }
 
-wait_for() {
-  for _ in $(seq 1 300); do
-    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "timed out waiting for $1" >&2
-  return 1
-}
+# wait_for URL
+source scripts/load/lib.sh
 
 command -v wrk >/dev/null || ensure wrk || { echo "wrk is needed (apt: wrk)" >&2; exit 1; }
 if ! ensure nginx-light libnginx-mod-http-lua lua-cjson; then

@@ -14,33 +14,12 @@ cd "$(dirname "$0")/../.."
 rate=${1:-5000}
 duration=${2:-60s}
 command -v oha >/dev/null || { echo "oha is needed: cargo install oha" >&2; exit 1; }
-run=$(date +%s)
-work=$(mktemp -d)
+source scripts/load/lib.sh
+export BFF_NOTIFIER=false
+export BFF_RATE_LIMIT_PER_IP=100000000/1m BFF_RATE_LIMIT_PER_USER=100000000/1m
+app_start steady_rss 18230
 port=18230
-bin=${BFF_BIN:-target/release/bff}
-if [ -z "${BFF_BIN:-}" ]; then cargo build --release --locked -q -p bff-app; fi
-password="steady password $run"
-BFF_DATABASE_URL="postgres://postgres@127.0.0.1:5432/bff_steady_$run" \
-BFF_REDIS_PREFIX="steady:$run:" BFF_NATS_PREFIX="STEADY_${run}_" \
-BFF_HTTP_ADDR="127.0.0.1:$port" BFF_KEY_DIR="$work/keys" \
-BFF_SEED_PASSWORD="$password" BFF_NOTIFIER=false RUST_LOG=warn \
-BFF_RATE_LIMIT_PER_IP=100000000/1m BFF_RATE_LIMIT_PER_USER=100000000/1m \
-  "$bin" >"$work/app.log" 2>&1 &
-app=$!
-cleanup() {
-  kill "$app" 2>/dev/null || true
-  wait "$app" 2>/dev/null || true
-  psql -qAt -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS bff_steady_$run WITH (FORCE)" >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-for _ in $(seq 1 300); do
-  curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz/ready" 2>/dev/null && break
-  sleep 0.1
-done
-token=$(curl -fsS "http://127.0.0.1:$port/api/v1/auth/login" -H 'content-type: application/json' \
-  -d "{\"identifier\":\"customer@example.com\",\"password\":\"$password\"}" |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+token=$(app_login)
 
 memory() { awk '/^VmRSS|^VmHWM/ {printf "%s %d MB  ", $1, $2 / 1024}' "/proc/$app/status"; echo; }
 echo "before: $(memory)"
