@@ -181,6 +181,37 @@ async fn connections_are_reused_once_a_body_is_read() {
 }
 
 #[tokio::test]
+async fn bodies_larger_than_the_sockets_buffers_go_both_ways() {
+    // The connection has no task of its own: the caller's polls of the
+    // response, then of the body, move the bytes. 4 MiB each way is far more
+    // than loopback's socket buffers, so this stalls if any poll is missed.
+    let (addr, accepted) = serve().await;
+    let backend = backend(addr);
+    let payload = Bytes::from(vec![b'p'; 4 << 20]);
+    for _ in 0..2 {
+        let request = Request::post("/echo")
+            .body(payload.clone())
+            .expect("request");
+        let response = backend
+            .send(request, &forward(), &call())
+            .await
+            .expect("200");
+        // The body read in another task than the one that sent the request.
+        let read = tokio::time::timeout(Duration::from_secs(10), text(response));
+        let echoed = tokio::spawn(read)
+            .await
+            .expect("task")
+            .expect("the body within 10 s");
+        assert!(echoed.ends_with(&"p".repeat(1024)));
+        assert_eq!(
+            echoed.len(),
+            format!("/echo|{addr}|req-backend-1|Bearer b4ck|").len() + payload.len()
+        );
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection, reused");
+}
+
+#[tokio::test]
 async fn statuses_map_to_kinds() {
     let (addr, _) = serve().await;
     let backend = backend(addr);

@@ -17,7 +17,9 @@
 #
 # Installs what the peers need from Debian's packages and the npm registry
 # when it can (root, or sudo); a peer whose packages are missing is skipped
-# with a message. PEERS_DIR overrides where the peers are.
+# with a message. PEERS_DIR overrides where the peers are. BASELINE_BIN=path
+# adds the `peer` mode of another build of the example (say, of the commit
+# before a change) as "bff-aggregate, baseline", measured in the same run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -80,6 +82,12 @@ wait_for http://127.0.0.1:18092/hello
 wait_for http://127.0.0.1:18093/hello
 names+=("bff-aggregate"); url[bff-aggregate]=http://127.0.0.1:18092/agg
 names+=("bff-aggregate, legacy"); url["bff-aggregate, legacy"]=http://127.0.0.1:18093/agg
+if [ -n "${BASELINE_BIN:-}" ]; then
+  "$BASELINE_BIN" peer 127.0.0.1:18094 &
+  pids+=($!)
+  wait_for http://127.0.0.1:18094/hello
+  names+=("bff-aggregate, baseline"); url["bff-aggregate, baseline"]=http://127.0.0.1:18094/agg
+fi
 
 if ensure golang-go; then
   (cd "$peers/go-agg" && GOCACHE="$work/gocache" GOFLAGS=-mod=mod go build -o "$work/go-agg" main.go)

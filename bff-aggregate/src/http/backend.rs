@@ -3,7 +3,8 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::pin::Pin;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -15,8 +16,10 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use hyper::client::conn::TrySendError;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 
 use super::check_status;
 use crate::error::SourceError;
@@ -41,7 +44,10 @@ pub struct InvalidOrigin(String);
 /// connector service, no boxed futures. A call takes the most recently used
 /// idle connection (or opens one, with `TCP_NODELAY`), sends the request, and
 /// the connection goes back to the pool when the response's body has been
-/// read to its end. A connection the backend closed while it sat idle is
+/// read to its end. A connection has no task of its own: the task awaiting
+/// the response and polling its body reads and writes it, so a call wakes no
+/// other task (an idle connection is checked when it is next taken, and one
+/// the backend closed meanwhile is dropped then). A connection the backend closed while it sat idle is
 /// noticed before the request is written and replaced, so the request is not
 /// lost; a request that may have reached the backend is never sent twice
 /// (use [`Source::retry`](crate::Source::retry) for idempotent calls).
@@ -90,7 +96,7 @@ struct Shared {
 }
 
 struct Idle {
-    sender: SendRequest<Full<Bytes>>,
+    conn: Conn,
     since: Instant,
 }
 
@@ -208,11 +214,12 @@ impl Backend {
         mut request: Request<Full<Bytes>>,
     ) -> Result<Response<PooledBody>, SourceError> {
         loop {
-            let (mut sender, reused) = match self.checkout() {
-                Some(sender) => (sender, true),
-                None => (self.connect().await?, false),
+            let (mut conn, reused) = match self.checkout() {
+                Some(conn) => (conn, true),
+                // Boxed: a rare path, kept out of every call's future.
+                None => (Box::pin(self.connect()).await?, false),
             };
-            if sender.ready().await.is_err() {
+            if conn.ready().await.is_err() {
                 if reused {
                     // Closed while idle: nothing was written; another one.
                     continue;
@@ -221,11 +228,12 @@ impl Backend {
                     "the backend closed a new connection",
                 ));
             }
-            match sender.try_send_request(request).await {
+            match conn.send(request).await {
                 Ok(response) => {
                     let mut response = response.map(|body| PooledBody {
                         body,
-                        give_back: Some((sender, Arc::clone(&self.shared))),
+                        conn: Some(conn),
+                        shared: Arc::clone(&self.shared),
                     });
                     // An empty body (204, `content-length: 0`) may never be
                     // polled: the connection is free already.
@@ -245,7 +253,7 @@ impl Backend {
     }
 
     /// The most recently used idle connection that is still open and young.
-    fn checkout(&self) -> Option<SendRequest<Full<Bytes>>> {
+    fn checkout(&self) -> Option<Conn> {
         let mut idle = self.shared.lock();
         while let Some(entry) = idle.pop_back() {
             if entry.since.elapsed() > self.shared.idle_timeout {
@@ -253,27 +261,80 @@ impl Backend {
                 idle.clear();
                 return None;
             }
-            if !entry.sender.is_closed() {
-                return Some(entry.sender);
+            if entry.conn.is_open() {
+                return Some(entry.conn);
             }
         }
         None
     }
 
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, SourceError> {
-        let stream = tokio::net::TcpStream::connect(self.shared.authority_with_port())
+    async fn connect(&self) -> Result<Conn, SourceError> {
+        let stream = TcpStream::connect(self.shared.authority_with_port())
             .await
             .map_err(SourceError::transient)?;
         stream.set_nodelay(true).map_err(SourceError::transient)?;
-        let (sender, connection) = http1::handshake(TokioIo::new(stream))
+        let (sender, io) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(SourceError::transient)?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
+        Ok(Conn {
+            sender,
+            io: Some(Box::new(io)),
+        })
+    }
+}
+
+/// One keep-alive connection: the request side and the I/O side, which is
+/// driven by the task using the connection (no task of its own, so no
+/// wake-up of another task per request and per body chunk).
+struct Conn {
+    sender: SendRequest<Full<Bytes>>,
+    /// `None` once the connection ended (closed by either side, or failed);
+    /// dropping it hands a request that was not written back to its sender.
+    /// Boxed: the connection's state is large and moves between the pool,
+    /// the request and its body.
+    io: Option<Box<http1::Connection<TokioIo<TcpStream>, Full<Bytes>>>>,
+}
+
+impl Conn {
+    fn is_open(&self) -> bool {
+        self.io.is_some() && !self.sender.is_closed()
+    }
+
+    /// Reads and writes what the connection can now.
+    fn drive(&mut self, cx: &mut Context<'_>) {
+        if let Some(io) = &mut self.io
+            && let Poll::Ready(ended) = Pin::new(&mut **io).poll(cx)
+        {
+            if let Err(error) = ended {
                 tracing::debug!(%error, "backend connection ended");
             }
-        });
-        Ok(sender)
+            self.io = None;
+        }
+    }
+
+    /// Waits until the connection takes a request, or errs if it ended.
+    async fn ready(&mut self) -> Result<(), hyper::Error> {
+        poll_fn(|cx| {
+            self.drive(cx);
+            self.sender.poll_ready(cx)
+        })
+        .await
+    }
+
+    /// Sends `request` and waits for the response's head.
+    async fn send(
+        &mut self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<Response<Incoming>, TrySendError<Request<Full<Bytes>>>> {
+        let mut response = pin!(self.sender.try_send_request(request));
+        poll_fn(|cx| {
+            // Write first, then look for the answer: when the connection
+            // ends here, the response future resolves with the request if
+            // it was not written.
+            self.drive(cx);
+            response.as_mut().poll(cx)
+        })
+        .await
     }
 }
 
@@ -290,8 +351,8 @@ impl Shared {
         format!("{}:{port}", self.authority.host())
     }
 
-    fn give_back(&self, sender: SendRequest<Full<Bytes>>) {
-        if sender.is_closed() {
+    fn give_back(&self, conn: Conn) {
+        if !conn.is_open() {
             return;
         }
         let mut idle = self.lock();
@@ -300,7 +361,7 @@ impl Shared {
             idle.pop_front();
         }
         idle.push_back(Idle {
-            sender,
+            conn,
             since: Instant::now(),
         });
     }
@@ -310,7 +371,10 @@ impl Shared {
 /// the pool once read to its end (a body dropped unread closes it instead).
 pub struct PooledBody {
     body: Incoming,
-    give_back: Option<(SendRequest<Full<Bytes>>, Arc<Shared>)>,
+    /// The connection, driven while the body is read; `None` once given
+    /// back or given up.
+    conn: Option<Conn>,
+    shared: Arc<Shared>,
 }
 
 impl fmt::Debug for PooledBody {
@@ -321,8 +385,8 @@ impl fmt::Debug for PooledBody {
 
 impl PooledBody {
     fn finished(&mut self) {
-        if let Some((sender, shared)) = self.give_back.take() {
-            shared.give_back(sender);
+        if let Some(conn) = self.conn.take() {
+            self.shared.give_back(conn);
         }
     }
 }
@@ -336,11 +400,14 @@ impl Body for PooledBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = &mut *self;
+        if let Some(conn) = &mut this.conn {
+            conn.drive(cx);
+        }
         let polled = Pin::new(&mut this.body).poll_frame(cx);
         match &polled {
             Poll::Ready(None) => this.finished(),
             Poll::Ready(Some(Ok(_))) if this.body.is_end_stream() => this.finished(),
-            Poll::Ready(Some(Err(_))) => this.give_back = None,
+            Poll::Ready(Some(Err(_))) => this.conn = None,
             _ => {}
         }
         polled
