@@ -245,15 +245,20 @@ pub(crate) fn parse_secret(value: &str) -> Result<SecretString, std::convert::In
 ///
 /// Credentials can hide in more places than the password (a token as the user
 /// name, `?password=` in the query), so user info and query are left out whole.
+/// A comma-separated list of URLs is reduced URL by URL.
 pub fn redacted(url: &SecretString) -> String {
-    match url::Url::parse(url.expose_secret()) {
-        Ok(parsed) => {
-            let host = parsed.host_str().unwrap_or_default();
-            let port = parsed.port().map(|p| format!(":{p}")).unwrap_or_default();
-            format!("{}://{host}{port}{}", parsed.scheme(), parsed.path())
-        }
-        Err(_) => "<unparseable URL>".to_owned(),
-    }
+    url.expose_secret()
+        .split(',')
+        .map(|one| match url::Url::parse(one.trim()) {
+            Ok(parsed) => {
+                let host = parsed.host_str().unwrap_or_default();
+                let port = parsed.port().map(|p| format!(":{p}")).unwrap_or_default();
+                format!("{}://{host}{port}{}", parsed.scheme(), parsed.path())
+            }
+            Err(_) => "<unparseable URL>".to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]
@@ -289,6 +294,10 @@ mod tests {
                 "postgres://db/bff",
             ),
             ("nats://hunter2@nats:4222", "nats://nats:4222"),
+            (
+                "nats://u:hunter2@n1:4222, nats://u:hunter2@n2:4222",
+                "nats://n1:4222,nats://n2:4222",
+            ),
             (
                 "redis://:hunter2@127.0.0.1:6379/0",
                 "redis://127.0.0.1:6379/0",

@@ -8,12 +8,16 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::parse_secret;
 
+
 /// NATS settings.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "NATS")]
 pub struct NatsArgs {
-    /// Server URL.
-    #[arg(long, env = "BFF_NATS_URL", default_value = "nats://127.0.0.1:4222", value_parser = parse_secret, hide_env_values = true)]
+    /// Server URL, or a comma-separated list of a cluster's servers
+    /// (`nats://n1:4222,nats://n2:4222,nats://n3:4222`). The client connects to
+    /// one of them, learns the rest of the cluster from it, and moves to
+    /// another when its server goes away.
+    #[arg(long, env = "BFF_NATS_URL", default_value = "nats://127.0.0.1:4222", value_parser = parse_servers, hide_env_values = true)]
     pub nats_url: SecretString,
     /// Prefix of the JetStream stream names and subjects this deployment owns;
     /// empty in production so the names are the contract's, set by tests to
@@ -66,13 +70,18 @@ impl NatsArgs {
             .await?
             .name(name)
             .connection_timeout(crate::config::CONNECT_TIMEOUT)
-            .connect(self.nats_url.expose_secret())
+            .connect(self.servers())
             .await
+    }
+
+    /// The configured servers' URLs.
+    pub fn servers(&self) -> Vec<&str> {
+        split_servers(self.nats_url.expose_secret()).collect()
     }
 
     /// Whether the connection must be TLS: a `tls://` URL or a CA to check.
     pub fn requires_tls(&self) -> bool {
-        self.nats_url.expose_secret().starts_with("tls://") || self.nats_ca_file.is_some()
+        self.servers().iter().any(|url| url.starts_with("tls://")) || self.nats_ca_file.is_some()
     }
 
     /// Whether any credentials are configured.
@@ -105,6 +114,24 @@ impl NatsArgs {
         }
         Ok(options.require_tls(self.requires_tls()))
     }
+}
+
+/// The URLs of a comma-separated list, blanks around them ignored.
+fn split_servers(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',').map(str::trim)
+}
+
+/// `BFF_NATS_URL`: one server URL or several, each one a NATS client can use.
+fn parse_servers(value: &str) -> Result<SecretString, String> {
+    for url in split_servers(value) {
+        // The error names the position, not the URL: it may hold a password.
+        if url.is_empty() {
+            return Err("an empty server in the list".to_owned());
+        }
+        url.parse::<async_nats::ServerAddr>()
+            .map_err(|e| format!("a server URL that does not parse: {e}"))?;
+    }
+    Ok(SecretString::from(value))
 }
 
 /// The transactional outbox and its relay to NATS JetStream.
@@ -272,5 +299,29 @@ mod tests {
                 .expect("ca")
                 .requires_tls()
         );
+    }
+
+    #[test]
+    fn a_list_of_servers() {
+        let cluster = nats(&[
+            "--nats-url",
+            "nats://127.0.0.1:4222, nats://127.0.0.1:4223,nats://a:s3cret@n3:4222",
+        ])
+        .expect("a list");
+        assert_eq!(
+            cluster.servers(),
+            [
+                "nats://127.0.0.1:4222",
+                "nats://127.0.0.1:4223",
+                "nats://a:s3cret@n3:4222"
+            ]
+        );
+        assert!(!cluster.requires_tls());
+        let one_tls = nats(&["--nats-url", "nats://n1:4222,tls://n2:4222"]).expect("tls");
+        assert!(one_tls.requires_tls(), "one tls:// server makes all TLS");
+        for bad in ["nats://n1:4222,", "nats://n1:4222,,nats://n2:4222", "nats://n1:notaport"] {
+            let error = nats(&["--nats-url", bad]).expect_err(bad).to_string();
+            assert!(!error.contains("s3cret"));
+        }
     }
 }
