@@ -8,7 +8,6 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::parse_secret;
 
-
 /// NATS settings.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "NATS")]
@@ -319,7 +318,11 @@ mod tests {
         assert!(!cluster.requires_tls());
         let one_tls = nats(&["--nats-url", "nats://n1:4222,tls://n2:4222"]).expect("tls");
         assert!(one_tls.requires_tls(), "one tls:// server makes all TLS");
-        for bad in ["nats://n1:4222,", "nats://n1:4222,,nats://n2:4222", "nats://n1:notaport"] {
+        for bad in [
+            "nats://n1:4222,",
+            "nats://n1:4222,,nats://n2:4222",
+            "nats://n1:notaport",
+        ] {
             let error = nats(&["--nats-url", bad]).expect_err(bad).to_string();
             assert!(!error.contains("s3cret"));
         }

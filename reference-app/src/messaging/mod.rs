@@ -6,9 +6,12 @@
 //! JetStream with `Nats-Msg-Id` set to the row id and marks them published only
 //! after JetStream's ack, so nothing is lost while NATS is down and nothing is
 //! stored twice when a publish is repeated. The [`notifier::Notifier`] consumes
-//! `NOTIFICATIONS` and sends through a [`senders::Sender`].
+//! `NOTIFICATIONS` and sends through a [`senders::Sender`], recording what was
+//! sent ([`deliveries::Deliveries`]) so that a redelivered message is not sent
+//! twice.
 
 pub mod config;
+pub mod deliveries;
 pub mod notifier;
 pub mod outbox;
 pub mod seal;

@@ -7,6 +7,14 @@
 //! dead-letter subject (`dead.notifications.<channel>`, kept by the
 //! `NOTIFICATIONS_DEAD` stream) and is counted in
 //! `bff_notifications_dead_lettered_total`.
+//!
+//! Each send a sender accepted is recorded by message id ([`Deliveries`])
+//! before the ack. JetStream delivers a message again when its ack is lost (the
+//! server leading the consumer died, the connection dropped): the notifier
+//! finds the record, acknowledges without sending, and counts it in
+//! `bff_notifications_repeated_total`. Only a crash between a send and its
+//! record can send twice, and the message id travels with each send
+//! (`Message-ID`, the webhook's `id`) for the next hop to recognise.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +24,7 @@ use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
+use super::deliveries::Deliveries;
 use super::seal::CodeSeal;
 use super::senders::{Outgoing, SendError, Sender};
 use super::{Channel, DEAD_LETTER_SUBJECT, Notification, Topology, templates};
@@ -26,6 +35,8 @@ enum Delivery {
     Sent,
     /// It had nothing to say ([`Template::Nothing`](super::Template::Nothing)).
     Dropped,
+    /// Sent already: a redelivery.
+    Repeated,
 }
 
 /// Settings of the notifier.
@@ -46,9 +57,47 @@ pub struct NotifierConfig {
 /// Longest delay before a redelivery.
 pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(600);
 
-/// How long the server waits for an ack before it redelivers on its own; longer
-/// than any sender's own timeout.
-const ACK_WAIT: Duration = Duration::from_secs(60);
+/// How long the server waits for an ack before it redelivers on its own. A
+/// message being sent is kept from that with a progress ack every
+/// [`PROGRESS_EVERY`], so this can be short: it is how long the notifications
+/// behind a lost ack wait (acks the consumer's leader took but had not
+/// replicated when it died are lost).
+const ACK_WAIT: Duration = Duration::from_secs(10);
+
+/// How often a message still being sent is reported as in progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(3);
+
+/// How long one pull request for messages stays open.
+const PULL_EXPIRES: Duration = Duration::from_secs(10);
+
+/// How often the server shows an open pull request is alive.
+const PULL_HEARTBEAT: Duration = Duration::from_secs(2);
+
+/// Tries at acknowledging one message: enough to outlast the election of a
+/// new leader for the consumer when a server dies.
+const ACK_ATTEMPTS: u32 = 4;
+
+/// Acknowledges `message` and waits for the server to confirm it, trying again
+/// while no server takes it (the consumer's leader died, the connection moves
+/// to another server). Unconfirmed acks would hold the consumer's pending
+/// slots until the ack wait ends, stalling every notification behind them; an
+/// ack that never got through is redelivered then, and recognised as sent.
+async fn acknowledge(message: &jetstream::Message, kind: AckKind) {
+    let mut pause = Duration::from_millis(200);
+    for attempt in 1..=ACK_ATTEMPTS {
+        match message.double_ack_with(kind).await {
+            Ok(()) => return,
+            Err(error) if attempt == ACK_ATTEMPTS => {
+                tracing::warn!(%error, "could not acknowledge a notification; it will be redelivered");
+            }
+            Err(error) => {
+                tracing::debug!(%error, attempt, "acknowledgement not confirmed; trying again");
+                tokio::time::sleep(pause).await;
+                pause = pause.saturating_mul(2);
+            }
+        }
+    }
+}
 
 /// Longest one send may take before it counts as a temporary failure.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -68,21 +117,25 @@ pub struct Notifier {
     js: jetstream::Context,
     topology: Topology,
     senders: Senders,
+    deliveries: Deliveries,
     config: NotifierConfig,
 }
 
 impl Notifier {
-    /// A notifier on `js`'s `NOTIFICATIONS` stream (see [`Topology`]).
+    /// A notifier on `js`'s `NOTIFICATIONS` stream (see [`Topology`]),
+    /// recording its sends in `deliveries`.
     pub fn new(
         js: jetstream::Context,
         topology: Topology,
         senders: Senders,
+        deliveries: Deliveries,
         config: NotifierConfig,
     ) -> Self {
         Self {
             js,
             topology,
             senders,
+            deliveries,
             config,
         }
     }
@@ -138,7 +191,17 @@ impl Notifier {
             )
             .await
             .map_err(|e| e.to_string())?;
-        let messages = consumer.messages().await.map_err(|e| e.to_string())?;
+        // Short pull requests with frequent heartbeats: when the server
+        // holding the pull request dies (in a cluster, the consumer's leader),
+        // the missing heartbeats show it within seconds and a new request goes
+        // to the next leader, instead of waiting out a 30 s expiry.
+        let messages = consumer
+            .stream()
+            .expires(PULL_EXPIRES)
+            .heartbeat(PULL_HEARTBEAT)
+            .messages()
+            .await
+            .map_err(|e| e.to_string())?;
         tracing::info!(consumer = %name, "notifier consuming");
         let stopped = {
             let mut stop = stop.clone();
@@ -171,7 +234,22 @@ impl Notifier {
             .next()
             .unwrap_or("unknown")
             .to_owned();
-        let outcome = self.deliver(&message).await;
+        let outcome = {
+            let deliver = self.deliver(&message);
+            tokio::pin!(deliver);
+            let start = tokio::time::Instant::now() + PROGRESS_EVERY;
+            let mut progress = tokio::time::interval_at(start, PROGRESS_EVERY);
+            loop {
+                tokio::select! {
+                    outcome = &mut deliver => break outcome,
+                    _ = progress.tick() => {
+                        if let Err(error) = message.ack_with(AckKind::Progress).await {
+                            tracing::debug!(%error, "could not report a send in progress");
+                        }
+                    }
+                }
+            }
+        };
         let labels = [("channel", channel.clone())];
         let ack = match outcome {
             Ok(Delivery::Sent) => {
@@ -180,6 +258,11 @@ impl Notifier {
             }
             Ok(Delivery::Dropped) => {
                 metrics::counter!("bff_notifications_dropped_total", &labels).increment(1);
+                AckKind::Ack
+            }
+            Ok(Delivery::Repeated) => {
+                metrics::counter!("bff_notifications_repeated_total", &labels).increment(1);
+                tracing::info!(delivered, "notification sent before; acknowledged again");
                 AckKind::Ack
             }
             Err(SendError::Transient(error))
@@ -209,11 +292,7 @@ impl Notifier {
                 }
             }
         };
-        if let Err(error) = message.ack_with(ack).await {
-            // The server redelivers after the ack wait; a send may repeat, which
-            // the message id lets the next hop recognise.
-            tracing::warn!(%error, "could not acknowledge a notification");
-        }
+        acknowledge(&message, ack).await;
     }
 
     /// The delay before delivery `delivered + 1`.
@@ -230,6 +309,13 @@ impl Notifier {
     async fn deliver(&self, message: &jetstream::Message) -> Result<Delivery, SendError> {
         let notification: Notification = serde_json::from_slice(&message.payload)
             .map_err(|e| SendError::Permanent(format!("malformed notification: {e}")))?;
+        // Not knowing whether it went out, it waits rather than risk a second send.
+        let id = notification.id;
+        if self.deliveries.was_sent(id).await.map_err(|e| {
+            SendError::Transient(format!("cannot read the record of deliveries: {e}"))
+        })? {
+            return Ok(Delivery::Repeated);
+        }
         // A code that does not open was not written by a BFF holding this
         // secret (or for this message): it is not sent, whoever put it there.
         let code = match notification.code.as_deref() {
@@ -263,9 +349,14 @@ impl Notifier {
             text: rendered.text,
         };
         match tokio::time::timeout(SEND_TIMEOUT, sender.send(&outgoing)).await {
-            Ok(sent) => sent.map(|()| Delivery::Sent),
-            Err(_) => Err(SendError::Transient("the send timed out".to_owned())),
+            Ok(sent) => sent?,
+            Err(_) => return Err(SendError::Transient("the send timed out".to_owned())),
         }
+        if let Err(error) = self.deliveries.record(id).await {
+            // Acknowledged all the same: only a lost ack as well would repeat it.
+            tracing::warn!(%error, "a notification was sent but its delivery not recorded");
+        }
+        Ok(Delivery::Sent)
     }
 
     async fn dead_letter(

@@ -274,7 +274,8 @@ impl Relay {
         Ok(outcome)
     }
 
-    /// Deletes rows published longer ago than the retention period.
+    /// Deletes rows published longer ago than the retention period, and the
+    /// notifier's records of deliveries as old.
     async fn purge(&self) -> Result<(), sqlx::Error> {
         let deleted = sqlx::query(
             "DELETE FROM outbox WHERE id IN (
@@ -288,6 +289,13 @@ impl Relay {
         .rows_affected();
         if deleted > 0 {
             tracing::debug!(deleted, "published outbox rows deleted");
+        }
+        // The notifier's record of sends lives as long as the rows it sent.
+        let forgotten = super::deliveries::Deliveries::new(self.db.clone())
+            .purge(self.config.retention)
+            .await?;
+        if forgotten > 0 {
+            tracing::debug!(forgotten, "old notification deliveries deleted");
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use super::StartupError;
 use crate::config::{Profile, ServeArgs};
 use crate::messaging::Topology;
+use crate::messaging::deliveries::Deliveries;
 use crate::messaging::notifier::{Notifier, NotifierConfig};
 use crate::messaging::outbox::{OutboxSignal, Relay};
 use crate::messaging::seal::CodeSeal;
@@ -66,6 +67,7 @@ impl Workers {
                 js.clone(),
                 topology.clone(),
                 senders,
+                Deliveries::new(db.clone()),
                 NotifierConfig {
                     max_deliveries: config.notifier.notifier_max_deliveries,
                     concurrency: config.notifier.notifier_concurrency,

@@ -123,7 +123,7 @@ impl Drop for TestStreams {
             runtime.block_on(async move {
                 let connect = async_nats::ConnectOptions::new()
                     .connection_timeout(Duration::from_secs(2))
-                    .connect(url);
+                    .connect(url.split(',').collect::<Vec<_>>());
                 // A test that stopped its own server leaves nothing to delete.
                 let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(3), connect).await
                 else {
@@ -637,6 +637,8 @@ pub(crate) struct PrivateNats {
     store: std::path::PathBuf,
     /// A configuration file (accounts, users, permissions), if any.
     config: Option<std::path::PathBuf>,
+    /// More command line arguments (a cluster's name, routes).
+    args: Vec<String>,
     child: Option<std::process::Child>,
 }
 
@@ -664,6 +666,7 @@ impl PrivateNats {
             port,
             store,
             config,
+            args: Vec::new(),
             child: None,
         };
         nats.restart();
@@ -694,6 +697,7 @@ impl PrivateNats {
         if let Some(config) = &self.config {
             command.arg("-c").arg(config);
         }
+        command.args(&self.args);
         self.child = Some(spawn_listening(&mut command, self.port));
     }
 
@@ -719,6 +723,95 @@ impl PrivateNats {
             .status()
             .expect("kill runs");
         assert!(status.success(), "kill {signal} {pid}");
+    }
+}
+
+/// A cluster of NATS servers with JetStream, routed to each other on
+/// loopback, each with a store of its own, so one can be killed and started
+/// again.
+pub(crate) struct NatsCluster {
+    pub(crate) servers: Vec<PrivateNats>,
+}
+
+impl NatsCluster {
+    /// `size` servers; returns once JetStream has a leader and can place a
+    /// stream with `size` replicas.
+    pub(crate) async fn start(size: usize) -> Self {
+        let name = format!("bfftest{}", uuid::Uuid::now_v7().simple());
+        let route_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
+        let routes = route_ports
+            .iter()
+            .map(|port| format!("nats://127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let servers = route_ports
+            .iter()
+            .enumerate()
+            .map(|(index, route_port)| {
+                let store =
+                    std::env::temp_dir().join(format!("bff-test-nats-{}", uuid::Uuid::now_v7()));
+                let mut nats = PrivateNats {
+                    port: free_port(),
+                    store,
+                    config: None,
+                    args: [
+                        "--name",
+                        &format!("{name}-{index}"),
+                        "--cluster_name",
+                        &name,
+                        "--cluster",
+                        &format!("nats://127.0.0.1:{route_port}"),
+                        "--routes",
+                        &routes,
+                    ]
+                    .map(str::to_owned)
+                    .to_vec(),
+                    child: None,
+                };
+                nats.restart();
+                nats
+            })
+            .collect();
+        let cluster = Self { servers };
+        cluster.wait_for_jetstream(size).await;
+        cluster
+    }
+
+    /// Every server's URL, comma-separated, as `BFF_NATS_URL` takes them.
+    pub(crate) fn urls(&self) -> String {
+        self.servers
+            .iter()
+            .map(PrivateNats::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    async fn wait_for_jetstream(&self, replicas: usize) {
+        let client = async_nats::connect(self.urls().split(',').collect::<Vec<_>>())
+            .await
+            .expect("the cluster accepts clients");
+        let js = async_nats::jetstream::new(client);
+        let name = format!("PROBE_{}", uuid::Uuid::now_v7().simple());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let created = js
+                .create_stream(async_nats::jetstream::stream::Config {
+                    name: name.clone(),
+                    subjects: vec![format!("probe.{name}")],
+                    num_replicas: replicas,
+                    ..Default::default()
+                })
+                .await;
+            if created.is_ok() {
+                let _ = js.delete_stream(&name).await;
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the NATS cluster's JetStream did not come up: {created:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 }
 
@@ -801,13 +894,22 @@ impl SmtpSink {
 
     /// Waits up to 10 s for `n` messages.
     pub(crate) async fn wait_for(&self, n: usize) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        self.wait_for_within(n, Duration::from_secs(10)).await
+    }
+
+    /// Waits up to `wait` for `n` messages.
+    pub(crate) async fn wait_for_within(&self, n: usize, wait: Duration) -> Vec<String> {
+        let deadline = Instant::now() + wait;
         loop {
             let messages = self.messages();
             if messages.len() >= n {
                 return messages;
             }
-            assert!(Instant::now() < deadline, "{n} messages within 10 s");
+            assert!(
+                Instant::now() < deadline,
+                "{n} messages within {wait:?}, {} came",
+                messages.len()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

@@ -15,6 +15,7 @@ mod helpers;
 mod limits;
 mod money;
 mod nats_auth;
+mod nats_cluster;
 mod notifier;
 mod oauth;
 mod observability;

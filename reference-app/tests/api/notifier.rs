@@ -12,13 +12,13 @@ use crate::helpers::{SmtpSink, TestApp};
 
 const WEBHOOK_TOKEN: &str = "webhook-test-token";
 
-fn with_notifier(c: &mut ServeArgs) {
+pub(crate) fn with_notifier(c: &mut ServeArgs) {
     c.notifier.notifier = true;
     c.notifier.email_sender = Some(EmailSenderKind::Log);
     c.notifier.sms_sender = Some(SmsSenderKind::Log);
 }
 
-fn with_smtp(c: &mut ServeArgs, port: u16) {
+pub(crate) fn with_smtp(c: &mut ServeArgs, port: u16) {
     with_notifier(c);
     c.notifier.email_sender = Some(EmailSenderKind::Smtp);
     c.notifier.smtp_host = Some("127.0.0.1".to_owned());
@@ -276,4 +276,86 @@ async fn a_reset_for_an_unknown_number_is_dropped_not_sent() {
     let body: Value = serde_json::from_slice(&requests[0].body).expect("JSON");
     assert_eq!(body["to"], "+79990007799");
     assert!(dead.next_within(Duration::from_millis(200)).await.is_none());
+}
+
+#[tokio::test]
+async fn a_send_slower_than_the_ack_wait_is_not_repeated_meanwhile() {
+    // The webhook takes 14 s, longer than the consumer's 10 s ack wait: the
+    // notifier reports the send in progress, so JetStream does not hand the
+    // message out again while it is being sent.
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/sms"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(14)))
+        .mount(&server)
+        .await;
+    let app = TestApp::spawn_with(|c| {
+        with_webhook(c, &server, 5);
+        c.notifier.sms_webhook_timeout = Duration::from_secs(25);
+    })
+    .await;
+    ask_code(&app, "+7 999 765-43-22").await;
+    wait_for_requests(&server, 1).await;
+    tokio::time::sleep(Duration::from_secs(16)).await;
+    assert_eq!(
+        server.received_requests().await.map(|r| r.len()),
+        Some(1),
+        "one send, not repeated while it was under way or after"
+    );
+}
+
+#[tokio::test]
+async fn a_notification_delivered_again_after_it_was_sent_is_not_sent_twice() {
+    // JetStream hands a message out again when its ack was lost (a server of a
+    // cluster died): here, the same notification stored twice under two
+    // message ids. The second is acknowledged without a send.
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/sms"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let app = TestApp::spawn_with(|c| with_webhook(c, &server, 5)).await;
+    let js = async_nats::jetstream::new(
+        async_nats::connect(app.config.nats.nats_url.expose_secret())
+            .await
+            .expect("NATS"),
+    );
+    let notification = json!({
+        "id": uuid::Uuid::now_v7(),
+        "channel": "sms",
+        "to": "+79990005566",
+        "template": "password_changed",
+        "locale": "en",
+        "created_at": "2026-12-03T00:00:00Z",
+    });
+    for _ in 0..2 {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", uuid::Uuid::now_v7().to_string().as_str());
+        js.publish_with_headers(
+            app.topology.subject("notifications.sms"),
+            headers,
+            notification.to_string().into(),
+        )
+        .await
+        .expect("published")
+        .await
+        .expect("stored");
+        wait_for_requests(&server, 1).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = app.get("/metrics").await.text().await.expect("metrics");
+        if metrics.lines().any(|line| {
+            line.starts_with("bff_notifications_repeated_total") && line.ends_with(" 1")
+        }) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the repeat was counted: {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(server.received_requests().await.map(|r| r.len()), Some(1));
 }
