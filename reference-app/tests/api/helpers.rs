@@ -786,7 +786,8 @@ impl NatsCluster {
             .join(",")
     }
 
-    async fn wait_for_jetstream(&self, replicas: usize) {
+    /// Waits until JetStream can place a stream with `replicas` replicas.
+    pub(crate) async fn wait_for_jetstream(&self, replicas: usize) {
         let client = async_nats::connect(self.urls().split(',').collect::<Vec<_>>())
             .await
             .expect("the cluster accepts clients");

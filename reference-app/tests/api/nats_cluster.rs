@@ -1,7 +1,8 @@
 //! A three-server NATS cluster with streams replicated on all three: the
 //! server that leads the notifier's consumer dies while notifications are
 //! being relayed and sent, and each is still sent exactly once; the
-//! dashboard's loyalty part, answered over NATS, comes back.
+//! dashboard's loyalty part, answered over NATS, keeps answering; the server
+//! rejoins, another leaves, and all of it carries on.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ use reqwest::Method;
 use secrecy::SecretString;
 use time::OffsetDateTime;
 
-use crate::helpers::{NatsCluster, SmtpSink, TestApp};
+use crate::helpers::{NatsCluster, SmtpSink, TestApp, TestUser};
 use crate::notifier::with_smtp;
 
 const NOTIFICATIONS: usize = 500;
@@ -119,8 +120,40 @@ async fn a_server_dies_while_notifications_are_relayed_and_each_is_sent_once() {
     }
     let relayed_after = killed_at.elapsed();
 
-    smtp.wait_for_within(NOTIFICATIONS, Duration::from_secs(90))
-        .await;
+    assert_each_sent_once(&smtp, NOTIFICATIONS).await;
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    let repeated: f64 = metrics
+        .lines()
+        .filter(|line| line.starts_with("bff_notifications_repeated_total{channel=\"email\"}"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .fold(0.0, |sum, n| sum + n);
+    eprintln!(
+        "{NOTIFICATIONS} notifications, the consumer's leader killed: outbox drained {relayed_after:?} after the kill, each sent once; {repeated} redeliveries recognised and not sent; all sent {:?} after the kill",
+        killed_at.elapsed()
+    );
+    assert_loyalty_answers(&app, &customer).await;
+
+    // The server rejoins and catches up; then another one leaves. The relay,
+    // the notifier and the loyalty responder carry on with the two up.
+    cluster.servers[leader].restart();
+    cluster.wait_for_jetstream(3).await;
+    let other = (leader + 1) % cluster.servers.len();
+    cluster.servers[other].stop();
+    let second = Instant::now();
+    for index in NOTIFICATIONS..NOTIFICATIONS + 100 {
+        write_notification(&app, index).await;
+    }
+    assert_each_sent_once(&smtp, NOTIFICATIONS + 100).await;
+    eprintln!(
+        "the killed server rejoined, another left: 100 more sent once each within {:?}",
+        second.elapsed()
+    );
+    assert_loyalty_answers(&app, &customer).await;
+}
+
+/// Waits for notifications `0..count` and checks each was sent exactly once.
+async fn assert_each_sent_once(smtp: &SmtpSink, count: usize) {
+    smtp.wait_for_within(count, Duration::from_secs(90)).await;
     // A second send would come after the last first one: give it time.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut sent: BTreeMap<String, usize> = BTreeMap::new();
@@ -133,21 +166,14 @@ async fn a_server_dies_while_notifications_are_relayed_and_each_is_sent_once() {
             .to_owned();
         *sent.entry(to).or_default() += 1;
     }
-    assert_eq!(sent.len(), NOTIFICATIONS, "every notification was sent");
+    assert_eq!(sent.len(), count, "every notification was sent");
     let twice: Vec<_> = sent.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "sent more than once: {twice:?}");
-    let metrics = app.get("/metrics").await.text().await.expect("metrics");
-    let repeated: f64 = metrics
-        .lines()
-        .filter(|line| line.starts_with("bff_notifications_repeated_total{channel=\"email\"}"))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .fold(0.0, |sum, n| sum + n);
-    eprintln!(
-        "{NOTIFICATIONS} notifications, the consumer's leader killed: outbox drained {relayed_after:?} after the kill, each sent once; {repeated} redeliveries recognised and not sent; all sent {:?} after the kill",
-        killed_at.elapsed()
-    );
+}
 
-    // The loyalty responder (in-process) is answering on the surviving servers.
+/// Waits for the dashboard's loyalty part, answered over NATS by the
+/// in-process responder.
+async fn assert_loyalty_answers(app: &TestApp, customer: &TestUser) {
     let asked = Instant::now();
     let deadline = asked + Duration::from_secs(20);
     loop {
@@ -170,7 +196,7 @@ async fn a_server_dies_while_notifications_are_relayed_and_each_is_sent_once() {
                 "loyalty answered {:?} after the first dashboard asked",
                 asked.elapsed()
             );
-            break;
+            return;
         }
         assert!(
             Instant::now() < deadline,
