@@ -32,6 +32,12 @@ pub struct DatabaseArgs {
     /// How long a request waits for a pooled connection before failing with 503.
     #[arg(long, env = "BFF_DATABASE_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub database_acquire_timeout: Duration,
+    /// Longest one SQL statement may run before Postgres cancels it (`0s`: no
+    /// limit). It bounds the queries of a request that was already answered
+    /// (a dashboard part past its deadline, a client gone); migrations are not
+    /// subject to it.
+    #[arg(long, env = "BFF_DATABASE_STATEMENT_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub database_statement_timeout: Duration,
     /// Apply pending migrations at start. Default: yes in the dev profile; no in
     /// prod, where `serve` refuses to start on a schema that is behind.
     #[arg(long, env = "BFF_MIGRATE_ON_START")]
@@ -134,12 +140,25 @@ pub fn pool_options(args: &DatabaseArgs) -> PgPoolOptions {
         })
 }
 
+/// The connection options of `args`' URL for a pool of `application`: its
+/// name in `pg_stat_activity`, and the statement timeout of every session.
+pub fn connect_options(
+    args: &DatabaseArgs,
+    application: &str,
+) -> Result<PgConnectOptions, DbError> {
+    let timeout_ms = args.database_statement_timeout.as_millis().to_string();
+    Ok(
+        PgConnectOptions::from_str(args.database_url.expose_secret())
+            .map_err(DbError::InvalidUrl)?
+            .application_name(application)
+            .options([("statement_timeout", timeout_ms.as_str())]),
+    )
+}
+
 /// Connects the pool, creating the database first if it is missing.
 pub async fn connect(args: &DatabaseArgs) -> Result<PgPool, DbError> {
     let url = args.database_url.expose_secret();
-    let options = PgConnectOptions::from_str(url)
-        .map_err(DbError::InvalidUrl)?
-        .application_name("bff");
+    let options = connect_options(args, "bff")?;
     create_if_missing(url).await?;
     pool_options(args)
         .connect_with(options)
@@ -149,7 +168,24 @@ pub async fn connect(args: &DatabaseArgs) -> Result<PgPool, DbError> {
 
 /// Applies pending migrations.
 pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
-    MIGRATOR.run(pool).await?;
+    run_migrations(pool, &MIGRATOR).await
+}
+
+/// Applies `migrator`'s pending migrations on a connection of `pool` without
+/// a statement timeout (an index on a big table, or the wait for another
+/// instance's migration lock, may take longer than a query may), which is
+/// closed afterwards rather than returned to the pool with that setting.
+pub async fn run_migrations(pool: &PgPool, migrator: &Migrator) -> Result<(), DbError> {
+    let mut conn = pool.acquire().await.map_err(DbError::Connect)?;
+    sqlx::query("SET statement_timeout = 0")
+        .execute(&mut *conn)
+        .await
+        .map_err(DbError::Connect)?;
+    let applied = migrator.run(&mut *conn).await;
+    if let Err(error) = conn.close().await {
+        tracing::debug!(%error, "closing the migrations' connection");
+    }
+    applied?;
     Ok(())
 }
 
@@ -304,6 +340,7 @@ mod tests {
             database_url: "postgres://postgres@127.0.0.1:5432/postgres".into(),
             database_max_connections: 1,
             database_acquire_timeout: Duration::from_secs(5),
+            database_statement_timeout: Duration::from_secs(15),
             migrate_on_start: None,
         };
         let options = PgConnectOptions::from_str(args.database_url.expose_secret())
@@ -335,5 +372,42 @@ mod tests {
             .await
             .expect("a live connection");
         assert_ne!(new_pid, pid);
+    }
+
+    #[tokio::test]
+    async fn a_statement_past_the_timeout_is_cancelled_by_postgres() {
+        let args = DatabaseArgs {
+            database_url: "postgres://postgres@127.0.0.1:5432/postgres".into(),
+            database_max_connections: 1,
+            database_acquire_timeout: Duration::from_secs(5),
+            database_statement_timeout: Duration::from_millis(200),
+            migrate_on_start: None,
+        };
+        let pool = pool_options(&args)
+            .connect_with(connect_options(&args, "bff-timeout-test").expect("options"))
+            .await
+            .expect("postgres is running");
+        let setting: String = sqlx::query_scalar("SHOW statement_timeout")
+            .fetch_one(&pool)
+            .await
+            .expect("show");
+        assert_eq!(setting, "200ms");
+        let started = std::time::Instant::now();
+        let error = sqlx::query("SELECT pg_sleep(5)")
+            .execute(&pool)
+            .await
+            .expect_err("cancelled");
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "not run to its end"
+        );
+        // 57014, query_canceled: an outage to the client (503), not a 500.
+        assert!(is_unavailable(&error), "{error}");
+        // The pool's connection is fine afterwards.
+        let one: i32 = sqlx::query_scalar("SELECT 1")
+            .fetch_one(&pool)
+            .await
+            .expect("usable");
+        assert_eq!(one, 1);
     }
 }

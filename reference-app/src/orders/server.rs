@@ -2,14 +2,12 @@
 //! reflection services), the loyalty responder and its outbox relay.
 
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::time::Duration;
 
 use bff_core::request_id::SetRequestIdLayer;
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::PgConnectOptions;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::Server;
@@ -72,10 +70,7 @@ pub enum OrdersError {
 /// `migrate` is set, and otherwise must be applied already.
 pub async fn connect(args: &DatabaseArgs, migrate: bool) -> Result<PgPool, DbError> {
     let url = args.database_url.expose_secret();
-    let options = PgConnectOptions::from_str(url)
-        .map_err(DbError::InvalidUrl)?
-        .application_name("bff-orders")
-        .options([("search_path", SCHEMA)]);
+    let options = db::connect_options(args, "bff-orders")?.options([("search_path", SCHEMA)]);
     db::create_if_missing(url).await?;
     let pool = db::pool_options(args)
         .connect_with(options)
@@ -93,7 +88,7 @@ pub async fn connect(args: &DatabaseArgs, migrate: bool) -> Result<PgPool, DbErr
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {}
             Err(error) => return Err(DbError::Connect(error)),
         }
-        MIGRATOR.run(&pool).await?;
+        db::run_migrations(&pool, &MIGRATOR).await?;
     } else {
         db::ensure_applied(&pool, &MIGRATOR).await?;
     }
