@@ -46,10 +46,9 @@ pub struct InvalidOrigin(String);
 /// the connection goes back to the pool when the response's body has been
 /// read to its end. A connection has no task of its own: the task awaiting
 /// the response and polling its body reads and writes it, so a call wakes no
-/// other task (an idle connection is checked when it is next taken, and one
-/// the backend closed meanwhile is dropped then). A connection the backend closed while it sat idle is
-/// noticed before the request is written and replaced, so the request is not
-/// lost; a request that may have reached the backend is never sent twice
+/// other task. A connection the backend closed while it sat idle is noticed
+/// when it is next taken, before the request is written, and replaced, so the
+/// request is not lost; a request that may have reached the backend is never sent twice
 /// (use [`Source::retry`](crate::Source::retry) for idempotent calls).
 ///
 /// ```no_run

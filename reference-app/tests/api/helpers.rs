@@ -383,6 +383,16 @@ impl TestApp {
             .as_u16()
     }
 
+    /// The sum of the values of the `/metrics` series starting with `series`
+    /// (a name, or a name and its labels' opening), 0 when there is none.
+    pub(crate) async fn metric(&self, series: &str) -> f64 {
+        let text = self.get("/metrics").await.text().await.expect("metrics");
+        text.lines()
+            .filter(|line| line.starts_with(series))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .fold(0.0, |sum, value| sum + value)
+    }
+
     pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))

@@ -121,12 +121,9 @@ async fn a_server_dies_while_notifications_are_relayed_and_each_is_sent_once() {
     let relayed_after = killed_at.elapsed();
 
     assert_each_sent_once(&smtp, NOTIFICATIONS).await;
-    let metrics = app.get("/metrics").await.text().await.expect("metrics");
-    let repeated: f64 = metrics
-        .lines()
-        .filter(|line| line.starts_with("bff_notifications_repeated_total{channel=\"email\"}"))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .fold(0.0, |sum, n| sum + n);
+    let repeated = app
+        .metric("bff_notifications_repeated_total{channel=\"email\"}")
+        .await;
     eprintln!(
         "{NOTIFICATIONS} notifications, the consumer's leader killed: outbox drained {relayed_after:?} after the kill, each sent once; {repeated} redeliveries recognised and not sent; all sent {:?} after the kill",
         killed_at.elapsed()

@@ -168,14 +168,13 @@ async fn a_failing_webhook_is_retried_then_dead_lettered() {
     // The dead letter is on the stream a moment before the counter moves.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let metrics = app.get("/metrics").await.text().await.expect("text");
-        if metrics
-            .lines()
-            .any(|l| l.starts_with("bff_notifications_dead_lettered_total{channel=\"sms\"}"))
-        {
+        let dead = app
+            .metric("bff_notifications_dead_lettered_total{channel=\"sms\"}")
+            .await;
+        if dead > 0.0 {
             break;
         }
-        assert!(Instant::now() < deadline, "{metrics}");
+        assert!(Instant::now() < deadline, "the dead letter was counted");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -345,16 +344,13 @@ async fn a_notification_delivered_again_after_it_was_sent_is_not_sent_twice() {
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let metrics = app.get("/metrics").await.text().await.expect("metrics");
-        if metrics.lines().any(|line| {
-            line.starts_with("bff_notifications_repeated_total") && line.ends_with(" 1")
-        }) {
+        let repeated = app
+            .metric("bff_notifications_repeated_total{channel=\"sms\"}")
+            .await;
+        if repeated == 1.0 {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the repeat was counted: {metrics}"
-        );
+        assert!(Instant::now() < deadline, "the repeat was counted");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(server.received_requests().await.map(|r| r.len()), Some(1));
