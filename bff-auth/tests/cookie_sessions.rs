@@ -237,7 +237,7 @@ async fn two_session_cookies_are_refused_whichever_is_valid() {
     let f = Fixture::new();
     let app = f.app();
     let (_, good) = f.login("alice").await;
-    let planted = CookieValue::generate().expect("random");
+    let planted = CookieValue::generate("alice").expect("random");
     for header in [
         format!(
             "{}={}; {}={}",
@@ -272,7 +272,7 @@ async fn two_session_cookies_are_refused_whichever_is_valid() {
 async fn an_unknown_or_malformed_cookie_is_401() {
     let f = Fixture::new();
     let app = f.app();
-    let unknown = CookieValue::generate().expect("random");
+    let unknown = CookieValue::generate("alice").expect("random");
     let (status, body) = send(&app, browser("GET", &unknown)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["code"], "unauthorized");
@@ -365,7 +365,7 @@ async fn browser_sessions_are_listed_and_revocation_ends_them() {
         .map(|s| s.id)
         .collect();
     assert!(listed.contains(&sid) && listed.contains(&token_session.id));
-    assert!(f.store.is_active(&sid).await.expect("store"));
+    assert!(f.store.is_active("alice", &sid).await.expect("store"));
 
     assert!(f.store.revoke("alice", &sid).await.expect("revoke"));
     assert_eq!(

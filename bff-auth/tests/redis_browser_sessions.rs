@@ -1,5 +1,6 @@
 //! Browser sessions in the Redis session store, against the real Redis on
-//! 127.0.0.1:6379; every test uses a key prefix of its own.
+//! 127.0.0.1:6379 and a local Redis Cluster (each test runs on both); every
+//! test uses a key prefix of its own.
 
 use std::time::Duration;
 
@@ -7,16 +8,15 @@ use bff_auth::session::{
     BrowserPolicy, BrowserSessionStore, CookieValue, NewSession, RedisSessionStore, SessionPolicy,
     SessionStore, Touch,
 };
+use bff_core::redis_client::RedisConnection;
+use bff_core::redis_client::testing::Backend;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 
-async fn store(browser: BrowserPolicy) -> (RedisSessionStore, ConnectionManager, String) {
-    let url =
-        std::env::var("BFF_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let client = redis::Client::open(url).expect("redis url");
-    let conn = ConnectionManager::new(client)
-        .await
-        .expect("redis is running");
+async fn store(
+    redis: Backend,
+    browser: BrowserPolicy,
+) -> (RedisSessionStore, RedisConnection, String) {
+    let conn = redis.connect().await;
     let prefix = format!("test:{}:auth:", uuid::Uuid::now_v7().simple());
     let store = RedisSessionStore::new(conn.clone(), prefix.clone(), SessionPolicy::default())
         .with_browser_policy(browser);
@@ -47,9 +47,8 @@ async fn live(store: &RedisSessionStore, cookie: &CookieValue, touch: Touch) -> 
         .is_some()
 }
 
-#[tokio::test]
-async fn a_browser_session_is_listed_with_the_others_and_revoke_all_ends_it() {
-    let (store, _, _) = store(BrowserPolicy::default()).await;
+async fn a_browser_session_is_listed_with_the_others_and_revoke_all_ends_it(redis: Backend) {
+    let (store, _, _) = store(redis, BrowserPolicy::default()).await;
     let (sid, cookie) = login(&store, "alice").await;
     let (token_session, _) = store.create(new("alice")).await.expect("create");
     let found = store
@@ -78,16 +77,15 @@ async fn a_browser_session_is_listed_with_the_others_and_revoke_all_ends_it() {
         ids.contains(&sid) && ids.contains(&token_session.id),
         "{ids:?}"
     );
-    assert!(store.is_active(&sid).await.expect("store"));
+    assert!(store.is_active("alice", &sid).await.expect("store"));
 
     assert_eq!(store.revoke_all("alice", None).await.expect("all"), 2);
     assert!(!live(&store, &cookie, Touch::Extend).await);
-    assert!(!store.is_active(&sid).await.expect("store"));
+    assert!(!store.is_active("alice", &sid).await.expect("store"));
 }
 
-#[tokio::test]
-async fn revoke_ends_one_browser_session() {
-    let (store, _, _) = store(BrowserPolicy::default()).await;
+async fn revoke_ends_one_browser_session(redis: Backend) {
+    let (store, _, _) = store(redis, BrowserPolicy::default()).await;
     let (sid, cookie) = login(&store, "alice").await;
     let (_, other) = login(&store, "alice").await;
     assert!(!store.revoke("mallory", &sid).await.expect("revoke"));
@@ -96,12 +94,14 @@ async fn revoke_ends_one_browser_session() {
     assert!(live(&store, &other, Touch::Extend).await);
 }
 
-#[tokio::test]
-async fn idle_sessions_end_unless_touched() {
-    let (store, _, _) = store(BrowserPolicy {
-        idle_timeout: Duration::from_millis(400),
-        absolute_lifetime: Duration::from_secs(60),
-    })
+async fn idle_sessions_end_unless_touched(redis: Backend) {
+    let (store, _, _) = store(
+        redis,
+        BrowserPolicy {
+            idle_timeout: Duration::from_millis(400),
+            absolute_lifetime: Duration::from_secs(60),
+        },
+    )
     .await;
     let (_, touched) = login(&store, "alice").await;
     let (_, kept) = login(&store, "alice").await;
@@ -116,12 +116,14 @@ async fn idle_sessions_end_unless_touched() {
     assert!(store.list("alice").await.expect("list").is_empty());
 }
 
-#[tokio::test]
-async fn reads_that_keep_do_not_extend() {
-    let (store, _, _) = store(BrowserPolicy {
-        idle_timeout: Duration::from_millis(500),
-        absolute_lifetime: Duration::from_secs(60),
-    })
+async fn reads_that_keep_do_not_extend(redis: Backend) {
+    let (store, _, _) = store(
+        redis,
+        BrowserPolicy {
+            idle_timeout: Duration::from_millis(500),
+            absolute_lifetime: Duration::from_secs(60),
+        },
+    )
     .await;
     let (_, cookie) = login(&store, "alice").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -130,12 +132,14 @@ async fn reads_that_keep_do_not_extend() {
     assert!(!live(&store, &cookie, Touch::Extend).await);
 }
 
-#[tokio::test]
-async fn the_absolute_lifetime_ends_an_active_session() {
-    let (store, _, _) = store(BrowserPolicy {
-        idle_timeout: Duration::from_secs(60),
-        absolute_lifetime: Duration::from_millis(600),
-    })
+async fn the_absolute_lifetime_ends_an_active_session(redis: Backend) {
+    let (store, _, _) = store(
+        redis,
+        BrowserPolicy {
+            idle_timeout: Duration::from_secs(60),
+            absolute_lifetime: Duration::from_millis(600),
+        },
+    )
     .await;
     let (sid, cookie) = login(&store, "alice").await;
     for _ in 0..2 {
@@ -144,12 +148,11 @@ async fn the_absolute_lifetime_ends_an_active_session() {
     }
     tokio::time::sleep(Duration::from_millis(250)).await;
     assert!(!live(&store, &cookie, Touch::Extend).await);
-    assert!(!store.is_active(&sid).await.expect("store"));
+    assert!(!store.is_active("alice", &sid).await.expect("store"));
 }
 
-#[tokio::test]
-async fn rotation_moves_the_session_to_a_new_cookie() {
-    let (store, _, _) = store(BrowserPolicy::default()).await;
+async fn rotation_moves_the_session_to_a_new_cookie(redis: Backend) {
+    let (store, _, _) = store(redis, BrowserPolicy::default()).await;
     let (sid, old) = login(&store, "alice").await;
     let (session, new_cookie) = store
         .rotate_browser(&old, Some("manager"))
@@ -167,9 +170,8 @@ async fn rotation_moves_the_session_to_a_new_cookie() {
     assert_eq!((found.session.id, found.role), (sid, "manager".to_owned()));
 }
 
-#[tokio::test]
-async fn nothing_stored_holds_the_cookie_value() {
-    let (store, mut conn, prefix) = store(BrowserPolicy::default()).await;
+async fn nothing_stored_holds_the_cookie_value(redis: Backend) {
+    let (store, mut conn, prefix) = store(redis, BrowserPolicy::default()).await;
     let (_, cookie) = login(&store, "alice").await;
     let (_, rotated) = store
         .rotate_browser(&login(&store, "alice").await.1, None)
@@ -207,3 +209,13 @@ async fn nothing_stored_holds_the_cookie_value() {
     }
     assert!(keys.iter().any(|k| k.ends_with(&cookie.hash())));
 }
+
+bff_core::redis_tests!(
+    a_browser_session_is_listed_with_the_others_and_revoke_all_ends_it,
+    revoke_ends_one_browser_session,
+    idle_sessions_end_unless_touched,
+    reads_that_keep_do_not_extend,
+    the_absolute_lifetime_ends_an_active_session,
+    rotation_moves_the_session_to_a_new_cookie,
+    nothing_stored_holds_the_cookie_value,
+);

@@ -1,4 +1,5 @@
-//! The Redis code store against the real Redis on 127.0.0.1:6379; every test
+//! The Redis code store against the real Redis on 127.0.0.1:6379 and a local
+//! Redis Cluster (each test runs on both); every test
 //! uses a key prefix of its own.
 
 use std::sync::Arc;
@@ -8,25 +9,16 @@ use bff_auth::code::{
     CodeCheck, CodePolicy, CodeSecret, CodeStore, Limit, MAX_ATTEMPTS, OtpCode, RedisCodeStore,
     Throttle,
 };
+use bff_core::redis_client::testing::Backend;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
-
-async fn connect() -> ConnectionManager {
-    let url =
-        std::env::var("BFF_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let client = redis::Client::open(url).expect("redis url");
-    ConnectionManager::new(client)
-        .await
-        .expect("redis is running")
-}
 
 fn prefix() -> String {
     format!("test:{}:codes:", uuid::Uuid::now_v7().simple())
 }
 
-async fn store(policy: CodePolicy) -> RedisCodeStore {
+async fn store(redis: Backend, policy: CodePolicy) -> RedisCodeStore {
     RedisCodeStore::new(
-        connect().await,
+        redis.connect().await,
         prefix(),
         CodeSecret::new(vec![42; 32]).expect("secret"),
         policy,
@@ -42,9 +34,8 @@ fn wrong(code: &OtpCode) -> OtpCode {
 
 const ALICE: &str = "alice@example.com";
 
-#[tokio::test]
-async fn a_code_is_single_use() {
-    let store = store(CodePolicy::default()).await;
+async fn a_code_is_single_use(redis: Backend) {
+    let store = store(redis, CodePolicy::default()).await;
     let code = store.issue("register", ALICE).await.expect("issued");
     assert_eq!(
         store.check("register", ALICE, &code).await.expect("store"),
@@ -57,9 +48,8 @@ async fn a_code_is_single_use() {
     );
 }
 
-#[tokio::test]
-async fn a_code_is_bound_to_its_purpose_and_identifier() {
-    let store = store(CodePolicy::default()).await;
+async fn a_code_is_bound_to_its_purpose_and_identifier(redis: Backend) {
+    let store = store(redis, CodePolicy::default()).await;
     let code = store.issue("register", ALICE).await.expect("issued");
     assert_eq!(
         store
@@ -81,13 +71,15 @@ async fn a_code_is_bound_to_its_purpose_and_identifier() {
     );
 }
 
-#[tokio::test]
-async fn the_fifth_wrong_check_burns_the_code() {
+async fn the_fifth_wrong_check_burns_the_code(redis: Backend) {
     // A budget large enough for this test's wrong checks, all of one identifier.
-    let store = store(CodePolicy {
-        daily_failures_per_identifier: 100,
-        ..CodePolicy::default()
-    })
+    let store = store(
+        redis,
+        CodePolicy {
+            daily_failures_per_identifier: 100,
+            ..CodePolicy::default()
+        },
+    )
     .await;
     let code = store.issue("register", ALICE).await.expect("issued");
     for _ in 0..MAX_ATTEMPTS - 1 {
@@ -121,9 +113,8 @@ async fn the_fifth_wrong_check_burns_the_code() {
     );
 }
 
-#[tokio::test]
-async fn a_new_code_replaces_the_previous_one() {
-    let store = store(CodePolicy::default()).await;
+async fn a_new_code_replaces_the_previous_one(redis: Backend) {
+    let store = store(redis, CodePolicy::default()).await;
     let first = store.issue("register", ALICE).await.expect("issued");
     let mut second = store.issue("register", ALICE).await.expect("issued");
     // One in a million: the same digits again; draw until they differ.
@@ -143,12 +134,14 @@ async fn a_new_code_replaces_the_previous_one() {
     );
 }
 
-#[tokio::test]
-async fn a_code_expires() {
-    let store = store(CodePolicy {
-        ttl: Duration::from_millis(300),
-        ..CodePolicy::default()
-    })
+async fn a_code_expires(redis: Backend) {
+    let store = store(
+        redis,
+        CodePolicy {
+            ttl: Duration::from_millis(300),
+            ..CodePolicy::default()
+        },
+    )
     .await;
     let code = store.issue("register", ALICE).await.expect("issued");
     tokio::time::sleep(Duration::from_millis(450)).await;
@@ -158,9 +151,8 @@ async fn a_code_expires() {
     );
 }
 
-#[tokio::test]
-async fn concurrent_correct_checks_succeed_once() {
-    let store = Arc::new(store(CodePolicy::default()).await);
+async fn concurrent_correct_checks_succeed_once(redis: Backend) {
+    let store = Arc::new(store(redis, CodePolicy::default()).await);
     let code = store.issue("register", ALICE).await.expect("issued");
     let checks: Vec<_> = (0..4)
         .map(|_| {
@@ -177,11 +169,10 @@ async fn concurrent_correct_checks_succeed_once() {
     assert_eq!(valid, 1);
 }
 
-#[tokio::test]
-async fn the_store_holds_no_codes_or_addresses() {
+async fn the_store_holds_no_codes_or_addresses(redis: Backend) {
     let prefix = prefix();
     let store = RedisCodeStore::new(
-        connect().await,
+        redis.connect().await,
         prefix.clone(),
         CodeSecret::new(vec![42; 32]).expect("secret"),
         CodePolicy::default(),
@@ -195,7 +186,7 @@ async fn the_store_holds_no_codes_or_addresses() {
         Throttle::Allowed
     );
     let code = store.issue("register", ALICE).await.expect("issued");
-    let mut conn = connect().await;
+    let mut conn = redis.connect().await;
     let keys: Vec<String> = conn.keys(format!("{prefix}*")).await.expect("keys");
     // The cooldown, the code, and the counters per identifier and client, per
     // identifier and per client.
@@ -216,12 +207,14 @@ async fn the_store_holds_no_codes_or_addresses() {
     }
 }
 
-#[tokio::test]
-async fn the_cooldown_refuses_a_second_request_with_the_time_left() {
-    let store = store(CodePolicy {
-        cooldown: Duration::from_secs(60),
-        ..CodePolicy::default()
-    })
+async fn the_cooldown_refuses_a_second_request_with_the_time_left(redis: Backend) {
+    let store = store(
+        redis,
+        CodePolicy {
+            cooldown: Duration::from_secs(60),
+            ..CodePolicy::default()
+        },
+    )
     .await;
     assert_eq!(
         store
@@ -254,14 +247,16 @@ async fn the_cooldown_refuses_a_second_request_with_the_time_left() {
     );
 }
 
-#[tokio::test]
-async fn hourly_caps_hold_per_identifier_and_per_client() {
-    let store = store(CodePolicy {
-        cooldown: Duration::from_secs(1),
-        hourly_per_identifier: 3,
-        hourly_per_client: 5,
-        ..CodePolicy::default()
-    })
+async fn hourly_caps_hold_per_identifier_and_per_client(redis: Backend) {
+    let store = store(
+        redis,
+        CodePolicy {
+            cooldown: Duration::from_secs(1),
+            hourly_per_identifier: 3,
+            hourly_per_client: 5,
+            ..CodePolicy::default()
+        },
+    )
     .await;
     // Different purposes dodge the cooldown but share the identifier's cap.
     for purpose in ["a", "b", "c"] {
@@ -311,12 +306,11 @@ async fn hourly_caps_hold_per_identifier_and_per_client() {
     );
 }
 
-#[tokio::test]
-async fn two_stores_on_one_redis_share_the_limits() {
+async fn two_stores_on_one_redis_share_the_limits(redis: Backend) {
     let prefix = prefix();
     let make = || async {
         RedisCodeStore::new(
-            connect().await,
+            redis.connect().await,
             prefix.clone(),
             CodeSecret::new(vec![42; 32]).expect("secret"),
             CodePolicy::default(),
@@ -339,13 +333,15 @@ async fn two_stores_on_one_redis_share_the_limits() {
     );
 }
 
-#[tokio::test]
-async fn the_limit_that_lasts_longest_sets_the_retry_time() {
-    let store = store(CodePolicy {
-        cooldown: Duration::from_secs(60),
-        hourly_per_identifier: 1,
-        ..CodePolicy::default()
-    })
+async fn the_limit_that_lasts_longest_sets_the_retry_time(redis: Backend) {
+    let store = store(
+        redis,
+        CodePolicy {
+            cooldown: Duration::from_secs(60),
+            hourly_per_identifier: 1,
+            ..CodePolicy::default()
+        },
+    )
     .await;
     assert_eq!(
         store
@@ -368,14 +364,16 @@ async fn the_limit_that_lasts_longest_sets_the_retry_time() {
     }
 }
 
-#[tokio::test]
-async fn one_client_cannot_starve_the_owner_of_codes() {
-    let store = store(CodePolicy {
-        cooldown: Duration::from_secs(1),
-        hourly_per_identifier: 2,
-        hourly_per_identifier_all: 3,
-        ..CodePolicy::default()
-    })
+async fn one_client_cannot_starve_the_owner_of_codes(redis: Backend) {
+    let store = store(
+        redis,
+        CodePolicy {
+            cooldown: Duration::from_secs(1),
+            hourly_per_identifier: 2,
+            hourly_per_identifier_all: 3,
+            ..CodePolicy::default()
+        },
+    )
     .await;
     let ask = |purpose: &'static str, client: &'static str| {
         let store = store.clone();
@@ -407,13 +405,15 @@ async fn one_client_cannot_starve_the_owner_of_codes() {
     ));
 }
 
-#[tokio::test]
-async fn wrong_checks_spend_a_daily_budget_across_codes() {
-    let store = store(CodePolicy {
-        cooldown: Duration::from_secs(1),
-        daily_failures_per_identifier: 3,
-        ..CodePolicy::default()
-    })
+async fn wrong_checks_spend_a_daily_budget_across_codes(redis: Backend) {
+    let store = store(
+        redis,
+        CodePolicy {
+            cooldown: Duration::from_secs(1),
+            daily_failures_per_identifier: 3,
+            ..CodePolicy::default()
+        },
+    )
     .await;
     let first = store.issue("register", ALICE).await.expect("issued");
     for _ in 0..2 {
@@ -467,13 +467,15 @@ async fn wrong_checks_spend_a_daily_budget_across_codes() {
     );
 }
 
-#[tokio::test]
-async fn a_released_request_costs_nothing() {
-    let store = store(CodePolicy {
-        cooldown: Duration::from_secs(60),
-        hourly_per_identifier: 2,
-        ..CodePolicy::default()
-    })
+async fn a_released_request_costs_nothing(redis: Backend) {
+    let store = store(
+        redis,
+        CodePolicy {
+            cooldown: Duration::from_secs(60),
+            hourly_per_identifier: 2,
+            ..CodePolicy::default()
+        },
+    )
     .await;
     // Released twice over: neither the cooldown nor the identifier's cap of two
     // remembers the requests whose work could not be done.
@@ -509,3 +511,20 @@ async fn a_released_request_costs_nothing() {
         }
     ));
 }
+
+bff_core::redis_tests!(
+    a_code_is_single_use,
+    a_code_is_bound_to_its_purpose_and_identifier,
+    the_fifth_wrong_check_burns_the_code,
+    a_new_code_replaces_the_previous_one,
+    a_code_expires,
+    concurrent_correct_checks_succeed_once,
+    the_store_holds_no_codes_or_addresses,
+    the_cooldown_refuses_a_second_request_with_the_time_left,
+    hourly_caps_hold_per_identifier_and_per_client,
+    two_stores_on_one_redis_share_the_limits,
+    the_limit_that_lasts_longest_sets_the_retry_time,
+    one_client_cannot_starve_the_owner_of_codes,
+    wrong_checks_spend_a_daily_budget_across_codes,
+    a_released_request_costs_nothing,
+);

@@ -1,4 +1,5 @@
-//! The Redis state store against the real Redis on 127.0.0.1:6379; every test
+//! The Redis state store against the real Redis on 127.0.0.1:6379 and a local
+//! Redis Cluster (each test runs on both); every test
 //! uses a key prefix of its own.
 
 use std::sync::Arc;
@@ -8,27 +9,19 @@ use bff_auth::oauth::{
     CallbackParams, OAuthClient, OAuthError, ProviderConfig, ProviderKind, RedisStateStore,
     StateStore,
 };
+use bff_core::redis_client::RedisConnection;
+use bff_core::redis_client::testing::Backend;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use url::Url;
 
 const BINDING: [u8; 32] = [3; 32];
-
-async fn connect() -> ConnectionManager {
-    let url =
-        std::env::var("BFF_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let client = redis::Client::open(url).expect("redis url");
-    ConnectionManager::new(client)
-        .await
-        .expect("redis is running")
-}
 
 fn prefix() -> String {
     format!("test:{}:oauth:", uuid::Uuid::now_v7().simple())
 }
 
 /// A client whose provider is never called: these tests stop at the state.
-async fn client(conn: ConnectionManager, prefix: &str) -> OAuthClient {
+async fn client(conn: RedisConnection, prefix: &str) -> OAuthClient {
     let mut yandex = ProviderConfig::new(ProviderKind::Yandex, "app");
     yandex.client_secret = Some("secret".into());
     let vk = ProviderConfig::new(ProviderKind::Vk, "app");
@@ -51,9 +44,8 @@ fn callback(url: &Url) -> CallbackParams {
     }
 }
 
-#[tokio::test]
-async fn the_store_takes_once_and_expires() {
-    let store = RedisStateStore::new(connect().await, prefix());
+async fn the_store_takes_once_and_expires(redis: Backend) {
+    let store = RedisStateStore::new(redis.connect().await, prefix());
     store
         .put("k", b"v".to_vec(), Duration::from_secs(60))
         .await
@@ -68,10 +60,9 @@ async fn the_store_takes_once_and_expires() {
     assert_eq!(store.take("short").await.expect("take"), None);
 }
 
-#[tokio::test]
-async fn concurrent_callbacks_exactly_one_wins() {
+async fn concurrent_callbacks_exactly_one_wins(redis: Backend) {
     let prefix = prefix();
-    let client = client(connect().await, &prefix).await;
+    let client = client(redis.connect().await, &prefix).await;
     let url = client
         .start(ProviderKind::Vk, BINDING, serde_json::json!({"user": 1}))
         .await
@@ -95,10 +86,9 @@ async fn concurrent_callbacks_exactly_one_wins() {
     assert_eq!(won, 1);
 }
 
-#[tokio::test]
-async fn redis_holds_only_a_hash_of_the_state() {
+async fn redis_holds_only_a_hash_of_the_state(redis: Backend) {
     let prefix = prefix();
-    let mut conn = connect().await;
+    let mut conn = redis.connect().await;
     let client = client(conn.clone(), &prefix).await;
     let url = client
         .start(ProviderKind::Yandex, BINDING, serde_json::json!({}))
@@ -114,10 +104,9 @@ async fn redis_holds_only_a_hash_of_the_state() {
     assert!(ttl > 0 && ttl <= 600_000, "{ttl}");
 }
 
-#[tokio::test]
-async fn state_checks_hold_with_redis() {
+async fn state_checks_hold_with_redis(redis: Backend) {
     let prefix = prefix();
-    let client = client(connect().await, &prefix).await;
+    let client = client(redis.connect().await, &prefix).await;
     let invalid = |r: Result<_, OAuthError>| matches!(r, Err(OAuthError::InvalidState));
 
     let params = callback(
@@ -174,3 +163,10 @@ async fn state_checks_hold_with_redis() {
         "expired"
     );
 }
+
+bff_core::redis_tests!(
+    the_store_takes_once_and_expires,
+    concurrent_callbacks_exactly_one_wins,
+    redis_holds_only_a_hash_of_the_state,
+    state_checks_hold_with_redis,
+);

@@ -1,22 +1,17 @@
-//! The Redis session store against the real Redis on 127.0.0.1:6379; every test
-//! uses a key prefix of its own.
+//! The Redis session store against the real Redis on 127.0.0.1:6379 and a
+//! local Redis Cluster (each test runs on both); every test uses a key prefix
+//! of its own.
 
 use std::time::Duration;
 
 use bff_auth::session::{
     NewSession, RedisSessionStore, Refresh, RefreshToken, SessionPolicy, SessionStore,
 };
-use redis::aio::ConnectionManager;
+use bff_core::redis_client::testing::Backend;
 
-async fn store(policy: SessionPolicy) -> RedisSessionStore {
-    let url =
-        std::env::var("BFF_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let client = redis::Client::open(url).expect("redis url");
-    let conn = ConnectionManager::new(client)
-        .await
-        .expect("redis is running");
+async fn store(redis: Backend, policy: SessionPolicy) -> RedisSessionStore {
     RedisSessionStore::new(
-        conn,
+        redis.connect().await,
         format!("test:{}:auth:", uuid::Uuid::now_v7().simple()),
         policy,
     )
@@ -44,19 +39,31 @@ async fn rotate(store: &RedisSessionStore, token: &RefreshToken) -> RefreshToken
     }
 }
 
-#[tokio::test]
-async fn refresh_rotates_and_the_old_token_is_spent() {
-    let store = store(SessionPolicy {
-        reuse_grace: Duration::from_millis(200),
-        ..SessionPolicy::default()
-    })
+async fn refresh_rotates_and_the_old_token_is_spent(redis: Backend) {
+    let store = store(
+        redis,
+        SessionPolicy {
+            reuse_grace: Duration::from_millis(200),
+            ..SessionPolicy::default()
+        },
+    )
     .await;
     let (session, first) = store.create(new("alice")).await.expect("create");
-    assert!(store.is_active(&session.id).await.expect("store"));
+    assert!(
+        store
+            .is_active(&session.user_id, &session.id)
+            .await
+            .expect("store")
+    );
     let second = rotate(&store, &first).await;
     assert_ne!(first, second);
     let third = rotate(&store, &second).await;
-    assert!(store.is_active(&session.id).await.expect("store"));
+    assert!(
+        store
+            .is_active(&session.user_id, &session.id)
+            .await
+            .expect("store")
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The first token was spent two rotations ago: presenting it now is theft.
     assert!(matches!(
@@ -69,12 +76,14 @@ async fn refresh_rotates_and_the_old_token_is_spent() {
     );
 }
 
-#[tokio::test]
-async fn replaying_a_rotated_token_after_the_grace_window_revokes_the_session() {
-    let store = store(SessionPolicy {
-        reuse_grace: Duration::from_millis(100),
-        ..SessionPolicy::default()
-    })
+async fn replaying_a_rotated_token_after_the_grace_window_revokes_the_session(redis: Backend) {
+    let store = store(
+        redis,
+        SessionPolicy {
+            reuse_grace: Duration::from_millis(100),
+            ..SessionPolicy::default()
+        },
+    )
     .await;
     let (session, first) = store.create(new("bob")).await.expect("create");
     let second = rotate(&store, &first).await;
@@ -89,7 +98,10 @@ async fn replaying_a_rotated_token_after_the_grace_window_revokes_the_session() 
         }
     );
     assert!(
-        !store.is_active(&session.id).await.expect("store"),
+        !store
+            .is_active(&session.user_id, &session.id)
+            .await
+            .expect("store"),
         "the session is revoked"
     );
     // The legitimate holder's newer token dies with it.
@@ -99,9 +111,8 @@ async fn replaying_a_rotated_token_after_the_grace_window_revokes_the_session() 
     );
 }
 
-#[tokio::test]
-async fn concurrent_refreshes_of_one_token_keep_the_user_logged_in() {
-    let store = store(SessionPolicy::default()).await;
+async fn concurrent_refreshes_of_one_token_keep_the_user_logged_in(redis: Backend) {
+    let store = store(redis, SessionPolicy::default()).await;
     let (session, token) = store.create(new("carol")).await.expect("create");
     // Two tabs refresh with the same token at once.
     let (a, b) = tokio::join!(store.refresh(&token, None), store.refresh(&token, None));
@@ -114,17 +125,37 @@ async fn concurrent_refreshes_of_one_token_keep_the_user_logged_in() {
     // Each tab goes on with its own token.
     rotate(&store, &a).await;
     rotate(&store, &b).await;
-    assert!(store.is_active(&session.id).await.expect("store"));
+    assert!(
+        store
+            .is_active(&session.user_id, &session.id)
+            .await
+            .expect("store")
+    );
 }
 
-#[tokio::test]
-async fn unknown_tokens_are_invalid() {
-    let store = store(SessionPolicy::default()).await;
-    let stranger = RefreshToken::generate().expect("rng");
+async fn unknown_tokens_are_invalid(redis: Backend) {
+    let store = store(redis, SessionPolicy::default()).await;
+    let stranger = RefreshToken::generate("nobody").expect("rng");
     assert_eq!(
         store.refresh(&stranger, None).await.expect("store"),
         Refresh::Invalid
     );
+    // A well-made token under another user's tag names nothing either, nor
+    // does one without a tag (the layout before tags).
+    let (_, token) = store.create(new("ivan")).await.expect("create");
+    let (_, secret) = token.expose().split_once('.').expect("tagged");
+    for forged in [
+        format!("{}.{secret}", bff_auth::session::session_tag("judy")),
+        secret.to_owned(),
+    ] {
+        assert_eq!(
+            store
+                .refresh(&RefreshToken::from_client(forged), None)
+                .await
+                .expect("store"),
+            Refresh::Invalid
+        );
+    }
     assert_eq!(
         store
             .refresh(&RefreshToken::from_client(""), None)
@@ -134,9 +165,8 @@ async fn unknown_tokens_are_invalid() {
     );
 }
 
-#[tokio::test]
-async fn listing_and_ending_sessions_is_scoped_to_their_owner() {
-    let store = store(SessionPolicy::default()).await;
+async fn listing_and_ending_sessions_is_scoped_to_their_owner(redis: Backend) {
+    let store = store(redis, SessionPolicy::default()).await;
     let (one, _) = store.create(new("dave")).await.expect("create");
     let (two, two_token) = store.create(new("dave")).await.expect("create");
     let (theirs, _) = store.create(new("eve")).await.expect("create");
@@ -153,10 +183,19 @@ async fn listing_and_ending_sessions_is_scoped_to_their_owner() {
         !store.revoke("dave", &theirs.id).await.expect("store"),
         "someone else's session"
     );
-    assert!(store.is_active(&theirs.id).await.expect("store"));
+    assert!(
+        store
+            .is_active(&theirs.user_id, &theirs.id)
+            .await
+            .expect("store")
+    );
+    assert!(
+        !store.is_active("dave", &theirs.id).await.expect("store"),
+        "a session is active only for its owner"
+    );
 
     assert!(store.revoke("dave", &one.id).await.expect("store"));
-    assert!(!store.is_active(&one.id).await.expect("store"));
+    assert!(!store.is_active(&one.user_id, &one.id).await.expect("store"));
     assert!(
         !store.revoke("dave", &one.id).await.expect("store"),
         "already ended"
@@ -171,34 +210,49 @@ async fn listing_and_ending_sessions_is_scoped_to_their_owner() {
         1
     );
     assert!(
-        store.is_active(&two.id).await.expect("store"),
+        store.is_active(&two.user_id, &two.id).await.expect("store"),
         "the kept session lives"
     );
-    assert!(!store.is_active(&three.id).await.expect("store"));
+    assert!(
+        !store
+            .is_active(&three.user_id, &three.id)
+            .await
+            .expect("store")
+    );
     rotate(&store, &two_token).await;
     assert_eq!(store.revoke_all("dave", None).await.expect("store"), 1);
     assert!(store.list("dave").await.expect("list").is_empty());
 }
 
-#[tokio::test]
-async fn sessions_end_after_the_idle_timeout_and_the_absolute_lifetime() {
-    let idle = store(SessionPolicy {
-        idle_timeout: Duration::from_millis(300),
-        ..SessionPolicy::default()
-    })
+async fn sessions_end_after_the_idle_timeout_and_the_absolute_lifetime(redis: Backend) {
+    let idle = store(
+        redis,
+        SessionPolicy {
+            idle_timeout: Duration::from_millis(300),
+            ..SessionPolicy::default()
+        },
+    )
     .await;
     let (session, token) = idle.create(new("frank")).await.expect("create");
     tokio::time::sleep(Duration::from_millis(450)).await;
-    assert!(!idle.is_active(&session.id).await.expect("store"));
+    assert!(
+        !idle
+            .is_active(&session.user_id, &session.id)
+            .await
+            .expect("store")
+    );
     assert_eq!(
         idle.refresh(&token, None).await.expect("store"),
         Refresh::Invalid
     );
 
-    let absolute = store(SessionPolicy {
-        absolute_lifetime: Duration::from_millis(600),
-        ..SessionPolicy::default()
-    })
+    let absolute = store(
+        redis,
+        SessionPolicy {
+            absolute_lifetime: Duration::from_millis(600),
+            ..SessionPolicy::default()
+        },
+    )
     .await;
     let (session, mut token) = absolute.create(new("grace")).await.expect("create");
     // Staying active does not extend a session past its absolute lifetime.
@@ -207,16 +261,22 @@ async fn sessions_end_after_the_idle_timeout_and_the_absolute_lifetime() {
         token = rotate(&absolute, &token).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!absolute.is_active(&session.id).await.expect("store"));
+    assert!(
+        !absolute
+            .is_active(&session.user_id, &session.id)
+            .await
+            .expect("store")
+    );
     assert_eq!(
         absolute.refresh(&token, None).await.expect("store"),
         Refresh::Invalid
     );
 }
 
-#[tokio::test]
-async fn the_grace_window_admits_a_few_concurrent_refreshes_not_a_stream_of_replays() {
-    let store = store(SessionPolicy::default()).await;
+async fn the_grace_window_admits_a_few_concurrent_refreshes_not_a_stream_of_replays(
+    redis: Backend,
+) {
+    let store = store(redis, SessionPolicy::default()).await;
     let (session, token) = store.create(new("heidi")).await.expect("create");
     // The first rotation and two concurrent ones inside the grace window succeed...
     for _ in 0..3 {
@@ -227,5 +287,20 @@ async fn the_grace_window_admits_a_few_concurrent_refreshes_not_a_stream_of_repl
         store.refresh(&token, None).await.expect("store"),
         Refresh::Reused { .. }
     ));
-    assert!(!store.is_active(&session.id).await.expect("store"));
+    assert!(
+        !store
+            .is_active(&session.user_id, &session.id)
+            .await
+            .expect("store")
+    );
 }
+
+bff_core::redis_tests!(
+    refresh_rotates_and_the_old_token_is_spent,
+    replaying_a_rotated_token_after_the_grace_window_revokes_the_session,
+    concurrent_refreshes_of_one_token_keep_the_user_logged_in,
+    unknown_tokens_are_invalid,
+    listing_and_ending_sessions_is_scoped_to_their_owner,
+    sessions_end_after_the_idle_timeout_and_the_absolute_lifetime,
+    the_grace_window_admits_a_few_concurrent_refreshes_not_a_stream_of_replays,
+);

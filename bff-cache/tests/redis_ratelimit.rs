@@ -1,19 +1,15 @@
-//! The Redis limiter against the real Redis on 127.0.0.1:6379; each test uses
-//! a key prefix of its own.
+//! The Redis limiter against the real Redis on 127.0.0.1:6379 and a local
+//! Redis Cluster (each test runs on both); each test uses a key prefix of its
+//! own.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bff_cache::ratelimit::{Backend, OnRedisError, Quota, RedisBackend};
-use redis::aio::ConnectionManager;
+use bff_core::redis_client::testing::Backend as Redis;
 
-async fn backend(prefix: &str) -> RedisBackend {
-    let url =
-        std::env::var("BFF_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let client = redis::Client::open(url).expect("redis url");
-    let conn = ConnectionManager::new(client)
-        .await
-        .expect("redis is running");
+async fn backend(redis: Redis, prefix: &str) -> RedisBackend {
+    let conn = redis.connect().await;
     RedisBackend::new(conn, prefix, OnRedisError::FallBackToMemory)
 }
 
@@ -21,9 +17,8 @@ fn prefix() -> String {
     format!("test:{}:rl:", uuid::Uuid::now_v7().simple())
 }
 
-#[tokio::test]
-async fn of_many_concurrent_requests_exactly_the_limit_pass() {
-    let backend = Arc::new(backend(&prefix()).await);
+async fn of_many_concurrent_requests_exactly_the_limit_pass(redis: Redis) {
+    let backend = Arc::new(backend(redis, &prefix()).await);
     let quota = Quota::per_hour(50);
     let tasks: Vec<_> = (0..300)
         .map(|_| {
@@ -40,10 +35,9 @@ async fn of_many_concurrent_requests_exactly_the_limit_pass() {
     assert_eq!(allowed, 50);
 }
 
-#[tokio::test]
-async fn two_instances_on_one_redis_share_the_limit() {
+async fn two_instances_on_one_redis_share_the_limit(redis: Redis) {
     let prefix = prefix();
-    let (one, two) = (backend(&prefix).await, backend(&prefix).await);
+    let (one, two) = (backend(redis, &prefix).await, backend(redis, &prefix).await);
     let quota = Quota::per_hour(4);
     for _ in 0..2 {
         assert!(one.check("k", &quota).await.expect("decides").allowed);
@@ -58,9 +52,8 @@ async fn two_instances_on_one_redis_share_the_limit() {
     assert!(!two.check("k", &quota).await.expect("decides").allowed);
 }
 
-#[tokio::test]
-async fn tokens_refill_at_the_rate() {
-    let backend = backend(&prefix()).await;
+async fn tokens_refill_at_the_rate(redis: Redis) {
+    let backend = backend(redis, &prefix()).await;
     let quota = Quota::new(2, Duration::from_millis(200)).with_burst(2);
     assert_eq!(
         backend.check("k", &quota).await.expect("decides").remaining,
@@ -76,3 +69,9 @@ async fn tokens_refill_at_the_rate() {
     tokio::time::sleep(refused.retry_after + Duration::from_millis(5)).await;
     assert!(backend.check("k", &quota).await.expect("decides").allowed);
 }
+
+bff_core::redis_tests!(
+    of_many_concurrent_requests_exactly_the_limit_pass,
+    two_instances_on_one_redis_share_the_limit,
+    tokens_refill_at_the_rate,
+);

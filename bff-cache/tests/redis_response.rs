@@ -1,33 +1,18 @@
-//! The response cache on the real Redis: shared by instances and invalidated
-//! everywhere at once. (With Redis unreachable the app's own test shows the
+//! The response cache on the real Redis (a node and a local cluster): shared
+//! by instances and invalidated everywhere at once. (With Redis unreachable the app's own test shows the
 //! origin answering.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
-use bff_cache::response::{CacheLayer, MemoryStore, RedisStore, TieredStore};
+use bff_cache::response::{CacheLayer, CacheStore, MemoryStore, RedisStore, TieredStore};
+use bff_core::redis_client::testing::Backend;
 use http::Request;
 use http_body_util::BodyExt;
-use redis::aio::ConnectionManager;
 use tower::ServiceExt;
-
-async fn conn(url: &str) -> ConnectionManager {
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_millis(500)))
-        .set_response_timeout(Some(Duration::from_millis(500)))
-        .set_number_of_retries(0);
-    ConnectionManager::new_with_config(redis::Client::open(url).expect("url"), config)
-        .await
-        .expect("redis is running")
-}
-
-fn url() -> String {
-    std::env::var("BFF_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
 
 /// One instance: a counter of origin calls and a router whose answer is that count.
 fn instance(cache: CacheLayer) -> (Router, Arc<AtomicUsize>) {
@@ -64,19 +49,18 @@ async fn fetch(app: &Router) -> (String, String) {
     (cache, String::from_utf8_lossy(&body).into_owned())
 }
 
-#[tokio::test]
-async fn instances_share_entries_and_invalidations() {
+async fn instances_share_entries_and_invalidations(redis: Backend) {
     let prefix = format!("test:{}:cache:", uuid::Uuid::now_v7().simple());
     let layer = |store| CacheLayer::new("list", store).tags(|_, _| vec!["list".to_owned()]);
     let one = layer(TieredStore::new(
         MemoryStore::new(1 << 20),
-        RedisStore::new(conn(&url()).await, prefix.clone()),
+        RedisStore::new(redis.connect().await, prefix.clone()),
     ));
     let invalidator = one.invalidator();
     let (one, one_calls) = instance(one);
     let (two, two_calls) = instance(layer(TieredStore::new(
         MemoryStore::new(1 << 20),
-        RedisStore::new(conn(&url()).await, prefix.clone()),
+        RedisStore::new(redis.connect().await, prefix.clone()),
     )));
 
     assert_eq!(fetch(&one).await, ("MISS".to_owned(), "call 1".to_owned()));
@@ -91,3 +75,29 @@ async fn instances_share_entries_and_invalidations() {
     assert_eq!(one_calls.load(Ordering::SeqCst), 1);
     assert_eq!(two_calls.load(Ordering::SeqCst), 1);
 }
+
+/// Tags land in different hash slots of a cluster; their versions are still
+/// read in one call, in order.
+async fn tag_versions_are_read_across_hash_slots(redis: Backend) {
+    let prefix = format!("test:{}:cache:", uuid::Uuid::now_v7().simple());
+    let store = RedisStore::new(redis.connect().await, prefix);
+    let tags: Vec<String> = (0..20).map(|i| format!("tag-{i}")).collect();
+    for tag in tags.iter().step_by(3) {
+        store.invalidate(tag).await.expect("invalidated");
+    }
+    store.invalidate(&tags[3]).await.expect("invalidated");
+    let versions = store.tag_versions(&tags).await.expect("read");
+    let expected: Vec<u64> = (0..20)
+        .map(|i| match i {
+            3 => 2,
+            i if i % 3 == 0 => 1,
+            _ => 0,
+        })
+        .collect();
+    assert_eq!(versions, expected);
+}
+
+bff_core::redis_tests!(
+    instances_share_entries_and_invalidations,
+    tag_versions_are_read_across_hash_slots,
+);

@@ -43,7 +43,9 @@
 //! | `prometheus` | | `metrics::install_recorder`, `metrics::PrometheusHandle`, `metrics::routes` (with `openapi`) | metrics-exporter-prometheus |
 //! | `telemetry` | | `telemetry::init` | tracing-subscriber |
 //! | `health` | | the `health` module | |
-//! | `postgres`, `redis`, `nats` | | the drivers' readiness checks (and `health`) | sqlx, redis, async-nats |
+//! | `redis-client` | | `redis_client::RedisConnection`: a single Redis node or a cluster | redis |
+//! | `redis-testing` | | `redis_client::testing` and `redis_tests!`: store tests on a node and on a local cluster | redis |
+//! | `postgres`, `redis`, `nats` | | the drivers' readiness checks (and `health`; `redis` also `redis-client`) | sqlx, redis, async-nats |
 //! | `full` | | all of the above but the drivers | |
 //!
 //! ```
@@ -103,6 +105,9 @@ pub mod metrics;
 pub mod openapi;
 pub mod pagination;
 pub mod problem;
+#[cfg(feature = "redis-client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis-client")))]
+pub mod redis_client;
 pub mod refusal;
 pub mod request_id;
 pub mod security_headers;

@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bff_core::redis_client::{RedisConnectError, RedisConnection, RedisOptions};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use secrecy::{ExposeSecret, SecretString};
 
 pub use crate::auth::config::{AuthArgs, ClaimArgs, CodeArgs, PasswordArgs};
@@ -210,9 +210,14 @@ pub struct MigrateArgs {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Redis")]
 pub struct RedisArgs {
-    /// Connection URL.
+    /// Connection URL: `redis://[user:password@]host:port[/db]`; in cluster mode a
+    /// comma-separated list of seed nodes (any one that answers is enough).
     #[arg(long, env = "BFF_REDIS_URL", default_value = "redis://127.0.0.1:6379", value_parser = parse_secret, hide_env_values = true)]
     pub redis_url: SecretString,
+    /// Redis Cluster mode: keys are spread over the cluster's nodes by hash slot,
+    /// and failovers are followed.
+    #[arg(long, env = "BFF_REDIS_CLUSTER", default_value_t = false, action = clap::ArgAction::Set)]
+    pub redis_cluster: bool,
     /// Prefix of every key this deployment writes, so several deployments or test
     /// runs can share one Redis.
     #[arg(long, env = "BFF_REDIS_PREFIX", default_value = "bff:")]
@@ -220,15 +225,16 @@ pub struct RedisArgs {
 }
 
 impl RedisArgs {
-    /// A connection manager to the configured Redis: reconnects on its own,
-    /// with bounded connect and response times.
-    pub async fn connect(&self) -> Result<ConnectionManager, redis::RedisError> {
-        let client = redis::Client::open(self.redis_url.expose_secret())?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(2);
-        ConnectionManager::new_with_config(client, config).await
+    /// A connection to the configured Redis node or cluster: reconnects on its
+    /// own, with bounded connect and response times.
+    pub async fn connect(&self) -> Result<RedisConnection, RedisConnectError> {
+        let options = RedisOptions {
+            cluster: self.redis_cluster,
+            connect_timeout: CONNECT_TIMEOUT,
+            response_timeout: Duration::from_secs(2),
+            retries: 2,
+        };
+        RedisConnection::connect(self.redis_url.expose_secret(), &options).await
     }
 }
 

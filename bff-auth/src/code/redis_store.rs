@@ -1,7 +1,7 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use bff_core::redis_client::RedisConnection;
 use redis::{Script, ScriptInvocation};
 use subtle::ConstantTimeEq;
 
@@ -14,20 +14,26 @@ use crate::layer::BoxFuture;
 /// Codes and throttle counters in Redis.
 ///
 /// Keys, under a configurable prefix `P`, each named by a keyed hash (so the
-/// store holds no addresses):
-/// - `P c:{h(purpose, identifier)}`: hash `d` (the code's HMAC, hex) and `n`
-///   (checks so far); expires with the code;
-/// - `P cd:{h(purpose, identifier)}`: present during the cooldown;
-/// - `P hic:{h(identifier, client)}`, `P hi:{h(identifier)}` and
-///   `P hc:{h(client)}`: hourly counters, in windows that start with the first
-///   request;
-/// - `P fd:{h(identifier)}`: wrong checks in a day, from the first one.
+/// store holds no addresses); the identifier's keys carry `{h(identifier)}` as
+/// their Redis hash tag, so they share one Redis Cluster slot:
+/// - `P{h(identifier)}c:<h(purpose, identifier)>`: hash `d` (the code's HMAC,
+///   hex) and `n` (checks so far); expires with the code;
+/// - `P{h(identifier)}cd:<h(purpose, identifier)>`: present during the cooldown;
+/// - `P{h(identifier)}hic:<h(identifier, client)>` and
+///   `P{h(identifier)}hi:<h(identifier)>`: hourly counters, in windows that
+///   start with the first request;
+/// - `P{h(identifier)}fd:<h(identifier)>`: wrong checks in a day, from the
+///   first one;
+/// - `Phc:<h(client)>`: the client's hourly counter, in a slot of its own.
 ///
-/// Every decision is one atomic script or transaction, so instances sharing a
-/// Redis agree; the keys of one decision are passed to it explicitly.
+/// Every decision on an identifier is one atomic script or transaction, so
+/// instances sharing a Redis agree; the keys of one decision are passed to it
+/// explicitly. A request with a client is counted against the identifier first
+/// and then against the client; when the client's cap refuses it, the
+/// identifier's counting is undone, so a refused request still costs nothing.
 #[derive(Clone)]
 pub struct RedisCodeStore {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     prefix: String,
     secret: CodeSecret,
     policy: CodePolicy,
@@ -76,6 +82,28 @@ end
 return {0, 0}
 ";
 
+// The client's hourly cap, in a hash slot of its own. KEYS: the counter. ARGV:
+// the window, the cap, and '1' to count the request when under the cap ('0'
+// only reads). Replies 0 when under the cap, else the ms until the window ends.
+const CLIENT: &str = r"
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n >= tonumber(ARGV[2]) then
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl < 0 then ttl = tonumber(ARGV[1]) end
+  return ttl
+end
+if ARGV[3] == '1' and redis.call('INCR', KEYS[1]) == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return 0
+";
+
+// Undoes CLIENT's counting. KEYS: the counter.
+const CLIENT_RELEASE: &str = r"
+if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end
+return 1
+";
+
 // Undoes THROTTLE's counting. KEYS as THROTTLE's: the cooldown, the failure
 // budget (untouched), then the hourly counters, each decremented if above zero.
 const RELEASE: &str = r"
@@ -122,6 +150,8 @@ static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE))
 static FETCH_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(FETCH));
 static CONSUME_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(CONSUME));
 static FAILED_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(FAILED));
+static CLIENT_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(CLIENT));
+static CLIENT_RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(CLIENT_RELEASE));
 
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
@@ -135,27 +165,37 @@ impl RedisCodeStore {
     /// Codes under `prefix` (for example `bff:codes:`), keyed by `secret`, with
     /// `policy`, which must pass [`CodePolicy::validate`].
     pub fn new(
-        conn: ConnectionManager,
+        conn: impl Into<RedisConnection>,
         prefix: impl Into<String>,
         secret: CodeSecret,
         policy: CodePolicy,
     ) -> Result<Self, CodeError> {
         policy.validate()?;
         Ok(Self {
-            conn,
+            conn: conn.into(),
             prefix: prefix.into(),
             secret,
             policy,
         })
     }
 
-    fn key(&self, kind: &str, parts: &[&str]) -> String {
-        format!("{}{kind}:{}", self.prefix, self.secret.key_id(parts))
+    /// A key of `identifier`'s, in its hash slot.
+    fn key(&self, identifier: &str, kind: &str, parts: &[&str]) -> String {
+        format!(
+            "{}{{{}}}{kind}:{}",
+            self.prefix,
+            self.secret.key_id(&[identifier]),
+            self.secret.key_id(parts)
+        )
     }
 
-    /// The keys of the throttle's counters, in the order its scripts take them:
-    /// the cooldown, the failure budget, the per-identifier-and-client and
-    /// per-identifier counters, and the per-client one when there is a client.
+    fn client_key(&self, client: &str) -> String {
+        format!("{}hc:{}", self.prefix, self.secret.key_id(&[client]))
+    }
+
+    /// The keys of the identifier's throttle counters, in the order its scripts
+    /// take them: the cooldown, the failure budget, the per-identifier-and-client
+    /// and per-identifier counters.
     fn throttle_keys<'s>(
         &self,
         script: &'s Script,
@@ -163,15 +203,40 @@ impl RedisCodeStore {
         identifier: &str,
         client: Option<&str>,
     ) -> ScriptInvocation<'s> {
-        let mut invocation = script.key(self.key("cd", &[purpose, identifier]));
+        let mut invocation = script.key(self.key(identifier, "cd", &[purpose, identifier]));
         invocation
-            .key(self.key("fd", &[identifier]))
-            .key(self.key("hic", &[identifier, client.unwrap_or("")]))
-            .key(self.key("hi", &[identifier]));
-        if let Some(client) = client {
-            invocation.key(self.key("hc", &[client]));
-        }
+            .key(self.key(identifier, "fd", &[identifier]))
+            .key(self.key(identifier, "hic", &[identifier, client.unwrap_or("")]))
+            .key(self.key(identifier, "hi", &[identifier]));
         invocation
+    }
+
+    /// Runs [`CLIENT`] for `client`: the ms until its window ends when it is at
+    /// its cap, else 0 (and the request is counted when `count`).
+    async fn client_cap(&self, client: &str, count: bool) -> Result<u64, CodeError> {
+        CLIENT_SCRIPT
+            .key(self.client_key(client))
+            .arg(ms(WINDOW))
+            .arg(self.policy.hourly_per_client)
+            .arg(if count { "1" } else { "0" })
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(backend)
+    }
+
+    /// Undoes the counting of THROTTLE on `identifier`'s keys.
+    async fn release_identifier(
+        &self,
+        purpose: &str,
+        identifier: &str,
+        client: Option<&str>,
+    ) -> Result<(), CodeError> {
+        let _: u8 = self
+            .throttle_keys(&RELEASE_SCRIPT, purpose, identifier, client)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(backend)?;
+        Ok(())
     }
 }
 
@@ -191,25 +256,58 @@ impl CodeStore for RedisCodeStore {
                 .arg(policy.daily_failures_per_identifier)
                 .arg(policy.hourly_per_identifier)
                 .arg(policy.hourly_per_identifier_all);
-            if client.is_some() {
-                invocation.arg(policy.hourly_per_client);
-            }
             let (limit, retry_ms): (u8, u64) = invocation
                 .invoke_async(&mut self.conn.clone())
                 .await
                 .map_err(backend)?;
             let limit = match limit {
-                0 => return Ok(Throttle::Allowed),
-                1 => Limit::Cooldown,
-                2 => Limit::FailureBudget,
-                3 => Limit::HourlyPerIdentifier,
-                4 => Limit::HourlyPerIdentifierAll,
-                _ => Limit::HourlyPerClient,
+                0 => None,
+                1 => Some(Limit::Cooldown),
+                2 => Some(Limit::FailureBudget),
+                3 => Some(Limit::HourlyPerIdentifier),
+                _ => Some(Limit::HourlyPerIdentifierAll),
             };
-            Ok(Throttle::Limited {
-                limit,
-                retry_after: Duration::from_millis(retry_ms),
-            })
+            let Some(client) = client else {
+                return Ok(match limit {
+                    None => Throttle::Allowed,
+                    Some(limit) => Throttle::Limited {
+                        limit,
+                        retry_after: Duration::from_millis(retry_ms),
+                    },
+                });
+            };
+            // Counted against the client only when the identifier allowed it;
+            // otherwise only read, so the longest wait of the two is told.
+            let client_ms = self.client_cap(client, limit.is_none()).await;
+            let client_ms = match client_ms {
+                Ok(client_ms) => client_ms,
+                Err(error) => {
+                    if limit.is_none() {
+                        self.release_identifier(purpose, identifier, Some(client))
+                            .await?;
+                    }
+                    return Err(error);
+                }
+            };
+            match limit {
+                None if client_ms == 0 => Ok(Throttle::Allowed),
+                None => {
+                    self.release_identifier(purpose, identifier, Some(client))
+                        .await?;
+                    Ok(Throttle::Limited {
+                        limit: Limit::HourlyPerClient,
+                        retry_after: Duration::from_millis(client_ms),
+                    })
+                }
+                Some(_) if client_ms > retry_ms => Ok(Throttle::Limited {
+                    limit: Limit::HourlyPerClient,
+                    retry_after: Duration::from_millis(client_ms),
+                }),
+                Some(limit) => Ok(Throttle::Limited {
+                    limit,
+                    retry_after: Duration::from_millis(retry_ms),
+                }),
+            }
         })
     }
 
@@ -220,11 +318,14 @@ impl CodeStore for RedisCodeStore {
         client: Option<&'a str>,
     ) -> BoxFuture<'a, Result<(), CodeError>> {
         Box::pin(async move {
-            let _: u8 = self
-                .throttle_keys(&RELEASE_SCRIPT, purpose, identifier, client)
-                .invoke_async(&mut self.conn.clone())
-                .await
-                .map_err(backend)?;
+            self.release_identifier(purpose, identifier, client).await?;
+            if let Some(client) = client {
+                let _: u8 = CLIENT_RELEASE_SCRIPT
+                    .key(self.client_key(client))
+                    .invoke_async(&mut self.conn.clone())
+                    .await
+                    .map_err(backend)?;
+            }
             Ok(())
         })
     }
@@ -237,7 +338,7 @@ impl CodeStore for RedisCodeStore {
         Box::pin(async move {
             let code = OtpCode::generate()?;
             let digest = hex(&self.secret.digest(purpose, identifier, &code));
-            let key = self.key("c", &[purpose, identifier]);
+            let key = self.key(identifier, "c", &[purpose, identifier]);
             // One transaction: the previous code and its check count go with it.
             let () = redis::pipe()
                 .atomic()
@@ -261,8 +362,8 @@ impl CodeStore for RedisCodeStore {
         code: &'a OtpCode,
     ) -> BoxFuture<'a, Result<CodeCheck, CodeError>> {
         Box::pin(async move {
-            let key = self.key("c", &[purpose, identifier]);
-            let budget = self.key("fd", &[identifier]);
+            let key = self.key(identifier, "c", &[purpose, identifier]);
+            let budget = self.key(identifier, "fd", &[identifier]);
             let mut conn = self.conn.clone();
             let stored: Option<(String, u32)> = FETCH_SCRIPT
                 .key(&key)

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use bff_core::redis_client::RedisConnection;
 
 use super::{OAuthError, StateStore};
 use crate::layer::BoxFuture;
@@ -15,7 +15,7 @@ use crate::layer::BoxFuture;
 /// callbacks with one `state` exactly one gets it.
 #[derive(Clone)]
 pub struct RedisStateStore {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     prefix: String,
 }
 
@@ -29,9 +29,9 @@ impl std::fmt::Debug for RedisStateStore {
 
 impl RedisStateStore {
     /// A store on `conn` whose keys start with `prefix`.
-    pub fn new(conn: ConnectionManager, prefix: impl Into<String>) -> Self {
+    pub fn new(conn: impl Into<RedisConnection>, prefix: impl Into<String>) -> Self {
         Self {
-            conn,
+            conn: conn.into(),
             prefix: prefix.into(),
         }
     }

@@ -41,32 +41,44 @@ impl Default for BrowserPolicy {
     }
 }
 
-/// Length of a cookie value: 32 random bytes in base64url without padding.
-const COOKIE_VALUE_LEN: usize = 43;
+/// Length of a cookie value: the session tag, a dot and 32 random bytes in
+/// base64url without padding.
+const COOKIE_VALUE_LEN: usize = super::TAG_LEN + 1 + 43;
 
-/// The opaque value of a session cookie: 256 bits from the operating system's
-/// CSPRNG, base64url. Its `Debug` output hides the value; the store keeps only
-/// its [`hash`](Self::hash).
+/// The opaque value of a session cookie: `{tag}.{secret}`, the user's
+/// [`session_tag`](super::session_tag) and 256 bits from the operating
+/// system's CSPRNG, base64url. Its `Debug` output hides the value; the store
+/// keeps only its [`hash`](Self::hash).
 #[derive(Clone, PartialEq, Eq)]
 pub struct CookieValue(String);
 
 impl CookieValue {
-    /// A new value: 256 bits from the operating system's CSPRNG, base64url.
-    pub fn generate() -> Result<Self, SessionError> {
-        crate::random::base64url(32)
-            .map(Self)
-            .map_err(|e| SessionError::Store(Box::new(e)))
+    /// A new value for a session of `user_id`: its session tag, then 256 bits
+    /// from the operating system's CSPRNG, base64url.
+    pub fn generate(user_id: &str) -> Result<Self, SessionError> {
+        Self::generate_tagged(&super::session_tag(user_id))
+    }
+
+    /// A new value with `tag` (the tag of the value it replaces).
+    pub(crate) fn generate_tagged(tag: &str) -> Result<Self, SessionError> {
+        super::tagged_secret(tag).map(Self)
     }
 
     /// The value a browser presented, if it has the shape of one this crate
-    /// generates (43 base64url characters); anything else cannot name a
-    /// session and is not worth a store round trip.
+    /// generates (a tag, a dot and 43 base64url characters); anything else
+    /// cannot name a session and is not worth a store round trip.
     pub fn from_client(value: &str) -> Option<Self> {
         let shaped = value.len() == COOKIE_VALUE_LEN
-            && value
+            && super::tag_of(value).is_some()
+            && value[super::TAG_LEN + 1..]
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         shaped.then(|| Self(value.to_owned()))
+    }
+
+    /// The session tag the value begins with.
+    pub fn tag(&self) -> &str {
+        &self.0[..super::TAG_LEN]
     }
 
     /// The value, to put in the `Set-Cookie` header once (see
@@ -160,23 +172,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_cookie_value_is_256_bits_and_hidden() {
-        let value = CookieValue::generate().expect("random");
+    fn a_cookie_value_is_the_users_tag_and_256_bits_and_hidden() {
+        let value = CookieValue::generate("user-1").expect("random");
         assert_eq!(value.expose().len(), COOKIE_VALUE_LEN);
-        assert_eq!(
-            URL_SAFE_NO_PAD.decode(value.expose()).expect("b64").len(),
-            32
-        );
+        assert_eq!(value.tag(), crate::session::session_tag("user-1"));
+        let (tag, secret) = value.expose().split_once('.').expect("dot");
+        assert_eq!(tag, value.tag());
+        assert_eq!(URL_SAFE_NO_PAD.decode(secret).expect("b64").len(), 32);
         assert!(!format!("{value:?}").contains(value.expose()));
         assert_ne!(value.hash(), value.expose());
     }
 
     #[test]
     fn only_well_shaped_values_are_taken_from_clients() {
-        let value = CookieValue::generate().expect("random");
+        let value = CookieValue::generate("user-1").expect("random");
         assert!(CookieValue::from_client(value.expose()).is_some());
         assert!(CookieValue::from_client("short").is_none());
-        assert!(CookieValue::from_client(&"a".repeat(42)).is_none());
+        assert!(CookieValue::from_client(&"a".repeat(COOKIE_VALUE_LEN)).is_none());
         assert!(CookieValue::from_client(&format!("{}=", &value.expose()[1..])).is_none());
+        // The tag must end in a dot, and neither part may hold other characters.
+        let no_dot = value.expose().replace('.', "a");
+        assert!(CookieValue::from_client(&no_dot).is_none());
+        let bad_tag = format!("{{{}", &value.expose()[1..]);
+        assert!(CookieValue::from_client(&bad_tag).is_none());
+        let bad_secret = format!("{}}}", &value.expose()[..COOKIE_VALUE_LEN - 1]);
+        assert!(CookieValue::from_client(&bad_secret).is_none());
+        // A value of the earlier layout (a bare secret) is not taken.
+        assert!(CookieValue::from_client(&value.expose()[9..]).is_none());
     }
 }

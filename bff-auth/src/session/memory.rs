@@ -170,7 +170,7 @@ impl SessionStore for MemorySessionStore {
         new: NewSession,
     ) -> BoxFuture<'_, Result<(Session, RefreshToken), SessionError>> {
         Box::pin(async move {
-            let token = RefreshToken::generate()?;
+            let token = RefreshToken::generate(&new.user_id)?;
             let idle = ms(self.policy.idle_timeout);
             let lifetime = ms(self.policy.absolute_lifetime);
             let session = self.start(new);
@@ -202,7 +202,6 @@ impl SessionStore for MemorySessionStore {
         ip: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Refresh, SessionError>> {
         Box::pin(async move {
-            let next = RefreshToken::generate()?;
             let now = self.now();
             let grace = ms(self.policy.reuse_grace);
             let mut state = self.lock();
@@ -217,6 +216,7 @@ impl SessionStore for MemorySessionStore {
             else {
                 return Ok(Refresh::Invalid);
             };
+            let next = RefreshToken::generate(&user_id)?;
             if let Some(used_at) = used_at
                 && (now - used_at > grace || replays >= GRACE_ROTATIONS)
             {
@@ -254,10 +254,17 @@ impl SessionStore for MemorySessionStore {
         })
     }
 
-    fn is_active<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, Result<bool, SessionError>> {
+    fn is_active<'a>(
+        &'a self,
+        user_id: &'a str,
+        session_id: &'a str,
+    ) -> BoxFuture<'a, Result<bool, SessionError>> {
         Box::pin(async move {
             let now = self.now();
-            Ok(self.lock().live(session_id, now).is_some())
+            Ok(self
+                .lock()
+                .live(session_id, now)
+                .is_some_and(|record| record.session.user_id == user_id))
         })
     }
 
@@ -323,7 +330,7 @@ impl BrowserSessionStore for MemorySessionStore {
     ) -> BoxFuture<'_, Result<(BrowserSession, CookieValue), SessionError>> {
         let role = role.to_owned();
         Box::pin(async move {
-            let cookie = CookieValue::generate()?;
+            let cookie = CookieValue::generate(&new.user_id)?;
             let idle = ms(self.browser.idle_timeout);
             let lifetime = ms(self.browser.absolute_lifetime);
             let session = self.start(new);
@@ -371,7 +378,7 @@ impl BrowserSessionStore for MemorySessionStore {
         role: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Option<(BrowserSession, CookieValue)>, SessionError>> {
         Box::pin(async move {
-            let next = CookieValue::generate()?;
+            let next = CookieValue::generate_tagged(cookie.tag())?;
             let now = self.now();
             let mut state = self.lock();
             let Some(session_id) = state.cookies.get(&cookie.hash()).cloned() else {

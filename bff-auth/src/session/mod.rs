@@ -2,7 +2,8 @@
 //!
 //! A session is what a login creates and a logout ends. It is identified by an
 //! id that access tokens carry (`sid`), and renewed with opaque refresh tokens:
-//! 256 random bits, base64url, stored only as their SHA-256. Every refresh
+//! the user's [`session_tag`] and 256 random bits, base64url, stored only as
+//! their SHA-256. Every refresh
 //! rotates the token. Presenting a token that was already rotated is a sign of
 //! theft and revokes the whole session, except within a short grace window
 //! after its rotation, where a concurrent refresh (two browser tabs) simply gets
@@ -86,16 +87,57 @@ pub struct Session {
     pub ip: Option<String>,
 }
 
-/// An opaque refresh token. Its `Debug` output hides the value.
+/// Length of a [`session_tag`]: 6 bytes of SHA-256 in base64url.
+pub(crate) const TAG_LEN: usize = 8;
+
+/// The routing tag of `user_id`'s sessions: 48 bits of a SHA-256 of the id,
+/// base64url (8 characters, never a brace).
+///
+/// Every key of one user's sessions carries it as a Redis hash tag, so they
+/// share one Redis Cluster slot and each session operation stays one atomic
+/// script; refresh tokens and cookie values begin with it, so a store finds
+/// the slot from the token alone. It is not a secret and not an identifier:
+/// many users share each tag.
+pub fn session_tag(user_id: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(b"bff-session-tag-v1\0")
+        .chain_update(user_id.as_bytes())
+        .finalize();
+    URL_SAFE_NO_PAD.encode(&digest[..6])
+}
+
+/// `{tag}.{256 random bits, base64url}`.
+pub(crate) fn tagged_secret(tag: &str) -> Result<String, SessionError> {
+    crate::random::base64url(32)
+        .map(|secret| format!("{tag}.{secret}"))
+        .map_err(|e| SessionError::Store(Box::new(e)))
+}
+
+/// The tag of a presented `tag.secret` value, if it has that shape.
+pub(crate) fn tag_of(value: &str) -> Option<&str> {
+    let (tag, _) = value.split_at_checked(TAG_LEN)?;
+    let shaped = value.as_bytes().get(TAG_LEN) == Some(&b'.')
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    shaped.then_some(tag)
+}
+
+/// An opaque refresh token: `{tag}.{secret}`, the user's [`session_tag`] and
+/// 256 random bits. Its `Debug` output hides the value.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RefreshToken(String);
 
 impl RefreshToken {
-    /// A new token: 256 bits from the operating system's CSPRNG, base64url.
-    pub fn generate() -> Result<Self, SessionError> {
-        crate::random::base64url(32)
-            .map(Self)
-            .map_err(|e| SessionError::Store(Box::new(e)))
+    /// A new token for a session of `user_id`: its [`session_tag`], then 256
+    /// bits from the operating system's CSPRNG, base64url.
+    pub fn generate(user_id: &str) -> Result<Self, SessionError> {
+        Self::generate_tagged(&session_tag(user_id))
+    }
+
+    /// A new token with `tag` (the tag of the token it replaces).
+    pub(crate) fn generate_tagged(tag: &str) -> Result<Self, SessionError> {
+        tagged_secret(tag).map(Self)
     }
 
     /// Wraps a token a client presented.
@@ -106,6 +148,12 @@ impl RefreshToken {
     /// The token, to send to the client once.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// The [`session_tag`] the token begins with; `None` when it does not have
+    /// the shape of a token this crate generates (it then names no session).
+    pub fn tag(&self) -> Option<&str> {
+        tag_of(&self.0)
     }
 
     /// The stored form: base64url SHA-256. The token has 256 bits of entropy,
@@ -166,8 +214,12 @@ pub trait SessionStore: Send + Sync + 'static {
         ip: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Refresh, SessionError>>;
 
-    /// Whether the session exists and has not ended.
-    fn is_active<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, Result<bool, SessionError>>;
+    /// Whether `user_id`'s session `session_id` exists and has not ended.
+    fn is_active<'a>(
+        &'a self,
+        user_id: &'a str,
+        session_id: &'a str,
+    ) -> BoxFuture<'a, Result<bool, SessionError>>;
 
     /// The user's live sessions, newest first.
     fn list<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<Vec<Session>, SessionError>>;
@@ -200,9 +252,45 @@ impl<S: SessionStore + Clone> crate::layer::SessionCheck for StoreSessionCheck<S
     ) -> BoxFuture<'a, Result<bool, crate::layer::SessionCheckError>> {
         Box::pin(async move {
             self.0
-                .is_active(&principal.session_id)
+                .is_active(&principal.user_id, &principal.session_id)
                 .await
                 .map_err(|SessionError::Store(e)| crate::layer::SessionCheckError(e))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refresh_token_begins_with_its_users_tag() {
+        let token = RefreshToken::generate("user-1").expect("random");
+        assert_eq!(token.tag(), Some(session_tag("user-1").as_str()));
+        assert_ne!(session_tag("user-1"), session_tag("user-2"));
+        assert_eq!(session_tag("user-1").len(), TAG_LEN);
+        assert!(!format!("{token:?}").contains(token.expose()));
+    }
+
+    #[test]
+    fn a_token_without_a_tag_names_no_slot() {
+        for presented in [
+            "",
+            "short",
+            "abcdefgh",
+            "abcdefghX",
+            "abc{efgh.x",
+            "ab.defgh.x",
+        ] {
+            assert_eq!(
+                RefreshToken::from_client(presented).tag(),
+                None,
+                "{presented}"
+            );
+        }
+        assert_eq!(
+            RefreshToken::from_client("abcdefgh.x").tag(),
+            Some("abcdefgh")
+        );
     }
 }

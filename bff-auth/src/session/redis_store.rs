@@ -1,6 +1,6 @@
 use std::sync::LazyLock;
 
-use redis::aio::ConnectionManager;
+use bff_core::redis_client::RedisConnection;
 use redis::{AsyncCommands, Script};
 
 use super::{
@@ -11,24 +11,27 @@ use crate::layer::BoxFuture;
 
 /// Sessions in Redis.
 ///
-/// Keys, under a configurable prefix `P`:
-/// - `P s:{sid}`: hash `uid, created, last, ua, ip, abs`; expires after the idle
-///   timeout (renewed by each refresh), never after `abs` (the absolute end);
-/// - `P r:{sha256(token)}`: hash `sid, used` (0 while current, else when it was
-///   rotated); a rotated token's record is kept for a day so that a replay within
-///   that time is recognised as theft;
-/// - `P u:{uid}`: sorted set of the user's session ids by login time;
-/// - browser sessions ([`BrowserSessionStore`]) are `s:{sid}` records too, with
+/// Keys, under a configurable prefix `P`, each with the user's
+/// [`session_tag`](super::session_tag) `T` as its Redis hash tag:
+/// - `P{T}s:<sid>`: hash `uid, created, last, ua, ip, abs`; expires after the
+///   idle timeout (renewed by each refresh), never after `abs` (the absolute end);
+/// - `P{T}r:<sha256(token)>`: hash `sid, used` (0 while current, else when it
+///   was rotated); a rotated token's record is kept for a day so that a replay
+///   within that time is recognised as theft;
+/// - `P{T}u:<uid>`: sorted set of the user's session ids by login time;
+/// - browser sessions ([`BrowserSessionStore`]) are `s:` records too, with
 ///   `kind` = `browser`, `role` and `idle` (their own idle timeout, ms) added, and
-///   `P c:{sha256(cookie)}`: the session id, expiring with the session. Neither
+///   `P{T}c:<sha256(cookie)>`: the session id, expiring with the session. Neither
 ///   the cookie value nor any token is stored, only the hash in the key's name.
 ///
-/// Ending a session deletes `s:{sid}`; its refresh records then resolve to
-/// nothing and expire on their own. The scripts compute key names from the
-/// prefix, so they need a single Redis node (or a cluster slot per deployment).
+/// Refresh tokens and cookie values begin with `T`, so every operation knows its
+/// user's keys. All the keys of one user share a hash tag, and so one Redis
+/// Cluster slot: each operation is one atomic script on one node, on a single
+/// node and on a cluster alike. Ending a session deletes its `s:` record; its
+/// refresh records then resolve to nothing and expire on their own.
 #[derive(Clone)]
 pub struct RedisSessionStore {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     prefix: String,
     policy: SessionPolicy,
     browser: BrowserPolicy,
@@ -202,9 +205,13 @@ fn opt(value: String) -> Option<String> {
 impl RedisSessionStore {
     /// Sessions under `prefix` (for example `bff:auth:`) with `policy`, and
     /// browser sessions with the default [`BrowserPolicy`].
-    pub fn new(conn: ConnectionManager, prefix: impl Into<String>, policy: SessionPolicy) -> Self {
+    pub fn new(
+        conn: impl Into<RedisConnection>,
+        prefix: impl Into<String>,
+        policy: SessionPolicy,
+    ) -> Self {
         Self {
-            conn,
+            conn: conn.into(),
             prefix: prefix.into(),
             policy,
             browser: BrowserPolicy::default(),
@@ -228,8 +235,8 @@ impl RedisSessionStore {
     ) -> Result<Option<BrowserSession>, SessionError> {
         let mut conn = self.conn.clone();
         let reply: Vec<String> = BROWSER_LOOKUP_SCRIPT
-            .key(self.key("c", &cookie.hash()))
-            .arg(&self.prefix)
+            .key(self.key(cookie.tag(), "c", &cookie.hash()))
+            .arg(self.scope(cookie.tag()))
             .arg(if touch == Touch::Extend || next.is_some() {
                 "1"
             } else {
@@ -273,13 +280,22 @@ impl RedisSessionStore {
         }))
     }
 
-    fn key(&self, kind: &str, id: &str) -> String {
-        format!("{}{kind}:{id}", self.prefix)
+    /// The prefix and hash tag of the keys of the sessions tagged `tag`.
+    fn scope(&self, tag: &str) -> String {
+        format!("{}{{{tag}}}", self.prefix)
+    }
+
+    fn key(&self, tag: &str, kind: &str, id: &str) -> String {
+        format!("{}{{{tag}}}{kind}:{id}", self.prefix)
+    }
+
+    fn user_key(&self, user_id: &str) -> String {
+        self.key(&super::session_tag(user_id), "u", user_id)
     }
 
     async fn sessions_of(&self, user_id: &str) -> Result<Vec<String>, SessionError> {
         let mut conn = self.conn.clone();
-        conn.zrevrange(self.key("u", user_id), 0, -1)
+        conn.zrevrange(self.user_key(user_id), 0, -1)
             .await
             .map_err(store_error)
     }
@@ -292,13 +308,14 @@ impl SessionStore for RedisSessionStore {
     ) -> BoxFuture<'_, Result<(Session, RefreshToken), SessionError>> {
         Box::pin(async move {
             let id = uuid::Uuid::now_v7().to_string();
-            let token = RefreshToken::generate()?;
+            let tag = super::session_tag(&new.user_id);
+            let token = RefreshToken::generate_tagged(&tag)?;
             let ttl = ms(self.policy.idle_timeout).min(ms(self.policy.absolute_lifetime));
             let mut conn = self.conn.clone();
             let now: i64 = CREATE_SCRIPT
-                .key(self.key("s", &id))
-                .key(self.key("u", &new.user_id))
-                .key(self.key("r", &token.hash()))
+                .key(self.key(&tag, "s", &id))
+                .key(self.key(&tag, "u", &new.user_id))
+                .key(self.key(&tag, "r", &token.hash()))
                 .arg(&id)
                 .arg(&new.user_id)
                 .arg(ttl)
@@ -326,11 +343,15 @@ impl SessionStore for RedisSessionStore {
         ip: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Refresh, SessionError>> {
         Box::pin(async move {
-            let next = RefreshToken::generate()?;
+            // A token without a tag was not made here: it names no session.
+            let Some(tag) = token.tag() else {
+                return Ok(Refresh::Invalid);
+            };
+            let next = RefreshToken::generate_tagged(tag)?;
             let mut conn = self.conn.clone();
             let reply: Vec<String> = REFRESH_SCRIPT
-                .key(self.key("r", &token.hash()))
-                .arg(&self.prefix)
+                .key(self.key(tag, "r", &token.hash()))
+                .arg(self.scope(tag))
                 .arg(next.hash())
                 .arg(ms(self.policy.reuse_grace))
                 .arg(ms(self.policy.idle_timeout))
@@ -371,12 +392,21 @@ impl SessionStore for RedisSessionStore {
         })
     }
 
-    fn is_active<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, Result<bool, SessionError>> {
+    fn is_active<'a>(
+        &'a self,
+        user_id: &'a str,
+        session_id: &'a str,
+    ) -> BoxFuture<'a, Result<bool, SessionError>> {
         Box::pin(async move {
             let mut conn = self.conn.clone();
-            conn.exists(self.key("s", session_id))
+            let owner: Option<String> = conn
+                .hget(
+                    self.key(&super::session_tag(user_id), "s", session_id),
+                    "uid",
+                )
                 .await
-                .map_err(store_error)
+                .map_err(store_error)?;
+            Ok(owner.as_deref() == Some(user_id))
         })
     }
 
@@ -386,11 +416,12 @@ impl SessionStore for RedisSessionStore {
             if ids.is_empty() {
                 return Ok(Vec::new());
             }
+            let tag = super::session_tag(user_id);
             let mut conn = self.conn.clone();
             let mut pipe = redis::pipe();
             for id in &ids {
                 pipe.cmd("HMGET")
-                    .arg(self.key("s", id))
+                    .arg(self.key(&tag, "s", id))
                     .arg(&["uid", "created", "last", "ua", "ip"]);
             }
             let rows: Vec<Vec<Option<String>>> =
@@ -416,7 +447,7 @@ impl SessionStore for RedisSessionStore {
             }
             // Sessions that expired on their own are still in the index: tidy it.
             if !gone.is_empty() {
-                let _: Result<i64, _> = conn.zrem(self.key("u", user_id), gone).await;
+                let _: Result<i64, _> = conn.zrem(self.user_key(user_id), gone).await;
             }
             Ok(sessions)
         })
@@ -429,9 +460,10 @@ impl SessionStore for RedisSessionStore {
     ) -> BoxFuture<'a, Result<bool, SessionError>> {
         Box::pin(async move {
             let mut conn = self.conn.clone();
+            let tag = super::session_tag(user_id);
             let revoked: i64 = REVOKE_SCRIPT
-                .key(self.key("s", session_id))
-                .key(self.key("u", user_id))
+                .key(self.key(&tag, "s", session_id))
+                .key(self.key(&tag, "u", user_id))
                 .arg(user_id)
                 .arg(session_id)
                 .invoke_async(&mut conn)
@@ -467,14 +499,15 @@ impl BrowserSessionStore for RedisSessionStore {
         let role = role.to_owned();
         Box::pin(async move {
             let id = uuid::Uuid::now_v7().to_string();
-            let cookie = CookieValue::generate()?;
+            let cookie = CookieValue::generate(&new.user_id)?;
+            let tag = cookie.tag();
             let idle = ms(self.browser.idle_timeout);
             let lifetime = ms(self.browser.absolute_lifetime);
             let mut conn = self.conn.clone();
             let now: i64 = BROWSER_CREATE_SCRIPT
-                .key(self.key("s", &id))
-                .key(self.key("u", &new.user_id))
-                .key(self.key("c", &cookie.hash()))
+                .key(self.key(tag, "s", &id))
+                .key(self.key(tag, "u", &new.user_id))
+                .key(self.key(tag, "c", &cookie.hash()))
                 .arg(&id)
                 .arg(&new.user_id)
                 .arg(idle)
@@ -517,7 +550,7 @@ impl BrowserSessionStore for RedisSessionStore {
         role: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Option<(BrowserSession, CookieValue)>, SessionError>> {
         Box::pin(async move {
-            let next = CookieValue::generate()?;
+            let next = CookieValue::generate_tagged(cookie.tag())?;
             let session = self
                 .browser_lookup(cookie, Touch::Extend, Some(&next), role)
                 .await?;

@@ -4,8 +4,8 @@ use std::sync::LazyLock;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use bff_core::redis_client::RedisConnection;
 use redis::Script;
-use redis::aio::ConnectionManager;
 
 use super::{Backend, BoxFuture, Decision, MemoryBackend, Quota, RateLimitError};
 
@@ -27,7 +27,7 @@ pub enum OnRedisError {
 /// when the bucket is full again), one script and one round trip per decision,
 /// and Redis's `TIME` as the clock so instances never disagree.
 pub struct RedisBackend {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     prefix: String,
     on_error: OnRedisError,
     fallback: MemoryBackend,
@@ -67,9 +67,13 @@ const BACKOFF: Duration = Duration::from_secs(1);
 
 impl RedisBackend {
     /// A backend on `conn` writing keys under `prefix` (e.g. `bff:rl:`).
-    pub fn new(conn: ConnectionManager, prefix: impl Into<String>, on_error: OnRedisError) -> Self {
+    pub fn new(
+        conn: impl Into<RedisConnection>,
+        prefix: impl Into<String>,
+        on_error: OnRedisError,
+    ) -> Self {
         Self {
-            conn,
+            conn: conn.into(),
             prefix: prefix.into(),
             on_error,
             fallback: MemoryBackend::default(),

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use bff_core::redis_client::RedisConnection;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 
 use super::store::{CacheError, CacheStore, Entry, MemoryStore, current, now_ms};
 use crate::BoxFuture;
@@ -13,7 +13,7 @@ use crate::BoxFuture;
 /// An invalidation is one `INCR`, seen by every instance at its next read.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     prefix: String,
 }
 
@@ -31,9 +31,9 @@ fn backend(error: impl std::error::Error + Send + Sync + 'static) -> CacheError 
 
 impl RedisStore {
     /// A store on `conn` under `prefix` (e.g. `bff:cache:`).
-    pub fn new(conn: ConnectionManager, prefix: impl Into<String>) -> Self {
+    pub fn new(conn: impl Into<RedisConnection>, prefix: impl Into<String>) -> Self {
         Self {
-            conn,
+            conn: conn.into(),
             prefix: prefix.into(),
         }
     }

@@ -1,12 +1,14 @@
-use redis::aio::ConnectionManager;
-
 use super::{BoxFuture, CheckError, ReadinessCheck};
+use crate::redis_client::RedisConnection;
 
-/// Readiness of Redis: a `PING` through a connection manager, which reconnects on
-/// its own, so the check turns green again once Redis is back.
+/// Readiness of Redis: a `PING` through a [`RedisConnection`], which reconnects
+/// on its own, so the check turns green again once Redis is back. On a cluster
+/// the `PING` goes to every node the client knows, so a node that is down
+/// fails the check until the cluster has replaced it (and the client has
+/// re-read the slot map).
 #[derive(Clone)]
 pub struct RedisCheck {
-    conn: ConnectionManager,
+    conn: RedisConnection,
 }
 
 impl std::fmt::Debug for RedisCheck {
@@ -17,8 +19,8 @@ impl std::fmt::Debug for RedisCheck {
 
 impl RedisCheck {
     /// Checks through `conn`.
-    pub fn new(conn: ConnectionManager) -> Self {
-        Self { conn }
+    pub fn new(conn: impl Into<RedisConnection>) -> Self {
+        Self { conn: conn.into() }
     }
 }
 

@@ -12,7 +12,7 @@ use bff_auth::mint::Minter;
 use bff_auth::password::{PasswordError, PasswordHasher};
 use bff_auth::session::{BrowserPolicy, RedisSessionStore, SessionPolicy, StoreSessionCheck};
 use bff_auth::token::{TokenIssuer, TokenVerifier, ValidationPolicy};
-use redis::aio::ConnectionManager;
+use bff_core::redis_client::RedisConnection;
 use secrecy::ExposeSecret;
 
 use super::config::{AuthArgs, PasswordArgs};
@@ -126,7 +126,7 @@ impl Auth {
         args: &AuthArgs,
         password: &PasswordArgs,
         profile: Profile,
-        redis: ConnectionManager,
+        redis: RedisConnection,
         redis_prefix: &str,
     ) -> Result<Self, AuthSetupError> {
         let keys = load_keys(args, profile)?;

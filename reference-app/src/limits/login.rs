@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bff_auth::code::CodeSecret;
 use bff_cache::ratelimit::Quota;
-use redis::aio::ConnectionManager;
+use bff_core::redis_client::RedisConnection;
 use subtle::ConstantTimeEq;
 
 use super::LimitError;
@@ -64,7 +64,7 @@ pub struct Failure {
 /// The login guard, in Redis.
 #[derive(Clone)]
 pub struct LoginGuard {
-    redis: ConnectionManager,
+    redis: RedisConnection,
     prefix: String,
     devices: DeviceCookies,
     policy: LoginPolicy,
@@ -115,7 +115,7 @@ static COUNT_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::n
 impl LoginGuard {
     /// The guard over `redis`, its keys under `prefix` and named with `secret`.
     pub fn new(
-        redis: ConnectionManager,
+        redis: RedisConnection,
         prefix: &str,
         secret: CodeSecret,
         policy: LoginPolicy,

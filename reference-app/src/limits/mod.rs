@@ -224,7 +224,7 @@ impl Limits {
     /// Limits in Redis under `prefix`, with `args`; `trusted_proxies` are
     /// CIDRs; `secret` names the login guard's keys.
     pub fn new(
-        redis: redis::aio::ConnectionManager,
+        redis: bff_core::redis_client::RedisConnection,
         prefix: &str,
         args: &RateLimitArgs,
         trusted_proxies: &[String],

@@ -128,7 +128,7 @@ impl OAuthArgs {
     pub fn parts(
         &self,
         profile: Profile,
-        redis: redis::aio::ConnectionManager,
+        redis: bff_core::redis_client::RedisConnection,
         prefix: &str,
     ) -> Result<OAuthParts, String> {
         let providers = self.providers();

@@ -501,7 +501,7 @@ impl OAuthService {
         let active = self
             .auth
             .sessions
-            .is_active(&grant.session_id)
+            .is_active(&grant.user_id.to_string(), &grant.session_id)
             .await
             .map_err(crate::auth::AuthError::from)?;
         if !active {

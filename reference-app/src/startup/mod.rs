@@ -30,7 +30,7 @@ pub enum StartupError {
     Database(#[from] crate::db::DbError),
     /// Redis could not be reached.
     #[error("cannot connect to Redis")]
-    Redis(#[source] redis::RedisError),
+    Redis(#[source] bff_core::redis_client::RedisConnectError),
     /// NATS could not be reached.
     #[error("cannot connect to NATS")]
     Nats(#[source] async_nats::ConnectError),
