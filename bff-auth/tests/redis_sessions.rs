@@ -143,9 +143,9 @@ async fn unknown_tokens_are_invalid(redis: Backend) {
     // A well-made token under another user's tag names nothing either, nor
     // does one without a tag (the layout before tags).
     let (_, token) = store.create(new("ivan")).await.expect("create");
-    let (_, secret) = token.expose().split_once('.').expect("tagged");
+    let secret = &token.expose()[8..];
     for forged in [
-        format!("{}.{secret}", bff_auth::session::session_tag("judy")),
+        format!("{}{secret}", bff_auth::session::session_tag("judy")),
         secret.to_owned(),
     ] {
         assert_eq!(

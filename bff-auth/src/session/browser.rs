@@ -41,13 +41,13 @@ impl Default for BrowserPolicy {
     }
 }
 
-/// Length of a cookie value: the session tag, a dot and 32 random bytes in
+/// Length of a cookie value: the session tag, then 32 random bytes in
 /// base64url without padding.
-const COOKIE_VALUE_LEN: usize = super::TAG_LEN + 1 + 43;
+const COOKIE_VALUE_LEN: usize = super::TAGGED_LEN;
 
-/// The opaque value of a session cookie: `{tag}.{secret}`, the user's
-/// [`session_tag`](super::session_tag) and 256 bits from the operating
-/// system's CSPRNG, base64url. Its `Debug` output hides the value; the store
+/// The opaque value of a session cookie: the user's
+/// [`session_tag`](super::session_tag) followed by 256 bits from the operating
+/// system's CSPRNG, all base64url (51 characters). Its `Debug` output hides the value; the store
 /// keeps only its [`hash`](Self::hash).
 #[derive(Clone, PartialEq, Eq)]
 pub struct CookieValue(String);
@@ -65,15 +65,10 @@ impl CookieValue {
     }
 
     /// The value a browser presented, if it has the shape of one this crate
-    /// generates (a tag, a dot and 43 base64url characters); anything else
-    /// cannot name a session and is not worth a store round trip.
+    /// generates (51 base64url characters); anything else cannot name a
+    /// session and is not worth a store round trip.
     pub fn from_client(value: &str) -> Option<Self> {
-        let shaped = value.len() == COOKIE_VALUE_LEN
-            && super::tag_of(value).is_some()
-            && value[super::TAG_LEN + 1..]
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        shaped.then(|| Self(value.to_owned()))
+        super::tag_of(value).map(|_| Self(value.to_owned()))
     }
 
     /// The session tag the value begins with.
@@ -176,8 +171,7 @@ mod tests {
         let value = CookieValue::generate("user-1").expect("random");
         assert_eq!(value.expose().len(), COOKIE_VALUE_LEN);
         assert_eq!(value.tag(), crate::session::session_tag("user-1"));
-        let (tag, secret) = value.expose().split_once('.').expect("dot");
-        assert_eq!(tag, value.tag());
+        let secret = &value.expose()[value.tag().len()..];
         assert_eq!(URL_SAFE_NO_PAD.decode(secret).expect("b64").len(), 32);
         assert!(!format!("{value:?}").contains(value.expose()));
         assert_ne!(value.hash(), value.expose());
@@ -188,16 +182,14 @@ mod tests {
         let value = CookieValue::generate("user-1").expect("random");
         assert!(CookieValue::from_client(value.expose()).is_some());
         assert!(CookieValue::from_client("short").is_none());
-        assert!(CookieValue::from_client(&"a".repeat(COOKIE_VALUE_LEN)).is_none());
+        assert!(CookieValue::from_client(&"a".repeat(COOKIE_VALUE_LEN - 1)).is_none());
         assert!(CookieValue::from_client(&format!("{}=", &value.expose()[1..])).is_none());
-        // The tag must end in a dot, and neither part may hold other characters.
-        let no_dot = value.expose().replace('.', "a");
-        assert!(CookieValue::from_client(&no_dot).is_none());
+        // Neither the tag nor the secret may hold other characters.
         let bad_tag = format!("{{{}", &value.expose()[1..]);
         assert!(CookieValue::from_client(&bad_tag).is_none());
         let bad_secret = format!("{}}}", &value.expose()[..COOKIE_VALUE_LEN - 1]);
         assert!(CookieValue::from_client(&bad_secret).is_none());
         // A value of the earlier layout (a bare secret) is not taken.
-        assert!(CookieValue::from_client(&value.expose()[9..]).is_none());
+        assert!(CookieValue::from_client(&value.expose()[8..]).is_none());
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! A session is what a login creates and a logout ends. It is identified by an
 //! id that access tokens carry (`sid`), and renewed with opaque refresh tokens:
-//! the user's [`session_tag`] and 256 random bits, base64url, stored only as
-//! their SHA-256. Every refresh
+//! the user's [`session_tag`] followed by 256 random bits, all base64url,
+//! stored only as their SHA-256. Every refresh
 //! rotates the token. Presenting a token that was already rotated is a sign of
 //! theft and revokes the whole session, except within a short grace window
 //! after its rotation, where a concurrent refresh (two browser tabs) simply gets
@@ -106,25 +106,29 @@ pub fn session_tag(user_id: &str) -> String {
     URL_SAFE_NO_PAD.encode(&digest[..6])
 }
 
-/// `{tag}.{256 random bits, base64url}`.
+/// Length of a tagged value: the tag, then 32 random bytes in base64url
+/// without padding.
+pub(crate) const TAGGED_LEN: usize = TAG_LEN + 43;
+
+/// `tag` followed by 256 random bits, base64url.
 pub(crate) fn tagged_secret(tag: &str) -> Result<String, SessionError> {
     crate::random::base64url(32)
-        .map(|secret| format!("{tag}.{secret}"))
+        .map(|secret| format!("{tag}{secret}"))
         .map_err(|e| SessionError::Store(Box::new(e)))
 }
 
-/// The tag of a presented `tag.secret` value, if it has that shape.
+/// The tag of a presented value, if it has the shape of one this crate
+/// generates: [`TAGGED_LEN`] base64url characters.
 pub(crate) fn tag_of(value: &str) -> Option<&str> {
-    let (tag, _) = value.split_at_checked(TAG_LEN)?;
-    let shaped = value.as_bytes().get(TAG_LEN) == Some(&b'.')
-        && tag
+    let shaped = value.len() == TAGGED_LEN
+        && value
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    shaped.then_some(tag)
+    shaped.then(|| &value[..TAG_LEN])
 }
 
-/// An opaque refresh token: `{tag}.{secret}`, the user's [`session_tag`] and
-/// 256 random bits. Its `Debug` output hides the value.
+/// An opaque refresh token: the user's [`session_tag`] followed by 256 random
+/// bits, all base64url (51 characters). Its `Debug` output hides the value.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RefreshToken(String);
 
@@ -273,24 +277,28 @@ mod tests {
     }
 
     #[test]
-    fn a_token_without_a_tag_names_no_slot() {
+    fn a_token_of_another_shape_names_no_slot() {
+        let token = RefreshToken::generate("user-1").expect("random");
+        let value = token.expose();
+        assert_eq!(value.len(), TAGGED_LEN);
+        assert!(
+            URL_SAFE_NO_PAD
+                .decode(&value[TAG_LEN..])
+                .is_ok_and(|b| b.len() == 32)
+        );
         for presented in [
-            "",
-            "short",
-            "abcdefgh",
-            "abcdefghX",
-            "abc{efgh.x",
-            "ab.defgh.x",
+            String::new(),
+            "short".to_owned(),
+            value[TAG_LEN..].to_owned(),
+            format!("{value}A"),
+            format!("{{{}", &value[1..]),
+            format!("{}=", &value[..TAGGED_LEN - 1]),
         ] {
             assert_eq!(
-                RefreshToken::from_client(presented).tag(),
+                RefreshToken::from_client(presented.clone()).tag(),
                 None,
                 "{presented}"
             );
         }
-        assert_eq!(
-            RefreshToken::from_client("abcdefgh.x").tag(),
-            Some("abcdefgh")
-        );
     }
 }

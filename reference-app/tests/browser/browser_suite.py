@@ -35,6 +35,8 @@ import traceback
 from playwright.sync_api import expect, sync_playwright
 
 COOKIE = "__Host-Http-bff"
+# A cookie value: the session tag (8 characters) and 256 bits, base64url.
+COOKIE_VALUE_LEN = 8 + 43
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.")
 TOKEN_FIELD = re.compile(r'"(access_token|refresh_token|id_token)"')
 
@@ -195,7 +197,7 @@ def test_demo_flow(browser):
     cookie = cookies[0]
     assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict", cookie
     assert cookie["path"] == "/" and cookie["domain"] == "app.localhost", cookie
-    assert len(cookie["value"]) == 43, cookie
+    assert len(cookie["value"]) == COOKIE_VALUE_LEN, cookie
     assert COOKIE not in page.evaluate("document.cookie"), "the session cookie is readable by script"
 
     os.makedirs(args.out, exist_ok=True)
@@ -278,7 +280,7 @@ def test_cookie_tossing(browser):
     mine = session_cookies(context)[0]["value"]
     sibling = context.new_page()
     sibling.goto(f"http://sub.app.localhost:{args.evil_port}/forge-none")
-    tossed = "B" * 43
+    tossed = "B" * COOKIE_VALUE_LEN
     for attempt in [f"{COOKIE}={tossed}; Path=/; Secure; Domain=app.localhost",
                     f"{COOKIE}={tossed}; Path=/; Secure",
                     f"__Host-bff={tossed}; Path=/; Secure; Domain=app.localhost"]:
@@ -294,7 +296,7 @@ def test_cookie_tossing(browser):
 def test_fixation(browser):
     """A cookie planted before login is not the one after login."""
     context = new_context(browser)
-    planted = "A" * 43
+    planted = "A" * COOKIE_VALUE_LEN
     page = context.new_page()
     # Chromium refuses a `__Host-` cookie over http through the protocol (add_cookies), but
     # keeps one from a response of a loopback origin: plant it with a routed answer, as an
@@ -306,7 +308,7 @@ def test_fixation(browser):
     assert [c["value"] for c in session_cookies(context)] == [planted], context.cookies()
     login_through_demo(page)
     values = [c["value"] for c in session_cookies(context)]
-    assert len(values) == 1 and values[0] != planted and len(values[0]) == 43, values
+    assert len(values) == 1 and values[0] != planted and len(values[0]) == COOKIE_VALUE_LEN, values
     assert who_am_i(page)["status"] == 200
     context.close()
     return "planted cookie replaced"
