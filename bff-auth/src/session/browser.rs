@@ -43,6 +43,7 @@ impl Default for BrowserPolicy {
 
 /// Length of a cookie value: the session tag, then 32 random bytes in
 /// base64url without padding.
+#[cfg(test)]
 const COOKIE_VALUE_LEN: usize = super::TAGGED_LEN;
 
 /// The opaque value of a session cookie: the user's

@@ -157,22 +157,30 @@ impl LoginGuard {
         }
         let id = self.identifier_key(identifier);
         let pair = client.unwrap_or("unknown");
-        let mut redis = self.redis.clone();
-        let (lock, all, all_ttl, by_client, client_ttl): (i64, Option<u32>, i64, Option<u32>, i64) =
-            redis::pipe()
-                .cmd("PTTL")
-                .arg(format!("{id}:lock:{pair}"))
-                .cmd("GET")
-                .arg(format!("{id}:all"))
-                .cmd("PTTL")
-                .arg(format!("{id}:all"))
-                .cmd("GET")
-                .arg(self.client_key(client))
-                .cmd("PTTL")
-                .arg(self.client_key(client))
-                .query_async(&mut redis)
-                .await
-                .map_err(unavailable)?;
+        // The identifier's keys share a hash slot, the client's key has its
+        // own: two pipelines (one node each in a cluster), sent together.
+        let (mut by_identifier, mut by_client) = (self.redis.clone(), self.redis.clone());
+        let mut identifier_pipe = redis::pipe();
+        identifier_pipe
+            .cmd("PTTL")
+            .arg(format!("{id}:lock:{pair}"))
+            .cmd("GET")
+            .arg(format!("{id}:all"))
+            .cmd("PTTL")
+            .arg(format!("{id}:all"));
+        let client_key = self.client_key(client);
+        let mut client_pipe = redis::pipe();
+        client_pipe
+            .cmd("GET")
+            .arg(&client_key)
+            .cmd("PTTL")
+            .arg(&client_key);
+        let identifier_reads =
+            identifier_pipe.query_async::<(i64, Option<u32>, i64)>(&mut by_identifier);
+        let client_reads = client_pipe.query_async::<(Option<u32>, i64)>(&mut by_client);
+        let (identifier_reads, client_reads) = tokio::join!(identifier_reads, client_reads);
+        let (lock, all, all_ttl) = identifier_reads.map_err(unavailable)?;
+        let (by_client, client_ttl) = client_reads.map_err(unavailable)?;
         let policy = &self.policy;
         if lock > 0 {
             let quota = Quota::new(policy.lock_after, policy.lock_for);

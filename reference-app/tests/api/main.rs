@@ -25,3 +25,4 @@ mod outages;
 mod outbox;
 mod rbac;
 mod records;
+mod redis_cluster;
