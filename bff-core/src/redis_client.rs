@@ -53,8 +53,9 @@ pub struct RedisOptions {
     /// How long a command may wait for its answer, retries and redirections
     /// included; past it the command fails and the caller answers 503.
     pub response_timeout: Duration,
-    /// How many times a command is retried after a connection error (a single
-    /// node) or a failed node or redirection (a cluster).
+    /// How many times a command is retried after a connection error. A
+    /// cluster allows two more, for the `MOVED` redirections that follow a
+    /// failover.
     pub retries: u32,
 }
 
@@ -136,7 +137,7 @@ impl RedisConnection {
                 .connection_timeout(options.connect_timeout)
                 .response_timeout(options.response_timeout)
                 .overall_response_timeout(Some(options.response_timeout))
-                .retries(options.retries)
+                .retries(options.retries.saturating_add(2))
                 .min_retry_wait(50)
                 .max_retry_wait(500)
                 .build()?;

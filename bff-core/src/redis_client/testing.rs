@@ -146,7 +146,8 @@ fn run(command: &mut Command) -> std::io::Result<String> {
 impl RedisCluster {
     /// Starts `masters` masters with `replicas` replicas each, with
     /// `node_timeout` (how long a node may be silent before a failover), and
-    /// waits until every slot is served.
+    /// waits until every slot is served. The nodes serve their slots while
+    /// another master is down (`cluster-require-full-coverage no`).
     pub async fn start(
         masters: usize,
         replicas: usize,
@@ -191,6 +192,7 @@ impl RedisCluster {
         let server = format!(
             "redis-server --port {port} --bind 127.0.0.1 --cluster-enabled yes \
              --cluster-config-file nodes.conf --cluster-node-timeout {} \
+             --cluster-require-full-coverage no --repl-diskless-sync-delay 0 \
              --save '' --appendonly no --dir {} --logfile redis.log",
             node_timeout.as_millis(),
             dir.display()
@@ -232,8 +234,9 @@ impl RedisCluster {
         }
     }
 
-    /// Waits until every live node reports `cluster_state:ok` and sees the
-    /// same configuration epoch of the slot map.
+    /// Waits until every live node reports `cluster_state:ok` and every live
+    /// replica has finished its initial sync (a replica promoted before that
+    /// would come up without its master's data).
     pub async fn wait_until_ok(&self, within: Duration) -> std::io::Result<()> {
         let deadline = Instant::now() + within;
         loop {
@@ -241,13 +244,18 @@ impl RedisCluster {
                 .live_nodes()
                 .iter()
                 .map(|node| {
-                    run(Command::new("redis-cli").args([
-                        "-p",
-                        &node.port.to_string(),
-                        "CLUSTER",
-                        "INFO",
-                    ]))
-                    .is_ok_and(|info| info.contains("cluster_state:ok"))
+                    let port = node.port.to_string();
+                    let cluster_ok =
+                        run(Command::new("redis-cli").args(["-p", &port, "CLUSTER", "INFO"]))
+                            .is_ok_and(|info| info.contains("cluster_state:ok"));
+                    let synced =
+                        run(Command::new("redis-cli").args(["-p", &port, "INFO", "replication"]))
+                            .is_ok_and(|info| {
+                                info.contains("role:master")
+                                    || (info.contains("master_link_status:up")
+                                        && info.contains("master_sync_in_progress:0"))
+                            });
+                    cluster_ok && synced
                 })
                 .collect();
             if states.iter().all(|ok| *ok) {
