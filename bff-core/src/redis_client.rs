@@ -40,7 +40,7 @@ pub mod testing;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, Value};
+use redis::{Cmd, Pipeline, RedisFuture, TlsCertificates, Value};
 
 /// How to reach Redis.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,16 +57,21 @@ pub struct RedisOptions {
     /// cluster allows two more, for the `MOVED` redirections that follow a
     /// failover.
     pub retries: u32,
+    /// For `rediss://` URLs: the PEM certificates of the authorities that sign
+    /// the servers' certificates, instead of the system's roots.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl Default for RedisOptions {
-    /// A single node; 10 s to connect; 2 s per command; 2 retries.
+    /// A single node; 10 s to connect; 2 s per command; 2 retries; the
+    /// system's roots for TLS.
     fn default() -> Self {
         Self {
             cluster: false,
             connect_timeout: Duration::from_secs(10),
             response_timeout: Duration::from_secs(2),
             retries: 2,
+            ca_pem: None,
         }
     }
 }
@@ -118,7 +123,7 @@ impl From<ClusterConnection> for RedisConnection {
 
 impl RedisConnection {
     /// Connects to `urls`, one URL or a comma-separated list (cluster mode):
-    /// `redis://[user:password@]host:port[/db]`.
+    /// `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS.
     ///
     /// A single node is connected to before this returns, so a wrong URL or a
     /// node that is down fails here; in cluster mode at least one seed node must
@@ -132,8 +137,16 @@ impl RedisConnection {
         if urls.is_empty() {
             return Err(RedisConnectError::Settings("no Redis URL is set"));
         }
+        let certificates = || TlsCertificates {
+            client_tls: None,
+            root_cert: options.ca_pem.clone(),
+        };
         if options.cluster {
-            let client = ClusterClientBuilder::new(urls)
+            let mut builder = ClusterClientBuilder::new(urls);
+            if options.ca_pem.is_some() {
+                builder = builder.certs(certificates());
+            }
+            let client = builder
                 .connection_timeout(options.connect_timeout)
                 .response_timeout(options.response_timeout)
                 .overall_response_timeout(Some(options.response_timeout))
@@ -148,7 +161,11 @@ impl RedisConnection {
                 "several Redis URLs are set but cluster mode is off",
             ));
         };
-        let client = redis::Client::open(*url)?;
+        let client = if options.ca_pem.is_some() {
+            redis::Client::build_with_tls(*url, certificates())?
+        } else {
+            redis::Client::open(*url)?
+        };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.connect_timeout))
             .set_response_timeout(Some(options.response_timeout))

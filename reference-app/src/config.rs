@@ -218,6 +218,10 @@ pub struct RedisArgs {
     /// and failovers are followed.
     #[arg(long, env = "BFF_REDIS_CLUSTER", default_value_t = false, action = clap::ArgAction::Set)]
     pub redis_cluster: bool,
+    /// CA certificate (PEM) that the servers' TLS certificates must chain to,
+    /// for `rediss://` URLs (without it, the system's roots).
+    #[arg(long, env = "BFF_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<std::path::PathBuf>,
     /// Prefix of every key this deployment writes, so several deployments or test
     /// runs can share one Redis.
     #[arg(long, env = "BFF_REDIS_PREFIX", default_value = "bff:")]
@@ -225,16 +229,45 @@ pub struct RedisArgs {
 }
 
 impl RedisArgs {
-    /// A connection to the configured Redis node or cluster: reconnects on its
-    /// own, with bounded connect and response times.
-    pub async fn connect(&self) -> Result<RedisConnection, RedisConnectError> {
-        let options = RedisOptions {
+    /// How to connect: bounded connect and response times, the CA file read.
+    /// A CA for URLs that are not all `rediss://` is refused: it would be
+    /// ignored, and the connection would not be the TLS one it asks for.
+    pub fn options(&self) -> Result<RedisOptions, String> {
+        let ca_pem = match &self.redis_ca_file {
+            None => None,
+            Some(path) => {
+                let tls = self
+                    .redis_url
+                    .expose_secret()
+                    .split(',')
+                    .all(|url| url.trim().starts_with("rediss://"));
+                if !tls {
+                    return Err(
+                        "BFF_REDIS_CA_FILE is set but BFF_REDIS_URL is not rediss://".into(),
+                    );
+                }
+                Some(
+                    std::fs::read(path)
+                        .map_err(|e| format!("BFF_REDIS_CA_FILE {}: {e}", path.display()))?,
+                )
+            }
+        };
+        Ok(RedisOptions {
             cluster: self.redis_cluster,
             connect_timeout: CONNECT_TIMEOUT,
             response_timeout: Duration::from_secs(2),
             retries: 2,
-        };
-        RedisConnection::connect(self.redis_url.expose_secret(), &options).await
+            ca_pem,
+        })
+    }
+
+    /// A connection to the configured Redis node or cluster with `options`:
+    /// reconnects on its own.
+    pub async fn connect(
+        &self,
+        options: &RedisOptions,
+    ) -> Result<RedisConnection, RedisConnectError> {
+        RedisConnection::connect(self.redis_url.expose_secret(), options).await
     }
 }
 
@@ -286,6 +319,35 @@ mod tests {
         assert!(!serve.database.migrate_on_start(Profile::Prod));
         assert_eq!(serve.codes.code_ttl, Duration::from_secs(600));
         assert!(serve.notifier.notifier && serve.outbox.outbox_relay);
+    }
+
+    #[test]
+    fn a_redis_ca_needs_tls_urls_and_a_readable_file() {
+        let redis = |url: &str, ca: Option<&str>| RedisArgs {
+            redis_url: SecretString::from(url),
+            redis_cluster: true,
+            redis_ca_file: ca.map(std::path::PathBuf::from),
+            redis_prefix: "bff:".into(),
+        };
+        let plain = redis("rediss://a:6379,redis://b:6379", Some("/etc/hostname"));
+        assert!(
+            plain
+                .options()
+                .expect_err("mixed")
+                .contains("not rediss://")
+        );
+        let missing = redis("rediss://a:6379", Some("/nonexistent/ca.pem"));
+        assert!(
+            missing
+                .options()
+                .expect_err("no file")
+                .contains("/nonexistent/ca.pem")
+        );
+        let options = redis("rediss://a:6379, rediss://b:6379", Some("/etc/hostname"))
+            .options()
+            .expect("TLS with a CA");
+        assert!(options.cluster && options.ca_pem.is_some());
+        assert!(redis("redis://a:6379", None).options().is_ok());
     }
 
     #[test]

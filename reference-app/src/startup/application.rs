@@ -87,7 +87,12 @@ impl Application {
         } else {
             db::ensure_migrated(&db).await?;
         }
-        let redis = config.redis.connect().await.map_err(StartupError::Redis)?;
+        let redis_options = config.redis.options().map_err(StartupError::Config)?;
+        let redis = config
+            .redis
+            .connect(&redis_options)
+            .await
+            .map_err(StartupError::Redis)?;
         let nats = config
             .nats
             .connect("bff")
