@@ -3,9 +3,9 @@
 //! instances, one master is killed. Its replica takes over; meanwhile the app
 //! answers 503 (with `Retry-After`) at worst, never 500, and recovers by
 //! itself; users whose keys live on the surviving masters are served
-//! throughout and none of their sessions is disturbed;
-//! afterwards a logout on one instance is seen by the other and a per-user
-//! limit holds exactly across both.
+//! throughout and none of their sessions is disturbed. Afterwards a logout on
+//! one instance is seen by the other, a write through one is seen in the
+//! other's cached reads, and a per-user limit holds exactly across both.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -274,6 +274,42 @@ async fn a_master_dies_under_load_and_the_app_recovers_by_itself() {
         .await;
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
     assert_eq!(instances[1].me_status(access).await, 401);
+
+    // The response cache is shared, and a write is seen by both instances.
+    let email = "cached@example.com";
+    let cached = instances[0].user(email, Role::Customer).await;
+    let me = |instance: usize| {
+        let request = instances[instance].authed(Method::GET, "/api/v1/me", &cached.token);
+        async move {
+            let response = request.send().await.expect("sent");
+            let hit = response.headers()["x-cache"]
+                .to_str()
+                .expect("ascii")
+                .to_owned();
+            let body: serde_json::Value = response.json().await.expect("json");
+            (hit, body["name"].as_str().unwrap_or_default().to_owned())
+        }
+    };
+    assert_eq!(me(0).await.0, "MISS");
+    assert_eq!(
+        me(1).await.0,
+        "HIT",
+        "the other instance reads the shared tier"
+    );
+    let renamed = instances[0]
+        .authed(Method::PATCH, "/api/v1/me", &cached.token)
+        .json(&json!({"name": "Renamed"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(renamed.status(), StatusCode::OK);
+    for instance in [0, 1] {
+        assert_eq!(
+            me(instance).await.1,
+            "Renamed",
+            "fresh on instance {instance}"
+        );
+    }
 
     // The per-user limit holds exactly across both instances.
     let email = "limited@example.com";
