@@ -127,7 +127,8 @@ impl ClientIp {
         Ok(self.trust(address, prefix))
     }
 
-    fn is_trusted(&self, ip: IpAddr) -> bool {
+    /// Whether `ip` is one of the trusted proxies.
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
         self.trusted
             .iter()
             .any(|(network, prefix)| in_network(ip, *network, *prefix))

@@ -14,10 +14,12 @@
 //! # let _ = app;
 //! ```
 
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath};
 use axum::response::IntoResponse;
 use http::{HeaderName, HeaderValue, Method, Request, StatusCode};
 use tower::ServiceBuilder;
@@ -26,7 +28,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnResponse, MakeSpan, OnResponse, TraceLayer};
 use tracing::{Level, Span};
 
 use crate::error_layer::{NormalizeErrorsLayer, panic_response};
@@ -46,6 +48,47 @@ pub struct HttpConfig {
     pub cors_origins: Vec<HeaderValue>,
     /// How long browsers may cache a CORS preflight answer.
     pub cors_max_age: Duration,
+    /// Whose W3C trace context (`traceparent`) a request's span continues.
+    pub trace_parent: TraceParent,
+}
+
+/// Whose W3C trace context (`traceparent`, `tracestate`) a request's span
+/// continues; from anyone else the headers are ignored and the request starts
+/// a trace of its own. Continuing a caller's trace also takes its sampling
+/// decision, so trusting everyone lets any client decide what is traced.
+#[derive(Clone, Default)]
+pub enum TraceParent {
+    /// Nobody's (the default).
+    #[default]
+    Ignore,
+    /// Everyone's: for a BFF that only its own proxies can reach.
+    Trust,
+    /// Only from peers for which the function answers `true` (your proxies).
+    TrustPeers(Arc<dyn Fn(IpAddr) -> bool + Send + Sync>),
+}
+
+impl std::fmt::Debug for TraceParent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Ignore => "Ignore",
+            Self::Trust => "Trust",
+            Self::TrustPeers(_) => "TrustPeers(..)",
+        })
+    }
+}
+
+impl TraceParent {
+    /// Whether the trace context of `request` is to be continued.
+    fn trusts<B>(&self, request: &Request<B>) -> bool {
+        match self {
+            Self::Ignore => false,
+            Self::Trust => true,
+            Self::TrustPeers(trusted) => request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .is_some_and(|ConnectInfo(peer)| trusted(peer.ip())),
+        }
+    }
 }
 
 impl Default for HttpConfig {
@@ -55,6 +98,7 @@ impl Default for HttpConfig {
             request_timeout: Duration::from_secs(30),
             cors_origins: Vec::new(),
             cors_max_age: Duration::from_secs(600),
+            trace_parent: TraceParent::Ignore,
         }
     }
 }
@@ -127,13 +171,15 @@ where
             .layer(SetRequestIdLayer::new())
             .layer(
                 TraceLayer::new_for_http()
-                    .make_span_with(request_span)
+                    .make_span_with(RequestSpan {
+                        trace_parent: config.trace_parent.clone(),
+                    })
                     .on_request(())
-                    .on_response(
+                    .on_response(RecordStatus(
                         DefaultOnResponse::new()
                             .level(Level::INFO)
                             .latency_unit(LatencyUnit::Millis),
-                    ),
+                    )),
             )
             .layer(MetricsLayer::new())
             .layer(SecurityHeadersLayer::new()),
@@ -141,7 +187,11 @@ where
 }
 
 /// The tracing span of one request: method, route template and request id, so
-/// every log line inside a request can be found by its id.
+/// every log line inside a request can be found by its id. Its fields follow
+/// OpenTelemetry's HTTP server conventions (`http.request.method`,
+/// `http.route`, `http.response.status_code`, recorded when the response
+/// starts), so with tracing on (feature `otel`) it is the request's server
+/// span, named `METHOD route`.
 pub fn request_span<B>(req: &Request<B>) -> Span {
     let route = req
         .extensions()
@@ -152,7 +202,52 @@ pub fn request_span<B>(req: &Request<B>) -> Span {
         .get::<RequestId>()
         .map(RequestId::as_str)
         .unwrap_or_default();
-    tracing::info_span!("request", method = %req.method(), route, request_id)
+    tracing::info_span!(
+        "request",
+        otel.name = format!("{} {route}", req.method()),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = %req.method(),
+        http.route = route,
+        http.response.status_code = tracing::field::Empty,
+        request_id,
+    )
+}
+
+/// [`request_span`], continuing the caller's trace when [`TraceParent`]
+/// trusts it.
+#[derive(Debug, Clone)]
+struct RequestSpan {
+    trace_parent: TraceParent,
+}
+
+impl<B> MakeSpan<B> for RequestSpan {
+    fn make_span(&mut self, request: &Request<B>) -> Span {
+        let span = request_span(request);
+        #[cfg(feature = "otel")]
+        if self.trace_parent.trusts(request) {
+            crate::telemetry::otel::extract(request.headers(), &span);
+        }
+        #[cfg(not(feature = "otel"))]
+        let _ = self.trace_parent.trusts(request);
+        span
+    }
+}
+
+/// Records the response's status on the request's span (a 5xx marks the span
+/// as an error), then logs as `DefaultOnResponse` does.
+#[derive(Debug, Clone)]
+struct RecordStatus(DefaultOnResponse);
+
+impl<B> OnResponse<B> for RecordStatus {
+    fn on_response(self, response: &http::Response<B>, latency: Duration, span: &Span) {
+        let status = response.status();
+        span.record("http.response.status_code", status.as_u16());
+        if status.is_server_error() {
+            span.record("otel.status_code", "error");
+        }
+        self.0.on_response(response, latency, span);
+    }
 }
 
 /// A fallback handler answering 404 problem+json, for `Router::fallback`.

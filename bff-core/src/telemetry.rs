@@ -10,9 +10,13 @@
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::layer::{Layered, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
+
+#[cfg(feature = "otel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
+pub mod otel;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,9 +36,41 @@ pub struct AlreadyInitialized;
 ///
 /// Logs go to standard error, so standard output stays free for command output.
 pub fn init(format: LogFormat, default_filter: &str) -> Result<(), AlreadyInitialized> {
+    install(
+        format,
+        default_filter,
+        None::<tracing_subscriber::layer::Identity>,
+    )
+}
+
+/// Installs the global subscriber as [`init`] does and, with `tracing`, also
+/// exports every span the filter lets through as an OpenTelemetry span.
+#[cfg(feature = "otel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
+pub fn init_with_tracing(
+    format: LogFormat,
+    default_filter: &str,
+    tracing: Option<&otel::Tracing>,
+) -> Result<(), AlreadyInitialized> {
+    let layer = tracing.map(|tracing| {
+        tracing_opentelemetry::layer()
+            .with_tracer(tracing.tracer("bff"))
+            .with_tracked_inactivity(false)
+    });
+    install(format, default_filter, layer)
+}
+
+fn install<L>(
+    format: LogFormat,
+    default_filter: &str,
+    extra: Option<L>,
+) -> Result<(), AlreadyInitialized>
+where
+    L: Layer<Layered<EnvFilter, Registry>> + Send + Sync,
+{
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let registry = tracing_subscriber::registry().with(filter);
+    let registry = tracing_subscriber::registry().with(filter).with(extra);
     let result = match format {
         LogFormat::Pretty => registry
             .with(

@@ -124,6 +124,12 @@ pub struct CommonArgs {
     /// only from `warn`).
     #[arg(long, env = "BFF_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// OpenTelemetry traces over OTLP, configured by the standard `OTEL_*`
+    /// variables (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_PROTOCOL`,
+    /// `OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER`, ...). Off by default: no
+    /// exporter runs.
+    #[arg(long, env = "BFF_TRACING", default_value_t = false, action = clap::ArgAction::Set)]
+    pub tracing: bool,
 }
 
 impl CommonArgs {

@@ -12,6 +12,7 @@ use bff_app::startup::Application;
 use bff_auth::keys::SigningKey;
 use bff_core::problem::ErrorChain;
 use bff_core::server::shutdown_signal;
+use bff_core::telemetry::otel::Tracing;
 use clap::Parser;
 
 #[tokio::main]
@@ -19,27 +20,35 @@ async fn main() -> ExitCode {
     let command = Cli::parse().into_command();
     let result = match command {
         Command::Serve(args) => {
-            init_logs(&args.common);
+            let tracing = init_logs(&args.common, "bff");
             // Installed before the slow start-up, so an early SIGTERM stops cleanly.
             let shutdown = shutdown_signal();
-            match Application::build(&args).await {
+            let result = match Application::build(&args).await {
                 Ok(app) => app.run_until_stopped(shutdown).await.map_err(Into::into),
                 Err(error) => Err(error.into()),
+            };
+            if let Some(tracing) = tracing {
+                tracing.shutdown();
             }
+            result
         }
         Command::Migrate(args) => {
-            init_logs(&args.common);
+            init_logs(&args.common, "bff-migrate");
             migrate(&args).await
         }
         Command::Seed(args) => {
-            init_logs(&args.common);
+            init_logs(&args.common, "bff-seed");
             seed(&args).await
         }
         Command::Orders(args) => {
-            init_logs(&args.common);
-            bff_app::orders::server::run(&args, shutdown_signal())
+            let tracing = init_logs(&args.common, "bff-orders");
+            let result = bff_app::orders::server::run(&args, shutdown_signal())
                 .await
-                .map_err(Into::into)
+                .map_err(Into::into);
+            if let Some(tracing) = tracing {
+                tracing.shutdown();
+            }
+            result
         }
         Command::Keys(KeysCommand::Generate(args)) => keys_generate(&args),
     };
@@ -98,14 +107,34 @@ fn keys_generate(args: &KeysGenerateArgs) -> Result<(), Box<dyn std::error::Erro
     Ok(())
 }
 
-fn init_logs(common: &CommonArgs) {
+/// Installs logging and, with `BFF_TRACING`, the OTLP trace exporter for
+/// `service`; the exporter is returned so that its last spans are flushed at
+/// exit.
+fn init_logs(common: &CommonArgs, service: &str) -> Option<Tracing> {
     let format = match common.log_format() {
         LogFormat::Pretty => bff_core::telemetry::LogFormat::Pretty,
         LogFormat::Json => bff_core::telemetry::LogFormat::Json,
+    };
+    let (tracing, error) = if common.tracing {
+        match Tracing::from_env(service) {
+            Ok(tracing) => (Some(tracing), None),
+            Err(error) => (None, Some(error)),
+        }
+    } else {
+        (None, None)
     };
     // The first and only initialisation in this process, so it cannot collide.
     // Postgres's NOTICEs ("... already exists, skipping" from idempotent
     // migrations and setup) reach sqlx at INFO; they are noise at start, so
     // they show only when `RUST_LOG` asks for them.
-    let _ = bff_core::telemetry::init(format, "info,sqlx::postgres::notice=warn");
+    let _ = bff_core::telemetry::init_with_tracing(
+        format,
+        "info,sqlx::postgres::notice=warn",
+        tracing.as_ref(),
+    );
+    if let Some(error) = error {
+        // Tracing was asked for and cannot run: say so loudly, and serve on.
+        tracing::error!(%error, "BFF_TRACING is on but tracing could not start");
+    }
+    tracing
 }

@@ -45,6 +45,11 @@ pub struct HttpArgs {
     /// anyone else the header is ignored. None by default.
     #[arg(long, env = "BFF_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr)]
     pub trusted_proxies: Vec<String>,
+    /// Whose W3C trace context (`traceparent`) a request continues, with
+    /// tracing on: `proxies` (those of BFF_TRUSTED_PROXIES), `always` or
+    /// `never`. A continued trace keeps the caller's sampling decision.
+    #[arg(long, env = "BFF_TRACE_PARENT", value_enum, default_value_t = TraceParentFrom::Proxies)]
+    pub trace_parent: TraceParentFrom,
     /// Serve `/metrics` on this address only (e.g. `127.0.0.1:9090`), not on
     /// the API's listener, so scrapers reach it and the public does not. None
     /// by default: `/metrics` is on the API's listener.
@@ -109,5 +114,35 @@ mod tests {
         ] {
             assert!(parse_origin(bad).is_err(), "{bad}");
         }
+    }
+}
+
+/// Whose trace context a request continues (`BFF_TRACE_PARENT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TraceParentFrom {
+    /// The proxies of `BFF_TRUSTED_PROXIES` only (none when that is empty).
+    Proxies,
+    /// Every caller.
+    Always,
+    /// Nobody: every request starts a trace.
+    Never,
+}
+
+impl HttpArgs {
+    /// The stack's trace-context policy for these settings.
+    pub fn trace_parent(&self) -> Result<bff_core::stack::TraceParent, String> {
+        use bff_core::stack::TraceParent;
+        Ok(match self.trace_parent {
+            TraceParentFrom::Never => TraceParent::Ignore,
+            TraceParentFrom::Always => TraceParent::Trust,
+            TraceParentFrom::Proxies if self.trusted_proxies.is_empty() => TraceParent::Ignore,
+            TraceParentFrom::Proxies => {
+                let mut proxies = bff_cache::ratelimit::ClientIp::new();
+                for cidr in &self.trusted_proxies {
+                    proxies = proxies.trust_cidr(cidr)?;
+                }
+                TraceParent::TrustPeers(std::sync::Arc::new(move |ip| proxies.is_trusted(ip)))
+            }
+        })
     }
 }

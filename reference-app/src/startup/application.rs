@@ -166,6 +166,7 @@ impl Application {
             body_limit: config.http.body_limit,
             request_timeout: config.http.request_timeout,
             cors_origins: config.http.cors_origins.clone(),
+            trace_parent: config.http.trace_parent().map_err(StartupError::Config)?,
             ..HttpConfig::default()
         };
         let state = AppState::new(Parts {

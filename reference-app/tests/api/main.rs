@@ -26,3 +26,4 @@ mod outbox;
 mod rbac;
 mod records;
 mod redis_cluster;
+mod traces;

@@ -1,0 +1,307 @@
+//! OpenTelemetry traces: `bff serve` runs as its own process with
+//! `BFF_TRACING=true` and the standard `OTEL_*` variables, exporting over OTLP
+//! to a receiver of this test's own (a tonic server implementing the
+//! collector's trace service, keeping spans in memory).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use secrecy::ExposeSecret;
+
+use crate::helpers::{TestDatabase, default_config};
+
+/// The spans received, with their service's name.
+#[derive(Clone, Default)]
+struct Receiver {
+    spans: Arc<Mutex<Vec<(String, Span)>>>,
+}
+
+#[tonic::async_trait]
+impl TraceService for Receiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut spans = self.spans.lock().expect("spans");
+        for resource_spans in request.into_inner().resource_spans {
+            let service = resource_spans
+                .resource
+                .iter()
+                .flat_map(|resource| &resource.attributes)
+                .find(|kv| kv.key == "service.name")
+                .and_then(|kv| kv.value.as_ref()?.value.as_ref())
+                .map(|value| match value {
+                    Value::StringValue(name) => name.clone(),
+                    other => format!("{other:?}"),
+                })
+                .unwrap_or_default();
+            for scope in resource_spans.scope_spans {
+                spans.extend(scope.spans.into_iter().map(|span| (service.clone(), span)));
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+impl Receiver {
+    /// Serves on a free loopback port; returns its endpoint.
+    async fn start(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let service = TraceServiceServer::new(self.clone());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        format!("http://{address}")
+    }
+
+    /// Waits until a span matching `find` has arrived.
+    async fn wait_for(&self, what: &str, find: impl Fn(&Span) -> bool) -> (String, Span) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(found) = self
+                .spans
+                .lock()
+                .expect("spans")
+                .iter()
+                .find(|(_, span)| find(span))
+            {
+                return found.clone();
+            }
+            assert!(Instant::now() < deadline, "{what} arrived");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn attribute(span: &Span, key: &str) -> Option<String> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref()?.value.as_ref())
+        .map(|value| match value {
+            Value::StringValue(text) => text.clone(),
+            Value::IntValue(number) => number.to_string(),
+            other => format!("{other:?}"),
+        })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `bff serve` with tracing to `endpoint`, on a free port; killed on drop.
+struct Served {
+    address: String,
+    _child: tokio::process::Child,
+    _database: TestDatabase,
+}
+
+async fn serve(endpoint: &str, extra: &[(&str, &str)]) -> Served {
+    let config = default_config();
+    let database = TestDatabase::new(&config);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let run = uuid::Uuid::now_v7().simple().to_string();
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_bff"));
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if key.starts_with("BFF_") || key.starts_with("OTEL_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .env("RUST_LOG", "info")
+        .env("BFF_DATABASE_URL", database.url.expose_secret())
+        .env("BFF_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("BFF_REDIS_PREFIX", format!("test:{run}:"))
+        .env("BFF_NATS_PREFIX", format!("TEST_{run}_"))
+        .env("BFF_NOTIFIER", "false")
+        .env("BFF_PASSWORD_MEMORY_KIB", "1024")
+        .env("BFF_PASSWORD_ITERATIONS", "1")
+        .env("BFF_TRACING", "true")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        .env("OTEL_SERVICE_NAME", "bff-under-test")
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    for (key, value) in extra {
+        command.env(key, value);
+    }
+    let child = command.spawn().expect("bff starts");
+    let address = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if client
+            .get(format!("{address}/healthz/live"))
+            .send()
+            .await
+            .is_ok_and(|response| response.status() == 200)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "bff serves");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Served {
+        address,
+        _child: child,
+        _database: database,
+    }
+}
+
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PARENT_ID: &str = "00f067aa0ba902b7";
+
+#[tokio::test]
+async fn a_request_is_a_server_span_that_continues_the_callers_trace() {
+    let receiver = Receiver::default();
+    let endpoint = receiver.start().await;
+    let served = serve(&endpoint, &[("BFF_TRACE_PARENT", "always")]).await;
+    let client = reqwest::Client::new();
+
+    let response = client
+        .get(format!("{}/api/v1/currencies/EUR", served.address))
+        .header("traceparent", format!("00-{TRACE_ID}-{PARENT_ID}-01"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    let (service, span) = receiver
+        .wait_for("the request's server span", |span| {
+            hex(&span.trace_id) == TRACE_ID && span.name == "GET /api/v1/currencies/{code}"
+        })
+        .await;
+    assert_eq!(service, "bff-under-test");
+    assert_eq!(span.kind, SpanKind::Server as i32);
+    assert_eq!(
+        hex(&span.parent_span_id),
+        PARENT_ID,
+        "a child of the caller's span"
+    );
+    assert_eq!(
+        attribute(&span, "http.request.method").as_deref(),
+        Some("GET")
+    );
+    assert_eq!(
+        attribute(&span, "http.route").as_deref(),
+        Some("/api/v1/currencies/{code}")
+    );
+    assert_eq!(
+        attribute(&span, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    assert!(attribute(&span, "request_id").is_some_and(|id| !id.is_empty()));
+
+    // Without a traceparent, a request starts a trace of its own.
+    let response = client
+        .get(format!("{}/api/v1/currencies/USD", served.address))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    let (_, own) = receiver
+        .wait_for("a root span", |span| {
+            span.name == "GET /api/v1/currencies/{code}" && hex(&span.trace_id) != TRACE_ID
+        })
+        .await;
+    assert!(own.parent_span_id.is_empty(), "a root span");
+}
+
+#[tokio::test]
+async fn an_untrusted_traceparent_is_ignored() {
+    let receiver = Receiver::default();
+    let endpoint = receiver.start().await;
+    // The default: only BFF_TRUSTED_PROXIES are trusted, and there are none.
+    let served = serve(&endpoint, &[]).await;
+    let response = reqwest::Client::new()
+        .get(format!("{}/api/v1/currencies/EUR", served.address))
+        .header("traceparent", format!("00-{TRACE_ID}-{PARENT_ID}-01"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    let (_, span) = receiver
+        .wait_for("the request's server span", |span| {
+            span.name == "GET /api/v1/currencies/{code}"
+        })
+        .await;
+    assert_ne!(hex(&span.trace_id), TRACE_ID, "a trace of its own");
+    assert!(span.parent_span_id.is_empty());
+}
+
+#[tokio::test]
+async fn a_collector_that_is_down_costs_requests_nothing_and_drops_are_counted() {
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let served = serve(&format!("http://127.0.0.1:{port}"), &[]).await;
+    let client = reqwest::Client::new();
+    for _ in 0..20 {
+        let response = client
+            .get(format!("{}/api/v1/currencies/EUR", served.address))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = client
+            .get(format!("{}/metrics", served.address))
+            .send()
+            .await
+            .expect("sent")
+            .text()
+            .await
+            .expect("text");
+        let dropped: f64 = metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("bff_trace_spans_dropped_total "))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or(0.0);
+        if dropped >= 20.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dropped spans are counted ({dropped})"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn with_tracing_off_nothing_is_exported() {
+    let receiver = Receiver::default();
+    let endpoint = receiver.start().await;
+    let served = serve(&endpoint, &[("BFF_TRACING", "false")]).await;
+    let response = reqwest::Client::new()
+        .get(format!("{}/api/v1/currencies/EUR", served.address))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    // Ten times the batch delay the exporter would have had.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(receiver.spans.lock().expect("spans").is_empty());
+}
