@@ -306,15 +306,22 @@ impl<F: MakeCall, K: Kind> Source<F, K> {
     /// by `whole`, recording the report, metrics and span.
     pub(crate) async fn drive(mut self, whole: Instant) -> Settled<K::Part<F::Output>> {
         let name = self.name;
+        let started = Instant::now();
+        let deadline = deadline_after(self.deadline).min(whole);
+        // With OpenTelemetry (bff-core's `otel`), this span is the source's
+        // span: named by the source, with its deadline and final status, an
+        // error status for anything but `ok`.
         let span = tracing::info_span!(
             "aggregate.source",
+            otel.name = format!("source {name}"),
+            otel.status_code = tracing::field::Empty,
             source = name,
             required = K::REQUIRED,
+            deadline_ms = u64::try_from(deadline.saturating_duration_since(started).as_millis())
+                .unwrap_or(u64::MAX),
             status = tracing::field::Empty,
             attempts = tracing::field::Empty,
         );
-        let started = Instant::now();
-        let deadline = deadline_after(self.deadline).min(whole);
         let (outcome, attempts) = self.attempts(deadline).instrument(span.clone()).await;
         let elapsed = started.elapsed();
 
@@ -324,6 +331,9 @@ impl<F: MakeCall, K: Kind> Source<F, K> {
         };
         span.record("status", status.as_str());
         span.record("attempts", attempts);
+        if status != Status::Ok {
+            span.record("otel.status_code", "error");
+        }
         metrics::histogram!(SOURCE_DURATION, "source" => name, "status" => status.as_str())
             .record(elapsed.as_secs_f64());
         metrics::counter!(SOURCE_TOTAL, "source" => name, "status" => status.as_str()).increment(1);

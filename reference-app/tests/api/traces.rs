@@ -17,7 +17,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use secrecy::ExposeSecret;
 
-use crate::helpers::{TestDatabase, default_config};
+use crate::helpers::{SEED_PASSWORD, TestDatabase, default_config};
 
 /// The spans received, with their service's name.
 #[derive(Clone, Default)]
@@ -99,6 +99,23 @@ fn attribute(span: &Span, key: &str) -> Option<String> {
         })
 }
 
+/// Whether `span` descends from the span `ancestor` (through the spans
+/// received so far).
+fn is_within(receiver: &Receiver, span: &Span, ancestor: &[u8]) -> bool {
+    let spans = receiver.spans.lock().expect("spans");
+    let mut parent = span.parent_span_id.clone();
+    for _ in 0..32 {
+        if parent == ancestor {
+            return true;
+        }
+        match spans.iter().find(|(_, s)| s.span_id == parent) {
+            Some((_, next)) => parent = next.parent_span_id.clone(),
+            None => return false,
+        }
+    }
+    false
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -134,6 +151,7 @@ async fn serve(endpoint: &str, extra: &[(&str, &str)]) -> Served {
         .env("BFF_NOTIFIER", "false")
         .env("BFF_PASSWORD_MEMORY_KIB", "1024")
         .env("BFF_PASSWORD_ITERATIONS", "1")
+        .env("BFF_SEED_PASSWORD", SEED_PASSWORD)
         .env("BFF_TRACING", "true")
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
         .env("OTEL_SERVICE_NAME", "bff-under-test")
@@ -209,6 +227,50 @@ async fn a_request_is_a_server_span_that_continues_the_callers_trace() {
         Some("200")
     );
     assert!(attribute(&span, "request_id").is_some_and(|id| !id.is_empty()));
+
+    // The dashboard: one trace, its server span the parent of a span per
+    // source, each with its status and deadline.
+    let login: serde_json::Value = client
+        .post(format!("{}/api/v1/auth/login", served.address))
+        .json(&serde_json::json!({"identifier": "customer@example.com", "password": SEED_PASSWORD}))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let token = login["access_token"].as_str().expect("token");
+    const DASHBOARD_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+    let response = client
+        .get(format!("{}/api/v1/dashboard", served.address))
+        .bearer_auth(token)
+        .header(
+            "traceparent",
+            format!("00-{DASHBOARD_TRACE}-{PARENT_ID}-01"),
+        )
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    let (_, server) = receiver
+        .wait_for("the dashboard's server span", |span| {
+            hex(&span.trace_id) == DASHBOARD_TRACE && span.name == "GET /api/v1/dashboard"
+        })
+        .await;
+    for source in ["profile", "wallets", "recent_orders", "loyalty"] {
+        let name = format!("source {source}");
+        let (_, span) = receiver
+            .wait_for(&name, |span| {
+                hex(&span.trace_id) == DASHBOARD_TRACE && span.name == name
+            })
+            .await;
+        assert!(
+            is_within(&receiver, &span, &server.span_id),
+            "{name} is inside the server span"
+        );
+        assert_eq!(attribute(&span, "status").as_deref(), Some("ok"), "{name}");
+        assert!(attribute(&span, "deadline_ms").is_some(), "{name}");
+    }
 
     // Without a traceparent, a request starts a trace of its own.
     let response = client
