@@ -110,3 +110,14 @@ impl fmt::Debug for Forward {
             .finish()
     }
 }
+
+/// The W3C trace context of the current span (`traceparent`, and `tracestate`
+/// when there is one), for a call to carry; empty when the span is not traced
+/// or the `otel` feature is off.
+pub(crate) fn trace_context() -> HeaderMap {
+    #[allow(unused_mut)]
+    let mut headers = HeaderMap::new();
+    #[cfg(feature = "otel")]
+    bff_core::telemetry::otel::inject(&tracing::Span::current(), &mut headers);
+    headers
+}

@@ -31,8 +31,9 @@ use crate::forward::Forward;
 use crate::source::Call;
 
 /// A tonic request for `message` that carries the call's remaining time as
-/// `grpc-timeout` (the server cancels the handler when it passes) and the
-/// forwarded `authorization` and `x-request-id` as metadata.
+/// `grpc-timeout` (the server cancels the handler when it passes), the
+/// forwarded `authorization` and `x-request-id` as metadata, and (feature
+/// `otel`) the current span's `traceparent`.
 pub fn request<T>(message: T, forward: &Forward, call: &Call) -> Request<T> {
     let mut request = Request::new(message);
     request.set_timeout(call.remaining());
@@ -43,17 +44,21 @@ pub fn request<T>(message: T, forward: &Forward, call: &Call) -> Request<T> {
     if let Some(id) = forward.request_id() {
         insert(metadata, "x-request-id", id);
     }
+    for (name, value) in &crate::forward::trace_context() {
+        insert(metadata, name.as_str(), value);
+    }
     request
 }
 
 // Header values that are not visible ASCII cannot be ASCII metadata; such a
 // value is left out rather than sent mangled.
-fn insert(metadata: &mut MetadataMap, key: &'static str, value: &http::HeaderValue) {
+fn insert(metadata: &mut MetadataMap, key: &str, value: &http::HeaderValue) {
     let value = value
         .to_str()
         .ok()
         .and_then(|v| AsciiMetadataValue::try_from(v).ok());
-    if let Some(value) = value {
+    let key = tonic::metadata::AsciiMetadataKey::from_bytes(key.as_bytes()).ok();
+    if let (Some(key), Some(value)) = (key, value) {
         metadata.insert(key, value);
     }
 }

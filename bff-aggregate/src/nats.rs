@@ -53,7 +53,8 @@ pub const TIMEOUT_HEADER: &str = "Bff-Timeout-Ms";
 /// remaining time.
 ///
 /// The request carries `X-Request-Id` and `Authorization` headers from
-/// `forward`, and the remaining time in [`TIMEOUT_HEADER`]. Errors: no responders and a timeout are transient (the timeout
+/// `forward`, the remaining time in [`TIMEOUT_HEADER`], and (feature `otel`)
+/// the current span's `traceparent`. Errors: no responders and a timeout are transient (the timeout
 /// reported as [`SourceError::timeout`]); an invalid subject or an oversized
 /// payload is permanent. A reply from a NATS micro service with a
 /// `Nats-Service-Error` header is an error too: transient for codes of 500
@@ -100,6 +101,11 @@ fn headers(forward: &Forward, call: &Call) -> HeaderMap {
     for (name, value) in forwarded {
         if let Some(value) = value.and_then(|v| v.to_str().ok()) {
             headers.insert(name, value);
+        }
+    }
+    for (name, value) in &crate::forward::trace_context() {
+        if let Ok(value) = value.to_str() {
+            headers.insert(name.as_str(), value);
         }
     }
     headers

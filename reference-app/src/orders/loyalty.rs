@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -202,8 +203,25 @@ async fn answer(
             tracing::warn!(%error, "could not send a loyalty reply");
         }
     };
+    // The requester's trace continues here (its source span is the parent):
+    // only the BFF's instances may publish on the subject.
+    let span = tracing::info_span!(
+        "loyalty",
+        otel.name = "loyalty.points.get process",
+        otel.kind = "server",
+        messaging.system = "nats",
+        messaging.operation.type = "process",
+    );
+    let mut trace_context = http::HeaderMap::new();
+    for name in ["traceparent", "tracestate"] {
+        if let Some(value) = header(name).and_then(|v| http::HeaderValue::from_str(&v).ok()) {
+            trace_context.insert(name, value);
+        }
+    }
+    bff_core::telemetry::otel::extract(&trace_context, &span);
     if request_id
         .scope(tokio::time::timeout(budget, work))
+        .instrument(span)
         .await
         .is_err()
     {

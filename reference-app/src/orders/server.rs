@@ -200,6 +200,7 @@ impl OrdersServer {
             let _ = signalled.send(true);
         };
         let serve = Server::builder()
+            .trace_fn(call_span)
             // A call without a grpc-timeout still ends.
             .timeout(Duration::from_secs(30))
             // The caller's X-Request-Id, for the logs and the events of the call.
@@ -303,4 +304,23 @@ pub async fn run(
         tracing::warn!("NATS drain timed out");
     }
     result
+}
+
+/// The span of one gRPC call, named `package.Service/Method` after
+/// OpenTelemetry's RPC conventions. Its callers are the BFF's own instances,
+/// authenticated by their tokens, so the trace context they send
+/// (`traceparent`) is continued: the call is a child of the BFF's source span.
+fn call_span(request: &http::Request<()>) -> tracing::Span {
+    let path = request.uri().path().trim_start_matches('/');
+    let (service, method) = path.split_once('/').unwrap_or((path, ""));
+    let span = tracing::info_span!(
+        "grpc",
+        otel.name = path,
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.service = service,
+        rpc.method = method,
+    );
+    bff_core::telemetry::otel::extract(request.headers(), &span);
+    span
 }

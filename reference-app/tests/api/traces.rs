@@ -257,6 +257,7 @@ async fn a_request_is_a_server_span_that_continues_the_callers_trace() {
             hex(&span.trace_id) == DASHBOARD_TRACE && span.name == "GET /api/v1/dashboard"
         })
         .await;
+    let mut sources = std::collections::HashMap::new();
     for source in ["profile", "wallets", "recent_orders", "loyalty"] {
         let name = format!("source {source}");
         let (_, span) = receiver
@@ -270,7 +271,24 @@ async fn a_request_is_a_server_span_that_continues_the_callers_trace() {
         );
         assert_eq!(attribute(&span, "status").as_deref(), Some("ok"), "{name}");
         assert!(attribute(&span, "deadline_ms").is_some(), "{name}");
+        sources.insert(source, span.span_id);
     }
+    // The orders service's span continues the trace through gRPC metadata,
+    // the loyalty responder's through NATS headers.
+    let (_, call) = receiver
+        .wait_for("the orders service's span", |span| {
+            hex(&span.trace_id) == DASHBOARD_TRACE && span.name.starts_with("bff.orders.v1.Orders/")
+        })
+        .await;
+    assert_eq!(call.kind, SpanKind::Server as i32);
+    assert_eq!(attribute(&call, "rpc.system").as_deref(), Some("grpc"));
+    assert!(is_within(&receiver, &call, &sources["recent_orders"]));
+    let (_, answer) = receiver
+        .wait_for("the loyalty responder's span", |span| {
+            hex(&span.trace_id) == DASHBOARD_TRACE && span.name == "loyalty.points.get process"
+        })
+        .await;
+    assert!(is_within(&receiver, &answer, &sources["loyalty"]));
 
     // Without a traceparent, a request starts a trace of its own.
     let response = client
