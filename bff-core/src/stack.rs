@@ -191,7 +191,8 @@ where
 /// OpenTelemetry's HTTP server conventions (`http.request.method`,
 /// `http.route`, `http.response.status_code`, recorded when the response
 /// starts), so with tracing on (feature `otel`) it is the request's server
-/// span, named `METHOD route`.
+/// span, named `METHOD route`, and its `trace_id` and `span_id` fields put
+/// the trace on every log line of the request.
 pub fn request_span<B>(req: &Request<B>) -> Span {
     let route = req
         .extensions()
@@ -211,6 +212,8 @@ pub fn request_span<B>(req: &Request<B>) -> Span {
         http.route = route,
         http.response.status_code = tracing::field::Empty,
         request_id,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
     )
 }
 
@@ -225,8 +228,15 @@ impl<B> MakeSpan<B> for RequestSpan {
     fn make_span(&mut self, request: &Request<B>) -> Span {
         let span = request_span(request);
         #[cfg(feature = "otel")]
-        if self.trace_parent.trusts(request) {
-            crate::telemetry::otel::extract(request.headers(), &span);
+        {
+            if self.trace_parent.trusts(request) {
+                crate::telemetry::otel::extract(request.headers(), &span);
+            }
+            // Every log line of the request then leads to its trace.
+            if let Some((trace_id, span_id)) = crate::telemetry::otel::ids(&span) {
+                span.record("trace_id", trace_id);
+                span.record("span_id", span_id);
+            }
         }
         #[cfg(not(feature = "otel"))]
         let _ = self.trace_parent.trusts(request);

@@ -123,6 +123,8 @@ fn hex(bytes: &[u8]) -> String {
 /// `bff serve` with tracing to `endpoint`, on a free port; killed on drop.
 struct Served {
     address: String,
+    /// Its log (JSON lines).
+    log: std::path::PathBuf,
     _child: tokio::process::Child,
     _database: TestDatabase,
 }
@@ -135,6 +137,7 @@ async fn serve(endpoint: &str, extra: &[(&str, &str)]) -> Served {
         .expect("a free port")
         .port();
     let run = uuid::Uuid::now_v7().simple().to_string();
+    let log = std::env::temp_dir().join(format!("bff-traces-{run}.log"));
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_bff"));
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy().into_owned();
@@ -156,8 +159,9 @@ async fn serve(endpoint: &str, extra: &[(&str, &str)]) -> Served {
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
         .env("OTEL_SERVICE_NAME", "bff-under-test")
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .env("BFF_LOG_FORMAT", "json")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
         .kill_on_drop(true);
     for (key, value) in extra {
         command.env(key, value);
@@ -180,8 +184,15 @@ async fn serve(endpoint: &str, extra: &[(&str, &str)]) -> Served {
     }
     Served {
         address,
+        log,
         _child: child,
         _database: database,
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
@@ -227,6 +238,18 @@ async fn a_request_is_a_server_span_that_continues_the_callers_trace() {
         Some("200")
     );
     assert!(attribute(&span, "request_id").is_some_and(|id| !id.is_empty()));
+    // The request's log lines carry its trace and span ids.
+    let log = std::fs::read_to_string(&served.log).expect("log");
+    let line = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|line| line["span"]["trace_id"] == TRACE_ID)
+        .expect("a log line of the request");
+    assert_eq!(line["span"]["span_id"], hex(&span.span_id));
+    assert_eq!(
+        line["span"]["request_id"].as_str(),
+        attribute(&span, "request_id").as_deref()
+    );
 
     // The dashboard: one trace, its server span the parent of a span per
     // source, each with its status and deadline.
