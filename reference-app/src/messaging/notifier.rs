@@ -18,6 +18,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind, consumer::pull};
@@ -234,8 +235,30 @@ impl Notifier {
             .next()
             .unwrap_or("unknown")
             .to_owned();
+        // The send continues the trace of the request that wrote the
+        // notification (through the outbox row and the message's headers).
+        let span = tracing::info_span!(
+            "notifier.send",
+            otel.name = format!("{} process", message.subject),
+            otel.kind = "consumer",
+            messaging.system = "nats",
+            messaging.destination.name = %message.subject,
+            delivered,
+        );
+        let mut trace = http::HeaderMap::new();
+        if let Some(headers) = &message.headers {
+            for name in ["traceparent", "tracestate"] {
+                if let Some(value) = headers
+                    .get(name)
+                    .and_then(|v| http::HeaderValue::from_str(v.as_str()).ok())
+                {
+                    trace.insert(name, value);
+                }
+            }
+        }
+        bff_core::telemetry::otel::extract(&trace, &span);
         let outcome = {
-            let deliver = self.deliver(&message);
+            let deliver = self.deliver(&message).instrument(span);
             tokio::pin!(deliver);
             let start = tokio::time::Instant::now() + PROGRESS_EVERY;
             let mut progress = tokio::time::interval_at(start, PROGRESS_EVERY);

@@ -34,14 +34,28 @@ pub async fn enqueue(
 ) -> Result<(), sqlx::Error> {
     let payload = serde_json::to_value(payload).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let request_id = bff_core::RequestId::current().map(|id| id.as_str().to_owned());
-    sqlx::query("INSERT INTO outbox (id, subject, payload, request_id) VALUES ($1, $2, $3, $4)")
-        .bind(id)
-        .bind(subject)
-        .bind(payload)
-        .bind(request_id)
-        .execute(conn)
-        .await
-        .map(drop)
+    // The writing request's trace, for the published message to continue.
+    let mut trace = http::HeaderMap::new();
+    bff_core::telemetry::otel::inject(&tracing::Span::current(), &mut trace);
+    let text = |name: &str| {
+        trace
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    sqlx::query(
+        "INSERT INTO outbox (id, subject, payload, request_id, traceparent, tracestate)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(subject)
+    .bind(payload)
+    .bind(request_id)
+    .bind(text("traceparent"))
+    .bind(text("tracestate"))
+    .execute(conn)
+    .await
+    .map(drop)
 }
 
 /// Writes a notification into the outbox, inside the caller's transaction.
@@ -90,7 +104,47 @@ struct Row {
     subject: String,
     payload: serde_json::Value,
     request_id: Option<String>,
+    traceparent: Option<String>,
+    tracestate: Option<String>,
     attempts: i32,
+}
+
+impl Row {
+    /// The trace context for the published message: that of a `publish` span
+    /// (kind `producer`) in the writing request's trace, recorded now. Empty
+    /// when the row has no trace context or tracing is off.
+    fn publish_span_context(&self) -> Vec<(&'static str, String)> {
+        let Some(traceparent) = &self.traceparent else {
+            return Vec::new();
+        };
+        let mut stored = http::HeaderMap::new();
+        for (name, value) in [
+            ("traceparent", Some(traceparent)),
+            ("tracestate", self.tracestate.as_ref()),
+        ] {
+            if let Some(value) = value.and_then(|v| http::HeaderValue::from_str(v).ok()) {
+                stored.insert(name, value);
+            }
+        }
+        let span = tracing::info_span!(
+            "outbox.publish",
+            otel.name = format!("{} publish", self.subject),
+            otel.kind = "producer",
+            messaging.system = "nats",
+            messaging.destination.name = %self.subject,
+            messaging.message.id = %self.id,
+        );
+        bff_core::telemetry::otel::extract(&stored, &span);
+        let mut carried = http::HeaderMap::new();
+        bff_core::telemetry::otel::inject(&span, &mut carried);
+        ["traceparent", "tracestate"]
+            .into_iter()
+            .filter_map(|name| {
+                let value = carried.get(name)?.to_str().ok()?.to_owned();
+                Some((name, value))
+            })
+            .collect()
+    }
 }
 
 /// Longest a publish may wait for room in the client's buffer.
@@ -184,7 +238,7 @@ impl Relay {
     async fn relay_batch(&self) -> Result<BatchOutcome, sqlx::Error> {
         let mut tx = crate::db::begin(&self.db).await?;
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT id, subject, payload, request_id, attempts FROM outbox
+            "SELECT id, subject, payload, request_id, traceparent, tracestate, attempts FROM outbox
              WHERE published_at IS NULL AND next_attempt_at <= now()
              ORDER BY created_at, id
              LIMIT $1
@@ -209,6 +263,11 @@ impl Relay {
             headers.insert("Nats-Msg-Id", row.id.to_string().as_str());
             if let Some(request_id) = &row.request_id {
                 headers.insert("X-Request-Id", request_id.as_str());
+            }
+            // The publish is a span of the writing request's trace, and the
+            // message carries it on to its consumer.
+            for (name, value) in row.publish_span_context() {
+                headers.insert(name, value.as_str());
             }
             let payload = serde_json::to_vec(&row.payload).unwrap_or_default();
             let publish = PublishMessage::build()

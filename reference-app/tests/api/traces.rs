@@ -408,3 +408,46 @@ async fn with_tracing_off_nothing_is_exported() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(receiver.spans.lock().expect("spans").is_empty());
 }
+
+#[tokio::test]
+async fn a_sign_up_code_is_traced_through_the_outbox_to_the_notifiers_send() {
+    let receiver = Receiver::default();
+    let endpoint = receiver.start().await;
+    // The dev profile's log sender stands in for SMTP.
+    let served = serve(
+        &endpoint,
+        &[("BFF_TRACE_PARENT", "always"), ("BFF_NOTIFIER", "true")],
+    )
+    .await;
+    const SIGN_UP_TRACE: &str = "5b8efff798038103d269b633813fc60c";
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/verify-code", served.address))
+        .header("traceparent", format!("00-{SIGN_UP_TRACE}-{PARENT_ID}-01"))
+        .json(&serde_json::json!({"identifier": "newcomer@example.com", "purpose": "register"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 202);
+    let (_, server) = receiver
+        .wait_for("the request's server span", |span| {
+            hex(&span.trace_id) == SIGN_UP_TRACE && span.name == "POST /api/v1/auth/verify-code"
+        })
+        .await;
+    let (_, publish) = receiver
+        .wait_for("the relay's publish span", |span| {
+            hex(&span.trace_id) == SIGN_UP_TRACE && span.name.ends_with(" publish")
+        })
+        .await;
+    assert_eq!(publish.kind, SpanKind::Producer as i32);
+    assert!(is_within(&receiver, &publish, &server.span_id));
+    let (_, send) = receiver
+        .wait_for("the notifier's send span", |span| {
+            hex(&span.trace_id) == SIGN_UP_TRACE && span.name.ends_with(" process")
+        })
+        .await;
+    assert_eq!(send.kind, SpanKind::Consumer as i32);
+    assert_eq!(
+        send.parent_span_id, publish.span_id,
+        "the send follows the publish"
+    );
+}
