@@ -84,9 +84,10 @@ impl Forward {
         self.authorization.as_ref()
     }
 
-    /// Adds `x-request-id` and `authorization` to `headers`, leaving any value
-    /// already there: a caller that set its own (a service token for one
-    /// backend, say) keeps it.
+    /// Adds `x-request-id` and `authorization` to `headers`, and (feature
+    /// `otel`) the current span's `traceparent` and `tracestate`, leaving any
+    /// value already there: a caller that set its own (a service token for
+    /// one backend, say) keeps it.
     pub fn apply_to(&self, headers: &mut HeaderMap) {
         if let Some(id) = &self.request_id {
             headers.entry(X_REQUEST_ID).or_insert_with(|| id.clone());
@@ -95,6 +96,11 @@ impl Forward {
             headers
                 .entry(AUTHORIZATION)
                 .or_insert_with(|| authorization.clone());
+        }
+        // The calling span's trace context (feature `otel`), unless the
+        // request names one of its own.
+        for (name, value) in &trace_context() {
+            headers.entry(name).or_insert_with(|| value.clone());
         }
     }
 }

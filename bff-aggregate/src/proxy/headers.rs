@@ -47,6 +47,11 @@ pub(crate) fn request_headers(incoming: &HeaderMap) -> HeaderMap {
             outgoing.append(HeaderName::from_static(name), value.clone());
         }
     }
+    // With tracing on (feature `otel`), the upstream continues the proxy's
+    // own trace rather than whatever the browser sent.
+    for (name, value) in &crate::forward::trace_context() {
+        outgoing.insert(name, value.clone());
+    }
     outgoing
 }
 
