@@ -10,7 +10,8 @@
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::layer::{Layered, SubscriberExt};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
@@ -44,7 +45,8 @@ pub fn init(format: LogFormat, default_filter: &str) -> Result<(), AlreadyInitia
 }
 
 /// Installs the global subscriber as [`init`] does and, with `tracing`, also
-/// exports every span the filter lets through as an OpenTelemetry span.
+/// exports every span at `info` and above as an OpenTelemetry span
+/// (`RUST_LOG` filters the log lines, not the traces).
 #[cfg(feature = "otel")]
 #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
 pub fn init_with_tracing(
@@ -66,17 +68,21 @@ fn install<L>(
     extra: Option<L>,
 ) -> Result<(), AlreadyInitialized>
 where
-    L: Layer<Layered<EnvFilter, Registry>> + Send + Sync,
+    L: Layer<Registry> + Send + Sync,
 {
+    // `RUST_LOG` filters the log lines only; the extra layer (traces) takes
+    // every span and event at `info` and above, whatever the log level.
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let registry = tracing_subscriber::registry().with(filter).with(extra);
+    let registry = tracing_subscriber::registry()
+        .with(extra.map(|layer| layer.with_filter(LevelFilter::INFO)));
     let result = match format {
         LogFormat::Pretty => registry
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_ansi(std::io::stderr().is_terminal())
-                    .with_writer(std::io::stderr),
+                    .with_writer(std::io::stderr)
+                    .with_filter(filter),
             )
             .try_init(),
         LogFormat::Json => registry
@@ -85,7 +91,8 @@ where
                     .json()
                     .with_current_span(true)
                     .with_span_list(false)
-                    .with_writer(std::io::stderr),
+                    .with_writer(std::io::stderr)
+                    .with_filter(filter),
             )
             .try_init(),
     };
