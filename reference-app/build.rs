@@ -10,6 +10,11 @@ use prost::Message;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto = "proto/bff/orders/v1/orders.proto";
     println!("cargo:rerun-if-changed={proto}");
+    // `sqlx::migrate!` embeds the migration files when the crate compiles;
+    // cargo does not know about them, so a new migration alone would leave a
+    // build with the old set. Watching the directories makes it rebuild.
+    println!("cargo:rerun-if-changed=migrations");
+    println!("cargo:rerun-if-changed=orders-migrations");
     let descriptors = protox::compile([proto], ["proto"])?;
     // The encoded descriptors serve gRPC reflection, so tools like grpcurl can
     // list and call the service without the .proto file.
