@@ -27,7 +27,7 @@ use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -79,8 +79,12 @@ pub struct Tracing {
 impl Tracing {
     /// Builds the provider from the standard variables (see the [module
     /// docs](self)); `service_name` names the service when
-    /// `OTEL_SERVICE_NAME` does not. Call it inside a Tokio runtime: the gRPC
-    /// exporter's connection lives on it.
+    /// `OTEL_SERVICE_NAME` does not.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime: exports run on the runtime it is called on,
+    /// which must outlive the returned value.
     pub fn from_env(service_name: &str) -> Result<Self, TracingError> {
         let protocol = Protocol::from_env()?;
         let exporter = match protocol {
@@ -106,7 +110,7 @@ impl Tracing {
             resource = resource.with_service_name(service_name.to_owned());
         }
         let provider = SdkTracerProvider::builder()
-            .with_batch_exporter(Counted(exporter))
+            .with_batch_exporter(Counted::new(exporter))
             .with_resource(resource.build())
             .build();
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
@@ -127,14 +131,48 @@ impl Tracing {
     }
 }
 
-/// An exporter that counts what it exports and what it drops.
+/// An exporter that runs each export on the Tokio runtime it was built on,
+/// and counts what it exports and what it drops.
+///
+/// The SDK's batch processor exports from a thread of its own, outside any
+/// runtime, while both OTLP transports need one (tonic's channel, hyper's
+/// client and its timeout): each export is spawned onto the runtime and its
+/// end awaited from the processor's thread. An export that fails, or panics,
+/// drops its batch.
 #[derive(Debug)]
-struct Counted<E>(E);
+struct Counted<E> {
+    exporter: std::sync::Arc<E>,
+    runtime: tokio::runtime::Handle,
+}
 
-impl<E: SpanExporter> SpanExporter for Counted<E> {
+impl<E> Counted<E> {
+    /// `exporter` on the current runtime.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime (as [`Tracing::from_env`] documents).
+    fn new(exporter: E) -> Self {
+        Self {
+            exporter: std::sync::Arc::new(exporter),
+            runtime: tokio::runtime::Handle::current(),
+        }
+    }
+}
+
+impl<E: SpanExporter + 'static> SpanExporter for Counted<E> {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let spans = u64::try_from(batch.len()).unwrap_or(u64::MAX);
-        let result = self.0.export(batch).await;
+        let exporter = std::sync::Arc::clone(&self.exporter);
+        let result = match self
+            .runtime
+            .spawn(async move { exporter.export(batch).await })
+            .await
+        {
+            Ok(result) => result,
+            Err(error) => Err(OTelSdkError::InternalFailure(format!(
+                "the span export task failed: {error}"
+            ))),
+        };
         match &result {
             Ok(()) => metrics::counter!("bff_trace_spans_exported_total").increment(spans),
             Err(_) => metrics::counter!("bff_trace_spans_dropped_total").increment(spans),
@@ -143,15 +181,18 @@ impl<E: SpanExporter> SpanExporter for Counted<E> {
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.0.shutdown_with_timeout(timeout)
+        self.exporter.shutdown_with_timeout(timeout)
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        self.0.force_flush()
+        self.exporter.force_flush()
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        self.0.set_resource(resource);
+        // Called while the provider is built, before any export shares it.
+        if let Some(exporter) = std::sync::Arc::get_mut(&mut self.exporter) {
+            exporter.set_resource(resource);
+        }
     }
 }
 

@@ -31,8 +31,16 @@ impl TraceService for Receiver {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.keep(request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+impl Receiver {
+    /// Keeps the spans of one export request.
+    fn keep(&self, request: ExportTraceServiceRequest) {
         let mut spans = self.spans.lock().expect("spans");
-        for resource_spans in request.into_inner().resource_spans {
+        for resource_spans in request.resource_spans {
             let service = resource_spans
                 .resource
                 .iter()
@@ -48,11 +56,44 @@ impl TraceService for Receiver {
                 spans.extend(scope.spans.into_iter().map(|span| (service.clone(), span)));
             }
         }
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
-}
 
-impl Receiver {
+    /// Serves OTLP/HTTP (`POST /v1/traces`, protobuf) on a free loopback
+    /// port; returns its endpoint.
+    async fn start_http(&self) -> String {
+        use prost::Message;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let receiver = self.clone();
+        let app = axum::Router::new().route(
+            "/v1/traces",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let receiver = receiver.clone();
+                async move {
+                    match ExportTraceServiceRequest::decode(body) {
+                        Ok(request) => {
+                            receiver.keep(request);
+                            (
+                                http::StatusCode::OK,
+                                [("content-type", "application/x-protobuf")],
+                                ExportTraceServiceResponse::default().encode_to_vec(),
+                            )
+                        }
+                        Err(_) => (
+                            http::StatusCode::BAD_REQUEST,
+                            [("content-type", "text/plain")],
+                            b"not an export request".to_vec(),
+                        ),
+                    }
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{address}")
+    }
+
     /// Serves on a free loopback port; returns its endpoint.
     async fn start(&self) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -455,4 +496,28 @@ async fn a_sign_up_code_is_traced_through_the_outbox_to_the_notifiers_send() {
         send.parent_span_id, publish.span_id,
         "the send follows the publish"
     );
+}
+
+#[tokio::test]
+async fn spans_go_out_over_otlp_http_too() {
+    let receiver = Receiver::default();
+    let endpoint = receiver.start_http().await;
+    let served = serve(
+        &endpoint,
+        &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")],
+    )
+    .await;
+    let response = reqwest::Client::new()
+        .get(format!("{}/api/v1/currencies/EUR", served.address))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    let (service, span) = receiver
+        .wait_for("the request's server span over HTTP", |span| {
+            span.name == "GET /api/v1/currencies/{code}"
+        })
+        .await;
+    assert_eq!(service, "bff-under-test");
+    assert_eq!(span.kind, SpanKind::Server as i32);
 }
