@@ -54,10 +54,19 @@ pub fn init_with_tracing(
     default_filter: &str,
     tracing: Option<&otel::Tracing>,
 ) -> Result<(), AlreadyInitialized> {
+    // Spans at `info` and above; of events, only warnings and errors become
+    // span events (the per-request `info` lines would cost every trace an
+    // event). No source locations or thread attributes: a span is found by
+    // its name and fields, and each attribute costs every span.
     let layer = tracing.map(|tracing| {
         tracing_opentelemetry::layer()
             .with_tracer(tracing.tracer("bff"))
             .with_tracked_inactivity(false)
+            .with_location(false)
+            .with_threads(false)
+            .with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
+                metadata.is_span() || *metadata.level() <= tracing::Level::WARN
+            }))
     });
     install(format, default_filter, layer)
 }
