@@ -1,7 +1,7 @@
 //! One Redis connection type for every store: a single node or a cluster.
 //!
 //! [`RedisConnection`] implements redis-rs's
-//! [`ConnectionLike`](redis::aio::ConnectionLike), so commands, pipelines and
+//! `ConnectionLike`, so commands, pipelines and
 //! scripts run on it as on any redis-rs connection, whichever mode it is in. It
 //! is cheap to clone (every clone shares one multiplexed connection per node)
 //! and reconnects on its own:
