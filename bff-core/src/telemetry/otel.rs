@@ -240,6 +240,30 @@ pub fn inject(span: &tracing::Span, headers: &mut http::HeaderMap) {
     }
 }
 
+/// As [`extract`], for carriers that are not HTTP headers (NATS headers, a
+/// stored row): `get` answers the values of `traceparent` and `tracestate`.
+pub fn extract_with(get: impl Fn(&str) -> Option<String>, span: &tracing::Span) {
+    let mut headers = http::HeaderMap::new();
+    for name in ["traceparent", "tracestate"] {
+        if let Some(value) = get(name).and_then(|v| http::HeaderValue::from_str(&v).ok()) {
+            headers.insert(name, value);
+        }
+    }
+    extract(&headers, span);
+}
+
+/// As [`inject`], as name/value pairs (`traceparent`, and `tracestate` when
+/// there is one) for carriers that are not HTTP headers; empty for a span that
+/// is not being traced.
+pub fn context_of(span: &tracing::Span) -> Vec<(&'static str, String)> {
+    let mut headers = http::HeaderMap::new();
+    inject(span, &mut headers);
+    ["traceparent", "tracestate"]
+        .into_iter()
+        .filter_map(|name| Some((name, headers.get(name)?.to_str().ok()?.to_owned())))
+        .collect()
+}
+
 /// The trace and span ids of `span` (lower-case hex), when it is traced.
 pub fn ids(span: &tracing::Span) -> Option<(String, String)> {
     let context = span.context();

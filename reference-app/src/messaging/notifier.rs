@@ -245,18 +245,10 @@ impl Notifier {
             messaging.destination.name = %message.subject,
             delivered,
         );
-        let mut trace = http::HeaderMap::new();
-        if let Some(headers) = &message.headers {
-            for name in ["traceparent", "tracestate"] {
-                if let Some(value) = headers
-                    .get(name)
-                    .and_then(|v| http::HeaderValue::from_str(v.as_str()).ok())
-                {
-                    trace.insert(name, value);
-                }
-            }
-        }
-        bff_core::telemetry::otel::extract(&trace, &span);
+        bff_core::telemetry::otel::extract_with(
+            |name| Some(message.headers.as_ref()?.get(name)?.as_str().to_owned()),
+            &span,
+        );
         let outcome = {
             let deliver = self.deliver(&message).instrument(span);
             tokio::pin!(deliver);

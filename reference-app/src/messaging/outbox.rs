@@ -35,13 +35,12 @@ pub async fn enqueue(
     let payload = serde_json::to_value(payload).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let request_id = bff_core::RequestId::current().map(|id| id.as_str().to_owned());
     // The writing request's trace, for the published message to continue.
-    let mut trace = http::HeaderMap::new();
-    bff_core::telemetry::otel::inject(&tracing::Span::current(), &mut trace);
+    let trace = bff_core::telemetry::otel::context_of(&tracing::Span::current());
     let text = |name: &str| {
         trace
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.clone())
     };
     sqlx::query(
         "INSERT INTO outbox (id, subject, payload, request_id, traceparent, tracestate)
@@ -114,17 +113,8 @@ impl Row {
     /// (kind `producer`) in the writing request's trace, recorded now. Empty
     /// when the row has no trace context or tracing is off.
     fn publish_span_context(&self) -> Vec<(&'static str, String)> {
-        let Some(traceparent) = &self.traceparent else {
+        if self.traceparent.is_none() {
             return Vec::new();
-        };
-        let mut stored = http::HeaderMap::new();
-        for (name, value) in [
-            ("traceparent", Some(traceparent)),
-            ("tracestate", self.tracestate.as_ref()),
-        ] {
-            if let Some(value) = value.and_then(|v| http::HeaderValue::from_str(v).ok()) {
-                stored.insert(name, value);
-            }
         }
         let span = tracing::info_span!(
             "outbox.publish",
@@ -134,16 +124,15 @@ impl Row {
             messaging.destination.name = %self.subject,
             messaging.message.id = %self.id,
         );
-        bff_core::telemetry::otel::extract(&stored, &span);
-        let mut carried = http::HeaderMap::new();
-        bff_core::telemetry::otel::inject(&span, &mut carried);
-        ["traceparent", "tracestate"]
-            .into_iter()
-            .filter_map(|name| {
-                let value = carried.get(name)?.to_str().ok()?.to_owned();
-                Some((name, value))
-            })
-            .collect()
+        bff_core::telemetry::otel::extract_with(
+            |name| match name {
+                "traceparent" => self.traceparent.clone(),
+                "tracestate" => self.tracestate.clone(),
+                _ => None,
+            },
+            &span,
+        );
+        bff_core::telemetry::otel::context_of(&span)
     }
 }
 

@@ -212,13 +212,7 @@ async fn answer(
         messaging.system = "nats",
         messaging.operation.type = "process",
     );
-    let mut trace_context = http::HeaderMap::new();
-    for name in ["traceparent", "tracestate"] {
-        if let Some(value) = header(name).and_then(|v| http::HeaderValue::from_str(&v).ok()) {
-            trace_context.insert(name, value);
-        }
-    }
-    bff_core::telemetry::otel::extract(&trace_context, &span);
+    bff_core::telemetry::otel::extract_with(header, &span);
     if request_id
         .scope(tokio::time::timeout(budget, work))
         .instrument(span)
