@@ -209,14 +209,6 @@ impl ConnectionLike for RedisConnection {
     }
 }
 
-/// Wraps `tag` in braces for a key's hash tag, so that keys built with the same
-/// tag share one cluster hash slot. Braces inside `tag` would end the tag early,
-/// so callers pass hex, base64url or other brace-free text.
-pub fn hash_tag(tag: &str) -> String {
-    debug_assert!(!tag.contains(['{', '}']), "a hash tag holds no braces");
-    format!("{{{tag}}}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,10 +227,5 @@ mod tests {
         .expect_err("two URLs outside cluster mode");
         assert!(matches!(error, RedisConnectError::Settings(_)));
         assert!(!error.to_string().contains("secret"));
-    }
-
-    #[test]
-    fn a_hash_tag_is_the_text_in_braces() {
-        assert_eq!(hash_tag("abc"), "{abc}");
     }
 }
