@@ -11,6 +11,8 @@
 //! [`PasswordError::Busy`] (answer 503 with `Retry-After`) instead of making
 //! the caller wait without bound. A caller that gives up before its turn
 //! costs no hashing.
+//! Each hash is a `password.hash` or `password.verify` span (a trace span
+//! with OpenTelemetry), queueing included.
 //! Verifying against an unknown account uses a dummy hash with the same
 //! parameters, so the answer takes as long as for a real account. Hashes are
 //! PHC strings; [`Verification::needs_rehash`] says when a stored hash was made
@@ -30,13 +32,16 @@
 //! # }
 //! ```
 
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use argon2::password_hash::{Output, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 /// argon2id cost parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +105,7 @@ impl std::fmt::Debug for PasswordHasher {
             .field("params", &self.params)
             .field("threads", &self.pool.threads)
             .field("queue", &self.pool.queue)
+            .field("held_bytes", &self.held_bytes())
             .finish()
     }
 }
@@ -135,6 +141,17 @@ impl PasswordHasher {
         threads: usize,
         queue: usize,
     ) -> Result<Self, PasswordError> {
+        Self::with_idle_release(params, threads, queue, IDLE_RELEASE)
+    }
+
+    /// [`with_pool`](Self::with_pool), with threads giving their memory back
+    /// after `idle_release` without work (instead of [`IDLE_RELEASE`]).
+    pub fn with_idle_release(
+        params: HashParams,
+        threads: usize,
+        queue: usize,
+        idle_release: Duration,
+    ) -> Result<Self, PasswordError> {
         let params = Params::new(
             params.memory_kib,
             params.iterations,
@@ -143,7 +160,7 @@ impl PasswordHasher {
         )
         .map_err(|e| PasswordError::Params(e.to_string()))?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
-        let pool = Pool::start(threads.max(1), queue, params.block_count())?;
+        let pool = Pool::start(threads.max(1), queue, params.block_count(), idle_release)?;
         // The dummy's password is random and discarded: nothing can ever match it.
         let secret =
             crate::random::base64url(32).map_err(|e| PasswordError::Hash(e.to_string()))?;
@@ -157,11 +174,18 @@ impl PasswordHasher {
         })
     }
 
+    /// The bytes of argon2 memory the hashing threads hold now: a buffer per
+    /// thread that hashed within [`IDLE_RELEASE`], none for the others.
+    pub fn held_bytes(&self) -> usize {
+        self.pool.shared.held.load(Ordering::Relaxed)
+    }
+
     /// Hashes `password` into a PHC string.
     pub async fn hash(&self, password: SecretString) -> Result<String, PasswordError> {
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone());
         self.pool
             .run(move |memory| hash_with(&argon2, password.expose_secret().as_bytes(), memory))
+            .instrument(tracing::info_span!("password.hash"))
             .await?
     }
 
@@ -206,34 +230,74 @@ impl PasswordHasher {
                     needs_rehash,
                 }
             })
+            .instrument(tracing::info_span!("password.verify"))
             .await
     }
 }
 
+/// Gauge of the bytes of argon2 memory held by hashing threads (of every
+/// hasher in the process).
+pub const MEMORY_GAUGE: &str = "bff_password_hash_memory_bytes";
+
 /// One hash to compute, given the thread's memory.
 type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 
+/// How long a hashing thread keeps its memory with nothing to hash: after
+/// that it gives the buffer back (19 MiB with the default parameters), so a
+/// service that is not logging anyone in holds none, and a burst of logins
+/// costs one allocation per thread.
+pub const IDLE_RELEASE: Duration = Duration::from_secs(10);
+
 /// The hashing threads and their bounded queue. The threads end when the
-/// last hasher is dropped (the queue's sender with it).
+/// last hasher is dropped.
 struct Pool {
-    sender: SyncSender<Job>,
+    shared: Arc<Shared>,
     threads: usize,
     queue: usize,
 }
 
+/// What the pool's threads and its callers share.
+struct Shared {
+    state: Mutex<Queue>,
+    /// Signalled when a job is queued or the pool closes.
+    ready: Condvar,
+    /// The bytes of argon2 memory the threads hold now.
+    held: AtomicUsize,
+    idle_release: Duration,
+}
+
+struct Queue {
+    jobs: VecDeque<Job>,
+    capacity: usize,
+    closed: bool,
+}
+
 impl Pool {
-    fn start(threads: usize, queue: usize, blocks: usize) -> Result<Self, PasswordError> {
-        let (sender, receiver) = mpsc::sync_channel::<Job>(queue);
-        let receiver = Arc::new(Mutex::new(receiver));
+    fn start(
+        threads: usize,
+        queue: usize,
+        blocks: usize,
+        idle_release: Duration,
+    ) -> Result<Self, PasswordError> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(Queue {
+                jobs: VecDeque::with_capacity(queue),
+                capacity: queue,
+                closed: false,
+            }),
+            ready: Condvar::new(),
+            held: AtomicUsize::new(0),
+            idle_release,
+        });
         for index in 0..threads {
-            let receiver = Arc::clone(&receiver);
+            let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name(format!("argon2-{index}"))
-                .spawn(move || work(&receiver, blocks))
+                .spawn(move || work(&shared, blocks))
                 .map_err(|_| PasswordError::Task)?;
         }
         Ok(Self {
-            sender,
+            shared,
             threads,
             queue,
         })
@@ -254,29 +318,42 @@ impl Pool {
             }
             let _ = done.send(job(memory));
         });
-        match self.sender.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
+        {
+            let mut state = self.shared.state.lock().map_err(|_| PasswordError::Task)?;
+            if state.closed {
+                return Err(PasswordError::Task);
+            }
+            if state.jobs.len() >= state.capacity {
                 metrics::counter!("bff_password_hash_rejected_total").increment(1);
                 return Err(PasswordError::Busy);
             }
-            Err(TrySendError::Disconnected(_)) => return Err(PasswordError::Task),
+            state.jobs.push_back(job);
         }
+        self.shared.ready.notify_one();
         answer.await.map_err(|_| PasswordError::Task)
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.shared.state.lock() {
+            state.closed = true;
+        }
+        self.shared.ready.notify_all();
     }
 }
 
 /// A hashing thread: one memory buffer, allocated at its first hash and
 /// reused for every one after (grown for a stored hash made with more memory,
-/// then shrunk back), so a thread that never hashed holds none.
-fn work(receiver: &Mutex<Receiver<Job>>, blocks: usize) {
-    let mut memory = Vec::new();
+/// then shrunk back), and given back after [`IDLE_RELEASE`] without work, so
+/// a thread that is not hashing holds none.
+fn work(shared: &Shared, blocks: usize) {
+    let mut memory: Vec<Block> = Vec::new();
+    let mut counted = 0;
     loop {
-        let job = match receiver.lock() {
-            Ok(receiver) => receiver.recv(),
-            Err(_) => return,
+        let Some(job) = next_job(shared, &mut memory, &mut counted) else {
+            return;
         };
-        let Ok(job) = job else { return };
         // A panicking job loses its answer (the caller sees `Task`), not the thread.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut memory)));
         // A stored hash made with more memory grew the buffer: give the
@@ -284,6 +361,46 @@ fn work(receiver: &Mutex<Receiver<Job>>, blocks: usize) {
         if memory.len() > blocks {
             memory.truncate(blocks);
             memory.shrink_to_fit();
+        }
+        account(shared, memory.capacity(), &mut counted);
+    }
+}
+
+/// Brings the pool's count of held bytes up to date with a thread's buffer of
+/// `blocks` blocks, of which `counted` bytes were counted before.
+#[allow(clippy::cast_precision_loss)]
+fn account(shared: &Shared, blocks: usize, counted: &mut usize) {
+    let now = blocks * size_of::<Block>();
+    if now >= *counted {
+        shared.held.fetch_add(now - *counted, Ordering::Relaxed);
+        metrics::gauge!(MEMORY_GAUGE).increment((now - *counted) as f64);
+    } else {
+        shared.held.fetch_sub(*counted - now, Ordering::Relaxed);
+        metrics::gauge!(MEMORY_GAUGE).decrement((*counted - now) as f64);
+    }
+    *counted = now;
+}
+
+/// The next job for a thread holding `memory`; `None` once the pool is closed
+/// and drained. Waiting longer than the pool's idle period releases `memory`.
+fn next_job(shared: &Shared, memory: &mut Vec<Block>, counted: &mut usize) -> Option<Job> {
+    let mut state = shared.state.lock().ok()?;
+    loop {
+        if let Some(job) = state.jobs.pop_front() {
+            return Some(job);
+        }
+        if state.closed {
+            return None;
+        }
+        if memory.capacity() == 0 {
+            state = shared.ready.wait(state).ok()?;
+            continue;
+        }
+        let (next, timeout) = shared.ready.wait_timeout(state, shared.idle_release).ok()?;
+        state = next;
+        if timeout.timed_out() && state.jobs.is_empty() {
+            *memory = Vec::new();
+            account(shared, 0, counted);
         }
     }
 }
@@ -573,5 +690,59 @@ mod tests {
         assert_eq!(busy + done, 4);
         // Once the queue drained, hashing works again.
         assert!(hasher.hash("pw".into()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn idle_threads_give_their_memory_back() {
+        const MIB: usize = 1024 * 1024;
+        let params = cheap();
+        let hasher = PasswordHasher::with_idle_release(params, 2, 8, Duration::from_millis(300))
+            .expect("params");
+        assert_eq!(hasher.held_bytes(), 0, "no thread has hashed yet");
+        // The count follows each answer (a thread counts its buffer once it
+        // has answered): wait for it to settle at `check`.
+        let settled = |check: fn(usize) -> bool| {
+            let hasher = hasher.clone();
+            async move {
+                let wait = async {
+                    while !check(hasher.held_bytes()) {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                };
+                tokio::time::timeout(Duration::from_secs(5), wait)
+                    .await
+                    .is_ok()
+            }
+        };
+        let phc = hasher.hash("pw".into()).await.expect("hash");
+        // Busy threads keep their buffer from one hash to the next: one or
+        // two buffers, never more.
+        for _ in 0..5 {
+            assert!(
+                hasher
+                    .verify("pw".into(), Some(phc.clone()))
+                    .await
+                    .expect("verify")
+                    .matches
+            );
+            assert!(
+                settled(|held| held == MIB || held == 2 * MIB).await,
+                "{} bytes held",
+                hasher.held_bytes()
+            );
+        }
+        assert!(
+            settled(|held| held == 0).await,
+            "idle threads release their memory"
+        );
+        // A released thread hashes again, in a new buffer.
+        assert!(
+            hasher
+                .verify("pw".into(), Some(phc))
+                .await
+                .expect("verify")
+                .matches
+        );
+        assert!(settled(|held| held >= MIB).await);
     }
 }
