@@ -1,5 +1,6 @@
 use std::sync::LazyLock;
 use std::time::Duration;
+use tracing::Instrument;
 
 use bff_core::redis_client::RedisConnection;
 use redis::{Script, ScriptInvocation};
@@ -220,6 +221,7 @@ impl RedisCodeStore {
             .arg(self.policy.hourly_per_client)
             .arg(if count { "1" } else { "0" })
             .invoke_async(&mut self.conn.clone())
+            .instrument(bff_core::redis_client::span("code.client_limit"))
             .await
             .map_err(backend)
     }
@@ -234,6 +236,7 @@ impl RedisCodeStore {
         let _: u8 = self
             .throttle_keys(&RELEASE_SCRIPT, purpose, identifier, client)
             .invoke_async(&mut self.conn.clone())
+            .instrument(bff_core::redis_client::span("code.release"))
             .await
             .map_err(backend)?;
         Ok(())
@@ -258,6 +261,7 @@ impl CodeStore for RedisCodeStore {
                 .arg(policy.hourly_per_identifier_all);
             let (limit, retry_ms): (u8, u64) = invocation
                 .invoke_async(&mut self.conn.clone())
+                .instrument(bff_core::redis_client::span("code.limit"))
                 .await
                 .map_err(backend)?;
             let limit = match limit {
@@ -323,6 +327,7 @@ impl CodeStore for RedisCodeStore {
                 let _: u8 = CLIENT_RELEASE_SCRIPT
                     .key(self.client_key(client))
                     .invoke_async(&mut self.conn.clone())
+                    .instrument(bff_core::redis_client::span("code.client_release"))
                     .await
                     .map_err(backend)?;
             }
@@ -349,6 +354,7 @@ impl CodeStore for RedisCodeStore {
                 .pexpire(&key, i64::try_from(ms(self.policy.ttl)).unwrap_or(i64::MAX))
                 .ignore()
                 .query_async(&mut self.conn.clone())
+                .instrument(bff_core::redis_client::span("code.store"))
                 .await
                 .map_err(backend)?;
             Ok(code)
@@ -371,6 +377,7 @@ impl CodeStore for RedisCodeStore {
                 .arg(MAX_ATTEMPTS)
                 .arg(self.policy.daily_failures_per_identifier)
                 .invoke_async(&mut conn)
+                .instrument(bff_core::redis_client::span("code.fetch"))
                 .await
                 .map_err(backend)?;
             let Some((stored, checks)) = stored else {
@@ -384,6 +391,7 @@ impl CodeStore for RedisCodeStore {
                     .key(&key)
                     .arg(&stored)
                     .invoke_async(&mut conn)
+                    .instrument(bff_core::redis_client::span("code.consume"))
                     .await
                     .map_err(backend)?;
                 if matches && deleted == 1 {
@@ -395,6 +403,7 @@ impl CodeStore for RedisCodeStore {
                     .key(&budget)
                     .arg(ms(DAY))
                     .invoke_async(&mut conn)
+                    .instrument(bff_core::redis_client::span("code.failed"))
                     .await
                     .map_err(backend)?;
             }

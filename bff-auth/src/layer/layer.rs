@@ -122,18 +122,20 @@ impl JwtLayer {
     /// WebSocket handshake, or a message): the same checks as the layer, cache
     /// included.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
-        let claims = match self.cached(token) {
+        let span = verify_span();
+        let claims = match span.in_scope(|| self.cached(token)) {
             Some(claims) => claims,
             None => {
                 #[cfg(feature = "client")]
                 if let Some(jwks) = &self.jwks {
-                    jwks.prepare(token)
+                    tracing::Instrument::instrument(jwks.prepare(token), span.clone())
                         .await
                         .map_err(AuthError::KeysUnavailable)?;
                 }
-                self.verify_and_cache(token)?
+                span.in_scope(|| self.verify_and_cache(token))?
             }
         };
+        drop(span);
         let principal = Principal::from_claims(claims);
         if let Some(sessions) = &self.sessions {
             match sessions.is_active(&principal).await {
@@ -192,6 +194,8 @@ impl JwtLayer {
         if self.sessions.is_some() {
             return None;
         }
+        let span = verify_span();
+        let _entered = span.enter();
         let claims = match self.cached(token) {
             Some(claims) => claims,
             None => {
@@ -221,6 +225,7 @@ impl JwtLayer {
             |kid| self.verifier.is_published(kid),
         )?;
         metrics::counter!(VERIFICATIONS, "outcome" => "cached").increment(1);
+        tracing::Span::current().record("outcome", "cached");
         Some(claims)
     }
 
@@ -228,6 +233,7 @@ impl JwtLayer {
         match self.verifier.verify_with_kid(token, unix_now()) {
             Ok((claims, kid)) => {
                 metrics::counter!(VERIFICATIONS, "outcome" => "verified").increment(1);
+                tracing::Span::current().record("outcome", "verified");
                 let claims = Arc::new(claims);
                 if let Some(cache) = &self.cache {
                     cache.insert(cache_key(token), Arc::clone(&claims), kid);
@@ -236,10 +242,18 @@ impl JwtLayer {
             }
             Err(error) => {
                 metrics::counter!(VERIFICATIONS, "outcome" => "rejected").increment(1);
+                tracing::Span::current().record("outcome", "rejected");
                 Err(AuthError::Token(error))
             }
         }
     }
+}
+
+/// The span of a token's verification (a trace span with OpenTelemetry):
+/// `outcome` is `cached` (a hit of the verified-token cache), `verified` or
+/// `rejected`, as in the verification counter.
+fn verify_span() -> tracing::Span {
+    tracing::info_span!("jwt.verify", outcome = tracing::field::Empty)
 }
 
 fn cache_key(token: &str) -> [u8; 32] {

@@ -1,6 +1,7 @@
 //! Pending authorizations in Redis.
 
 use std::time::Duration;
+use tracing::Instrument;
 
 use bff_core::redis_client::RedisConnection;
 
@@ -62,6 +63,7 @@ impl StateStore for RedisStateStore {
                 .arg("PX")
                 .arg(millis)
                 .query_async::<()>(&mut conn)
+                .instrument(bff_core::redis_client::span("oauth.state_put"))
                 .await
                 .map_err(unavailable)
         })
@@ -73,6 +75,7 @@ impl StateStore for RedisStateStore {
             redis::cmd("GETDEL")
                 .arg(self.key(key))
                 .query_async::<Option<Vec<u8>>>(&mut conn)
+                .instrument(bff_core::redis_client::span("oauth.state_take"))
                 .await
                 .map_err(unavailable)
         })

@@ -1,4 +1,5 @@
 use std::sync::LazyLock;
+use tracing::Instrument;
 
 use bff_core::redis_client::RedisConnection;
 use redis::{AsyncCommands, Script};
@@ -245,6 +246,7 @@ impl RedisSessionStore {
             .arg(next.map(CookieValue::hash).unwrap_or_default())
             .arg(role.unwrap_or(""))
             .invoke_async(&mut conn)
+            .instrument(bff_core::redis_client::span("session.browser_lookup"))
             .await
             .map_err(store_error)?;
         let mut fields = reply.into_iter();
@@ -296,6 +298,7 @@ impl RedisSessionStore {
     async fn sessions_of(&self, user_id: &str) -> Result<Vec<String>, SessionError> {
         let mut conn = self.conn.clone();
         conn.zrevrange(self.user_key(user_id), 0, -1)
+            .instrument(bff_core::redis_client::span("session.list_ids"))
             .await
             .map_err(store_error)
     }
@@ -323,6 +326,7 @@ impl SessionStore for RedisSessionStore {
                 .arg(new.ip.as_deref().unwrap_or(""))
                 .arg(ms(self.policy.absolute_lifetime))
                 .invoke_async(&mut conn)
+                .instrument(bff_core::redis_client::span("session.create"))
                 .await
                 .map_err(store_error)?;
             let session = Session {
@@ -359,6 +363,7 @@ impl SessionStore for RedisSessionStore {
                 .arg(REUSE_DETECTION_MS)
                 .arg(GRACE_ROTATIONS)
                 .invoke_async(&mut conn)
+                .instrument(bff_core::redis_client::span("session.refresh"))
                 .await
                 .map_err(store_error)?;
             let mut fields = reply.into_iter();
@@ -404,6 +409,7 @@ impl SessionStore for RedisSessionStore {
                     self.key(&super::session_tag(user_id), "s", session_id),
                     "uid",
                 )
+                .instrument(bff_core::redis_client::span("session.is_active"))
                 .await
                 .map_err(store_error)?;
             Ok(owner.as_deref() == Some(user_id))
@@ -424,8 +430,11 @@ impl SessionStore for RedisSessionStore {
                     .arg(self.key(&tag, "s", id))
                     .arg(&["uid", "created", "last", "ua", "ip"]);
             }
-            let rows: Vec<Vec<Option<String>>> =
-                pipe.query_async(&mut conn).await.map_err(store_error)?;
+            let rows: Vec<Vec<Option<String>>> = pipe
+                .query_async(&mut conn)
+                .instrument(bff_core::redis_client::span("session.list"))
+                .await
+                .map_err(store_error)?;
             let mut sessions = Vec::new();
             let mut gone = Vec::new();
             for (id, row) in ids.into_iter().zip(rows) {
@@ -467,6 +476,7 @@ impl SessionStore for RedisSessionStore {
                 .arg(user_id)
                 .arg(session_id)
                 .invoke_async(&mut conn)
+                .instrument(bff_core::redis_client::span("session.revoke"))
                 .await
                 .map_err(store_error)?;
             Ok(revoked == 1)
@@ -516,6 +526,7 @@ impl BrowserSessionStore for RedisSessionStore {
                 .arg(lifetime)
                 .arg(&role)
                 .invoke_async(&mut conn)
+                .instrument(bff_core::redis_client::span("session.browser_create"))
                 .await
                 .map_err(store_error)?;
             let expires_at_ms = now.saturating_add(lifetime);

@@ -3,6 +3,7 @@
 use std::sync::LazyLock;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 use bff_core::redis_client::RedisConnection;
 use redis::Script;
@@ -147,6 +148,7 @@ impl Backend for RedisBackend {
                 .arg(interval)
                 .arg(capacity)
                 .invoke_async(&mut self.conn.clone())
+                .instrument(bff_core::redis_client::span("ratelimit.gcra"))
                 .await;
             match reply {
                 Ok((allowed, remaining, reset_us, retry_us)) => {

@@ -1,6 +1,7 @@
 //! Entries in Redis, shared by every instance, optionally behind a local tier.
 
 use std::time::Duration;
+use tracing::Instrument;
 
 use bff_core::redis_client::RedisConnection;
 use redis::AsyncCommands;
@@ -46,6 +47,7 @@ impl CacheStore for RedisStore {
                 .conn
                 .clone()
                 .get(format!("{}e:{key}", self.prefix))
+                .instrument(bff_core::redis_client::span("cache.get"))
                 .await
                 .map_err(backend)?;
             // An entry that does not parse (another version wrote it) is a miss.
@@ -61,6 +63,7 @@ impl CacheStore for RedisStore {
                 .conn
                 .clone()
                 .pset_ex(format!("{}e:{key}", self.prefix), raw, ttl)
+                .instrument(bff_core::redis_client::span("cache.put"))
                 .await
                 .map_err(backend)?;
             Ok(())
@@ -82,6 +85,7 @@ impl CacheStore for RedisStore {
             let versions: Vec<Option<u64>> = redis::cmd("MGET")
                 .arg(keys)
                 .query_async(&mut self.conn.clone())
+                .instrument(bff_core::redis_client::span("cache.versions"))
                 .await
                 .map_err(backend)?;
             Ok(versions
@@ -97,6 +101,7 @@ impl CacheStore for RedisStore {
                 .conn
                 .clone()
                 .incr(format!("{}t:{tag}", self.prefix), 1)
+                .instrument(bff_core::redis_client::span("cache.invalidate"))
                 .await
                 .map_err(backend)?;
             Ok(())
@@ -117,6 +122,7 @@ impl CacheStore for RedisStore {
                 .arg("PX")
                 .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
                 .query_async(&mut self.conn.clone())
+                .instrument(bff_core::redis_client::span("cache.lock"))
                 .await
                 .map_err(backend)?;
             Ok(set.map(|_| token))
@@ -131,6 +137,7 @@ impl CacheStore for RedisStore {
                 .key(format!("{}l:{key}", self.prefix))
                 .arg(token)
                 .invoke_async(&mut self.conn.clone())
+                .instrument(bff_core::redis_client::span("cache.unlock"))
                 .await
                 .map_err(backend)?;
             Ok(())

@@ -1,12 +1,14 @@
 //! The `audit_log` table.
 
 use sqlx::PgExecutor;
+use tracing::instrument;
 use uuid::Uuid;
 
 use super::{AuditRecord, Entry, Filter};
 
 /// Records `entry` with the current request id, inside the caller's transaction
 /// when given one, so the record exists exactly when the action does.
+#[instrument(name = "audit.record", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn record(db: impl PgExecutor<'_>, entry: Entry<'_>) -> Result<(), sqlx::Error> {
     let request_id = bff_core::RequestId::current().map(|id| id.as_str().to_owned());
     sqlx::query(
@@ -27,6 +29,7 @@ pub async fn record(db: impl PgExecutor<'_>, entry: Entry<'_>) -> Result<(), sql
 }
 
 /// Entries matching `filter`, newest first, after `after`, at most `limit`.
+#[instrument(name = "audit.list", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn list(
     db: impl PgExecutor<'_>,
     filter: Filter,

@@ -1,10 +1,12 @@
 //! The `currencies` table.
 
 use sqlx::PgExecutor;
+use tracing::instrument;
 
 use super::{Currency, CurrencyCode};
 
 /// Currencies in code order, after `after` if given, at most `limit` rows.
+#[instrument(name = "currencies.list", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn list(
     db: impl PgExecutor<'_>,
     after: Option<&CurrencyCode>,
@@ -20,6 +22,7 @@ pub async fn list(
 }
 
 /// One currency by code.
+#[instrument(name = "currencies.find", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn find(
     db: impl PgExecutor<'_>,
     code: &CurrencyCode,

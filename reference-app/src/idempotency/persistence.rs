@@ -4,6 +4,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
+use tracing::instrument;
 use uuid::Uuid;
 
 use super::IdempotencyKey;
@@ -49,6 +50,7 @@ pub struct KeyClaim<'a> {
 impl KeyClaim<'_> {
     /// Claims the key inside the transaction. A concurrent request with the
     /// same key waits here until the first one commits or rolls back.
+    #[instrument(name = "idempotency.claim", skip_all, fields(db.system.name = "postgresql"))]
     pub async fn claim<T: DeserializeOwned>(
         &self,
         conn: &mut PgConnection,
@@ -84,6 +86,7 @@ impl KeyClaim<'_> {
 
     /// Stores `answer` (given with HTTP `status`) as the key's, in the
     /// transaction that claimed it.
+    #[instrument(name = "idempotency.remember", skip_all, fields(db.system.name = "postgresql"))]
     pub async fn remember<T: Serialize>(
         &self,
         conn: &mut PgConnection,

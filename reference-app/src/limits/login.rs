@@ -19,6 +19,7 @@
 
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tracing::Instrument;
 
 use bff_auth::code::CodeSecret;
 use bff_cache::ratelimit::Quota;
@@ -175,9 +176,12 @@ impl LoginGuard {
             .arg(&client_key)
             .cmd("PTTL")
             .arg(&client_key);
-        let identifier_reads =
-            identifier_pipe.query_async::<(i64, Option<u32>, i64)>(&mut by_identifier);
-        let client_reads = client_pipe.query_async::<(Option<u32>, i64)>(&mut by_client);
+        let identifier_reads = identifier_pipe
+            .query_async::<(i64, Option<u32>, i64)>(&mut by_identifier)
+            .instrument(bff_core::redis_client::span("login_limit.check_identifier"));
+        let client_reads = client_pipe
+            .query_async::<(Option<u32>, i64)>(&mut by_client)
+            .instrument(bff_core::redis_client::span("login_limit.check_client"));
         let (identifier_reads, client_reads) = tokio::join!(identifier_reads, client_reads);
         let (lock, all, all_ttl) = identifier_reads.map_err(unavailable)?;
         let (by_client, client_ttl) = client_reads.map_err(unavailable)?;
@@ -235,12 +239,14 @@ impl LoginGuard {
             .arg(ms(MEMORY))
             .arg(pair)
             .invoke_async(&mut redis)
+            .instrument(bff_core::redis_client::span("login_limit.failed"))
             .await
             .map_err(unavailable)?;
         let _: u32 = COUNT_SCRIPT
             .key(self.client_key(client))
             .arg(ms(policy.per_client.period()))
             .invoke_async(&mut redis)
+            .instrument(bff_core::redis_client::span("login_limit.client_failed"))
             .await
             .map_err(unavailable)?;
         Ok(Failure {
@@ -267,6 +273,7 @@ impl LoginGuard {
             .arg(pair)
             .ignore()
             .query_async(&mut redis)
+            .instrument(bff_core::redis_client::span("login_limit.succeeded"))
             .await;
         // The password was right; a counter left behind only delays a lock.
         if let Err(error) = result {
@@ -282,6 +289,7 @@ impl LoginGuard {
         let clients: Vec<String> = redis::cmd("SMEMBERS")
             .arg(format!("{id}:clients"))
             .query_async(&mut redis)
+            .instrument(bff_core::redis_client::span("login_limit.clear_members"))
             .await
             .map_err(unavailable)?;
         let mut del = redis::cmd("DEL");
@@ -290,7 +298,10 @@ impl LoginGuard {
             del.arg(format!("{id}:pair:{client}"))
                 .arg(format!("{id}:lock:{client}"));
         }
-        del.query_async::<()>(&mut redis).await.map_err(unavailable)
+        del.query_async::<()>(&mut redis)
+            .instrument(bff_core::redis_client::span("login_limit.clear"))
+            .await
+            .map_err(unavailable)
     }
 
     /// Whether `client` may present a verification code now (the failures of
@@ -307,6 +318,7 @@ impl LoginGuard {
             .cmd("PTTL")
             .arg(&key)
             .query_async(&mut redis)
+            .instrument(bff_core::redis_client::span("login_limit.check_code"))
             .await
             .map_err(unavailable)?;
         let quota = self.policy.code_failures_per_client;
@@ -331,6 +343,7 @@ impl LoginGuard {
             .key(self.code_key(client))
             .arg(ms(self.policy.code_failures_per_client.period()))
             .invoke_async(&mut redis)
+            .instrument(bff_core::redis_client::span("login_limit.code_failed"))
             .await
             .map_err(unavailable)?;
         Ok(())

@@ -2,6 +2,7 @@
 
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
+use tracing::instrument;
 use uuid::Uuid;
 
 /// An external identity linked to an account.
@@ -18,6 +19,7 @@ pub struct IdentityRecord {
 }
 
 /// The identity `(provider, subject)`, whoever holds it.
+#[instrument(name = "oauth.find", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn find(
     db: impl PgExecutor<'_>,
     provider: &str,
@@ -35,6 +37,7 @@ pub async fn find(
 
 /// Links `(provider, subject)` to `user_id`; `false` when the identity, or an
 /// identity of this provider for this user, is already linked.
+#[instrument(name = "oauth.link", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn link(
     db: impl PgExecutor<'_>,
     user_id: Uuid,
@@ -57,6 +60,7 @@ pub async fn link(
 }
 
 /// The identities of `user_id`, oldest first.
+#[instrument(name = "oauth.list", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn list(
     db: impl PgExecutor<'_>,
     user_id: Uuid,
@@ -71,6 +75,7 @@ pub async fn list(
 }
 
 /// Unlinks `user_id`'s identity of `provider`; `false` when there was none.
+#[instrument(name = "oauth.unlink", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn unlink(
     db: impl PgExecutor<'_>,
     user_id: Uuid,
@@ -85,6 +90,7 @@ pub async fn unlink(
 }
 
 /// Unlinks an identity whose account was deleted, so it can sign up afresh.
+#[instrument(name = "oauth.forget_if_orphaned", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn forget_if_orphaned(
     db: impl PgExecutor<'_>,
     provider: &str,
@@ -103,6 +109,7 @@ pub async fn forget_if_orphaned(
 
 /// Locks the live account `user_id` and tells how it can sign in: whether it
 /// has a password, and how many identities it has.
+#[instrument(name = "oauth.lock_credentials", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn lock_credentials(
     db: impl PgExecutor<'_>,
     user_id: Uuid,

@@ -4,6 +4,7 @@
 use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
+use tracing::instrument;
 use uuid::Uuid;
 
 use crate::messaging::DomainEvent;
@@ -98,6 +99,7 @@ pub struct Idempotency {
 /// Places `order` for `user_id` and writes `events.order.created` to the outbox,
 /// in one transaction. With an idempotency key already used by this user, the
 /// first order is returned (same content) or nothing is placed (other content).
+#[instrument(name = "orders.create", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn create(
     db: &PgPool,
     user_id: Uuid,
@@ -151,6 +153,7 @@ pub async fn create(
 }
 
 /// The order an idempotency key was first used for, if it matches.
+#[instrument(name = "orders.replay", skip_all, fields(db.system.name = "postgresql"))]
 async fn replay(
     db: &PgPool,
     user_id: Uuid,
@@ -178,6 +181,7 @@ async fn replay(
 }
 
 /// `user_id`'s order `id`, if it exists and is theirs.
+#[instrument(name = "orders.get", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn get(db: &PgPool, user_id: Uuid, id: Uuid) -> Result<Option<OrderRecord>, sqlx::Error> {
     let row: Option<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 AND user_id = $2"
@@ -193,6 +197,7 @@ pub async fn get(db: &PgPool, user_id: Uuid, id: Uuid) -> Result<Option<OrderRec
 }
 
 /// Up to `fetch` of `user_id`'s orders, newest first, after the order `after`.
+#[instrument(name = "orders.list", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn list(
     db: &PgPool,
     user_id: Uuid,
@@ -214,6 +219,7 @@ pub async fn list(
 
 /// Cancels `user_id`'s order `id` and writes `events.order.cancelled`; an order
 /// already cancelled is returned as it is, with no second event.
+#[instrument(name = "orders.cancel", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn cancel(
     db: &PgPool,
     user_id: Uuid,
@@ -242,6 +248,7 @@ pub async fn cancel(
 }
 
 /// The scale of `currency` if the service accepts it.
+#[instrument(name = "orders.currency_scale", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn currency_scale(db: &PgPool, currency: &str) -> Result<Option<u32>, sqlx::Error> {
     let scale: Option<i16> =
         sqlx::query_scalar("SELECT minor_units FROM currencies WHERE code = $1")
@@ -254,6 +261,7 @@ pub async fn currency_scale(db: &PgPool, currency: &str) -> Result<Option<u32>, 
 /// Loyalty points of `user_id`: for every order not cancelled, its total
 /// (computed here from the validated lines) in whole points of its currency's
 /// rate (`currencies.units_per_point`, about a euro's worth), rounded down.
+#[instrument(name = "orders.points", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn points(db: &PgPool, user_id: Uuid) -> Result<i64, sqlx::Error> {
     // Each total is below 10^15, but enough orders could still pass i64's range:
     // the sum is capped there rather than failing the user's every lookup.
@@ -267,6 +275,7 @@ pub async fn points(db: &PgPool, user_id: Uuid) -> Result<i64, sqlx::Error> {
     .await
 }
 
+#[instrument(name = "orders.announce", skip_all, fields(db.system.name = "postgresql"))]
 async fn announce(
     conn: &mut PgConnection,
     kind: &str,
@@ -298,6 +307,7 @@ fn record(row: OrderRow, items: Vec<Item>) -> OrderRecord {
     }
 }
 
+#[instrument(name = "orders.items_of", skip_all, fields(db.system.name = "postgresql"))]
 async fn items_of(
     conn: &mut PgConnection,
     orders: &[Uuid],
@@ -325,6 +335,7 @@ async fn items_of(
 }
 
 /// Attaches the items of `rows` with one query.
+#[instrument(name = "orders.with_items", skip_all, fields(db.system.name = "postgresql"))]
 async fn with_items(db: &PgPool, rows: Vec<OrderRow>) -> Result<Vec<OrderRecord>, sqlx::Error> {
     if rows.is_empty() {
         return Ok(Vec::new());

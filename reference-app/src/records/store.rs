@@ -6,6 +6,7 @@
 //! like an id that does not exist.
 
 use sqlx::{PgConnection, PgExecutor};
+use tracing::instrument;
 use uuid::Uuid;
 
 use super::addresses::CheckedAddress;
@@ -13,6 +14,7 @@ use super::wishlist::CheckedItem;
 use super::{Address, Collection, WishlistItem};
 
 /// The live record `id`, of `owner` when given.
+#[instrument(name = "records.fetch", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn fetch<C: Collection>(
     db: impl PgExecutor<'_>,
     id: Uuid,
@@ -31,6 +33,7 @@ pub async fn fetch<C: Collection>(
 }
 
 /// `owner`'s live records in id order, after `after`, at most `limit`.
+#[instrument(name = "records.page", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn page<C: Collection>(
     db: impl PgExecutor<'_>,
     owner: Uuid,
@@ -52,6 +55,7 @@ pub async fn page<C: Collection>(
 }
 
 /// Soft-deletes `owner`'s live record `id`; whether there was one.
+#[instrument(name = "records.soft_delete", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn soft_delete<C: Collection>(
     db: impl PgExecutor<'_>,
     id: Uuid,
@@ -73,6 +77,7 @@ pub async fn soft_delete<C: Collection>(
 
 /// Brings the deleted record `id` back; `None` when no deleted record has
 /// that id.
+#[instrument(name = "records.restore", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn restore<C: Collection>(
     db: impl PgExecutor<'_>,
     id: Uuid,
@@ -93,6 +98,7 @@ pub async fn restore<C: Collection>(
 pub const ADDRESS_COLUMNS: &str = "id, user_id, label, country, city, street, postal_code, is_default, version, created_at, updated_at";
 
 /// Makes room for a new default: the owner's current default stops being one.
+#[instrument(name = "records.clear_default", skip_all, fields(db.system.name = "postgresql"))]
 async fn clear_default(
     conn: &mut PgConnection,
     owner: Uuid,
@@ -110,6 +116,7 @@ async fn clear_default(
 }
 
 /// Inserts an address (every field given); a new default replaces the old one.
+#[instrument(name = "records.insert_address", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn insert_address(
     conn: &mut PgConnection,
     owner: Uuid,
@@ -139,6 +146,7 @@ pub async fn insert_address(
 
 /// Applies an address patch to `owner`'s live address `id` whose version is
 /// one of `expected` (any when `None`); `None` when no row matched.
+#[instrument(name = "records.update_address", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn update_address(
     conn: &mut PgConnection,
     id: Uuid,
@@ -177,6 +185,7 @@ pub const WISHLIST_COLUMNS: &str =
     "id, user_id, sku, note, priority, version, created_at, updated_at";
 
 /// Inserts a wishlist item (every field given).
+#[instrument(name = "records.insert_wishlist_item", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn insert_wishlist_item(
     conn: &mut PgConnection,
     owner: Uuid,
@@ -198,6 +207,7 @@ pub async fn insert_wishlist_item(
 
 /// Applies a wishlist patch to `owner`'s live item `id` whose version is one
 /// of `expected` (any when `None`); `None` when no row matched.
+#[instrument(name = "records.update_wishlist_item", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn update_wishlist_item(
     conn: &mut PgConnection,
     id: Uuid,

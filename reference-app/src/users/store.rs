@@ -2,6 +2,7 @@
 
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
+use tracing::instrument;
 use uuid::Uuid;
 
 use crate::identity::{Identifier, Role};
@@ -46,6 +47,7 @@ impl std::fmt::Debug for UserRecord {
 const COLUMNS: &str = "id, email, phone, name, role, password_hash, email_verified_at, phone_verified_at, blocked_at, created_at";
 
 /// The live account with this identifier.
+#[instrument(name = "users.find_by_identifier", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn find_by_identifier(
     db: impl PgExecutor<'_>,
     identifier: &Identifier,
@@ -62,6 +64,7 @@ pub async fn find_by_identifier(
 }
 
 /// The live account with this id.
+#[instrument(name = "users.find_by_id", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn find_by_id(
     db: impl PgExecutor<'_>,
     id: Uuid,
@@ -75,6 +78,7 @@ pub async fn find_by_id(
 
 /// The live account with this email, locked for update (so two sign-ins
 /// deciding about the same address queue).
+#[instrument(name = "users.lock_by_email", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn lock_by_email(
     db: impl PgExecutor<'_>,
     email: &str,
@@ -89,6 +93,7 @@ pub async fn lock_by_email(
 
 /// The live accounts among `ids`, locked for update in id order (so two
 /// transactions locking the same accounts queue instead of deadlocking).
+#[instrument(name = "users.lock_for_update", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn lock_for_update(
     db: impl PgExecutor<'_>,
     ids: &[Uuid],
@@ -103,6 +108,7 @@ pub async fn lock_for_update(
 }
 
 /// Replaces the password hash.
+#[instrument(name = "users.set_password_hash", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn set_password_hash(
     db: impl PgExecutor<'_>,
     id: Uuid,
@@ -117,6 +123,7 @@ pub async fn set_password_hash(
 }
 
 /// Renames the account; `None` when it no longer exists.
+#[instrument(name = "users.set_name", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn set_name(
     db: impl PgExecutor<'_>,
     id: Uuid,
@@ -150,6 +157,7 @@ pub struct NewUser {
 }
 
 /// Creates the account unless a live one has its email or phone; returns it if created.
+#[instrument(name = "users.insert_if_absent", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn insert_if_absent(
     db: impl PgExecutor<'_>,
     user: &NewUser,
@@ -176,6 +184,7 @@ pub async fn insert_if_absent(
 
 /// Live users, newest id first after `after`, optionally of one role and
 /// matching `q` (a case-insensitive substring of email, phone or name).
+#[instrument(name = "users.search", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn search(
     db: impl PgExecutor<'_>,
     role: Option<Role>,
@@ -210,6 +219,7 @@ pub async fn search(
 }
 
 /// Sets the role; `None` when the account no longer exists.
+#[instrument(name = "users.set_role", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn set_role(
     db: impl PgExecutor<'_>,
     id: Uuid,
@@ -227,6 +237,7 @@ pub async fn set_role(
 
 /// Blocks (keeping the first block time) or unblocks; `None` when the account
 /// no longer exists.
+#[instrument(name = "users.set_blocked", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn set_blocked(
     db: impl PgExecutor<'_>,
     id: Uuid,

@@ -3,6 +3,7 @@
 use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgExecutor};
 use time::OffsetDateTime;
+use tracing::instrument;
 use uuid::Uuid;
 
 use super::{TransactionView, WalletView, amount_text};
@@ -39,6 +40,7 @@ impl From<WalletRow> for WalletView {
 const WALLET_COLUMNS: &str = "w.id, w.user_id, w.currency, w.balance, c.minor_units, w.created_at";
 
 /// Up to `limit` of `owner`'s wallets in id order, after `after`.
+#[instrument(name = "wallets.list_for", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn list_for(
     db: impl PgExecutor<'_>,
     owner: Uuid,
@@ -59,6 +61,7 @@ pub async fn list_for(
 
 /// Opens `owner`'s wallet in `currency`; `None` when the currency is not a
 /// supported one. A second wallet in one currency is a unique violation.
+#[instrument(name = "wallets.insert", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn insert(
     db: impl PgExecutor<'_>,
     owner: Uuid,
@@ -81,6 +84,7 @@ pub async fn insert(
 
 /// A user's wallet `id`, only if `owner` owns it when given. System wallets
 /// are never found.
+#[instrument(name = "wallets.find_visible", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn find_visible(
     db: impl PgExecutor<'_>,
     id: Uuid,
@@ -98,6 +102,7 @@ pub async fn find_visible(
 }
 
 /// The wallets among `ids`, locked for update in id order.
+#[instrument(name = "wallets.lock", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn lock(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<WalletRow>, sqlx::Error> {
     let sql = format!(
         "SELECT {WALLET_COLUMNS} FROM wallets w JOIN currencies c ON c.code = w.currency
@@ -111,6 +116,7 @@ pub async fn lock(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<WalletRow
 
 /// The system wallet of `wallet`'s currency, created on first use; `None`
 /// when `wallet` is not a user's wallet.
+#[instrument(name = "wallets.system_wallet_for", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn system_wallet_for(
     conn: &mut PgConnection,
     wallet: Uuid,
@@ -157,6 +163,7 @@ pub struct NewTransfer<'a> {
 
 /// Writes `transfer` (balances, the transfer row, both ledger entries) and
 /// returns its creation time.
+#[instrument(name = "wallets.write_transfer", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn write_transfer(
     conn: &mut PgConnection,
     transfer: &NewTransfer<'_>,
@@ -213,6 +220,7 @@ struct EntryRow {
 
 /// `wallet`'s ledger entries, newest first, before `before`, at most
 /// `limit`, written at the currency's scale `units`.
+#[instrument(name = "wallets.entries", skip_all, fields(db.system.name = "postgresql"))]
 pub async fn entries(
     db: impl PgExecutor<'_>,
     wallet: Uuid,

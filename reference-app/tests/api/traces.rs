@@ -157,6 +157,15 @@ fn is_within(receiver: &Receiver, span: &Span, ancestor: &[u8]) -> bool {
     false
 }
 
+/// The name of `span`'s parent, among the spans received so far.
+fn parent_of(receiver: &Receiver, span: &Span) -> Option<String> {
+    let spans = receiver.spans.lock().expect("spans");
+    spans
+        .iter()
+        .find(|(_, s)| s.span_id == span.parent_span_id)
+        .map(|(_, parent)| parent.name.clone())
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -353,6 +362,57 @@ async fn a_request_is_a_server_span_that_continues_the_callers_trace() {
         })
         .await;
     assert!(is_within(&receiver, &answer, &sources["loyalty"]));
+
+    // Inside the request: the token's verification (the login's token, not
+    // cached yet), the session check in Redis, and each source's Postgres
+    // queries named by statement.
+    let (_, verify) = receiver
+        .wait_for("the token's verification", |span| {
+            hex(&span.trace_id) == DASHBOARD_TRACE && span.name == "jwt.verify"
+        })
+        .await;
+    assert_eq!(
+        parent_of(&receiver, &verify).as_deref(),
+        Some("GET /api/v1/dashboard")
+    );
+    assert_eq!(attribute(&verify, "outcome").as_deref(), Some("verified"));
+    let (_, session) = receiver
+        .wait_for("the session check", |span| {
+            hex(&span.trace_id) == DASHBOARD_TRACE && span.name == "session.is_active"
+        })
+        .await;
+    assert_eq!(
+        attribute(&session, "db.system.name").as_deref(),
+        Some("redis")
+    );
+    assert_eq!(session.kind, SpanKind::Client as i32);
+    assert!(is_within(&receiver, &session, &server.span_id));
+    let (_, query) = receiver
+        .wait_for("the profile's query", |span| {
+            hex(&span.trace_id) == DASHBOARD_TRACE && span.name == "users.find_by_id"
+        })
+        .await;
+    assert_eq!(
+        attribute(&query, "db.system.name").as_deref(),
+        Some("postgresql")
+    );
+    assert!(is_within(&receiver, &query, &sources["profile"]));
+    // The login hashed: its password check is a span of the login's trace.
+    let (_, hash) = receiver
+        .wait_for("the login's password check", |span| {
+            span.name == "password.verify"
+        })
+        .await;
+    let (_, lookup) = receiver
+        .wait_for("the login's user lookup", |span| {
+            span.name == "users.find_by_identifier"
+        })
+        .await;
+    assert_eq!(hash.trace_id, lookup.trace_id);
+    assert_eq!(
+        parent_of(&receiver, &hash).as_deref(),
+        Some("POST /api/v1/auth/login")
+    );
 
     // Without a traceparent, a request starts a trace of its own.
     let response = client
