@@ -230,7 +230,9 @@ impl JwksClient {
                 self.http.get_or_init(|| built)
             }
         };
-        let response = http.get(&*self.url).send().await?.error_for_status()?;
+        let response = crate::outbound::send(http, "JWKS", http.get(&*self.url))
+            .await?
+            .error_for_status()?;
         let max_age = response
             .headers()
             .get(http::header::CACHE_CONTROL)

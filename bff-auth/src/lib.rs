@@ -103,6 +103,8 @@ pub mod layer;
 pub mod mint;
 #[cfg(feature = "oauth")]
 pub mod oauth;
+#[cfg(feature = "client")]
+mod outbound;
 pub mod password;
 pub mod random;
 pub mod session;

@@ -1144,3 +1144,62 @@ async fn pending_auth_debug_hides_the_verifier() {
         "{debug}"
     );
 }
+
+/// With `otel`, each call to the provider is a client span of the caller's
+/// trace, and carries it: the discovery, JWKS and token requests
+/// all name the trace and their own span, never the caller's.
+#[cfg(feature = "otel")]
+#[tokio::test]
+async fn provider_calls_carry_the_trace_context() {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing::Instrument;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    let tracer = opentelemetry::trace::TracerProvider::tracer(&provider, "test");
+    let subscriber =
+        tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
+    // The process's default, not this thread's: with one dispatcher, tracing
+    // caches a callsite's interest from whichever thread reaches it first,
+    // and the other tests of this binary run on threads of their own.
+    tracing::subscriber::set_global_default(subscriber).expect("the only test that sets it");
+
+    let fake = Fake::start(ProviderKind::Oidc).await;
+    let client = fake.client();
+    let caller = tracing::info_span!("callback");
+    let context = caller.context();
+    let span_context = context.span().span_context().clone();
+    flow(&fake, &client)
+        .instrument(caller.clone())
+        .await
+        .expect("signed in");
+    let requests = fake.server.received_requests().await.expect("recorded");
+    let paths: Vec<&str> = requests.iter().map(|r| r.url.path()).collect();
+    for wanted in ["/.well-known/openid-configuration", "/jwks", "/token"] {
+        assert!(paths.contains(&wanted), "{wanted} in {paths:?}");
+    }
+    for request in &requests {
+        let traceparent = request
+            .headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("{} carries a traceparent", request.url.path()));
+        let parts: Vec<&str> = traceparent.split('-').collect();
+        assert_eq!(parts.len(), 4, "{traceparent}");
+        assert_eq!(
+            parts[1],
+            span_context.trace_id().to_string(),
+            "the caller's trace"
+        );
+        assert_ne!(
+            parts[2],
+            span_context.span_id().to_string(),
+            "a span of its own"
+        );
+        assert!(
+            request.headers.get("tracestate").is_none(),
+            "no empty tracestate"
+        );
+    }
+}

@@ -36,7 +36,9 @@ impl Http {
         what: &str,
         request: reqwest::RequestBuilder,
     ) -> Result<serde_json::Map<String, Value>, OAuthError> {
-        let response = request.send().await.map_err(|e| transport(what, &e))?;
+        let response = crate::outbound::send(&self.client, what, request)
+            .await
+            .map_err(|e| transport(what, &e))?;
         let status = response.status();
         let body = read_capped(what, response).await?;
         let parsed = serde_json::from_slice::<Value>(&body);
