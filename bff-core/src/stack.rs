@@ -192,7 +192,8 @@ where
 /// `http.route`, `http.response.status_code`, recorded when the response
 /// starts), so with tracing on (feature `otel`) it is the request's server
 /// span, named `METHOD route`, and its `trace_id` and `span_id` fields put
-/// the trace on every log line of the request.
+/// the trace on every log line of the request. It declares `user.id` for an
+/// authenticator to record (bff-auth's `JwtLayer::with_user_id_on_span`).
 pub fn request_span<B>(req: &Request<B>) -> Span {
     let route = req
         .extensions()
@@ -214,6 +215,7 @@ pub fn request_span<B>(req: &Request<B>) -> Span {
         request_id,
         trace_id = tracing::field::Empty,
         span_id = tracing::field::Empty,
+        user.id = tracing::field::Empty,
     )
 }
 

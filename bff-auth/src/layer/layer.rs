@@ -43,6 +43,7 @@ pub struct JwtLayer {
     sessions: Option<Arc<dyn SessionCheck>>,
     pub(super) optional: bool,
     pub(super) cookies: Option<CookieSessions>,
+    user_on_span: bool,
     #[cfg(feature = "client")]
     jwks: Option<crate::jwks::JwksClient>,
 }
@@ -76,6 +77,7 @@ impl JwtLayer {
             sessions: None,
             optional: false,
             cookies: None,
+            user_on_span: false,
             #[cfg(feature = "client")]
             jwks: None,
         }
@@ -107,6 +109,24 @@ impl JwtLayer {
     pub fn with_cookie_sessions(mut self, cookies: CookieSessions) -> Self {
         self.cookies = Some(cookies);
         self
+    }
+
+    /// Records the caller's id as `user.id` on the request's span (bff-core's
+    /// `stack::request_span`, which declares the field) once the caller is
+    /// authenticated: with OpenTelemetry, the server span's `user.id`
+    /// attribute, and a field of the request's log lines. Off by default,
+    /// since a user id is personal data that traces and logs then carry.
+    pub fn with_user_id_on_span(mut self, record: bool) -> Self {
+        self.user_on_span = record;
+        self
+    }
+
+    /// Records `principal`'s id on the current span when
+    /// [`with_user_id_on_span`](Self::with_user_id_on_span) asks for it.
+    pub(super) fn on_span(&self, principal: &Principal) {
+        if self.user_on_span {
+            tracing::Span::current().record("user.id", principal.user_id.as_str());
+        }
     }
 
     /// Refreshes keys through `jwks` before verifying a token it has not cached

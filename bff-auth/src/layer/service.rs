@@ -75,10 +75,12 @@ where
                         .unwrap_or(cookies.touch);
                     let layer = self.layer.clone();
                     let authentication = Box::pin(async move {
-                        layer
+                        let principal = layer
                             .authenticate_cookie(cookie, touch)
                             .await
-                            .map_err(AuthError::into_problem)
+                            .map_err(AuthError::into_problem)?;
+                        layer.on_span(&principal);
+                        Ok(principal)
                     });
                     let clone = self.inner.clone();
                     let inner = std::mem::replace(&mut self.inner, clone);
@@ -96,6 +98,7 @@ where
         };
         match self.layer.authenticate_now(token) {
             Some(Ok(principal)) => {
+                self.layer.on_span(&principal);
                 req.extensions_mut().insert(principal);
                 ResponseFuture::inner(self.inner.call(req), None)
             }
@@ -104,10 +107,12 @@ where
                 let token = token.to_owned();
                 let layer = self.layer.clone();
                 let authentication = Box::pin(async move {
-                    layer
+                    let principal = layer
                         .authenticate(&token)
                         .await
-                        .map_err(AuthError::into_problem)
+                        .map_err(AuthError::into_problem)?;
+                    layer.on_span(&principal);
+                    Ok(principal)
                 });
                 // The clone that was polled ready is the one to call, once the
                 // token is checked (tower's usual dance).

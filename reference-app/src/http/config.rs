@@ -50,6 +50,11 @@ pub struct HttpArgs {
     /// `never`. A continued trace keeps the caller's sampling decision.
     #[arg(long, env = "BFF_TRACE_PARENT", value_enum, default_value_t = TraceParentFrom::Proxies)]
     pub trace_parent: TraceParentFrom,
+    /// Puts the caller's user id on each authenticated request's span: the
+    /// `user.id` attribute of its trace, and a field of its log lines. Off by
+    /// default, since traces and logs then carry personal data.
+    #[arg(long, env = "BFF_TRACE_USER_ID", default_value_t = false, action = clap::ArgAction::Set)]
+    pub trace_user_id: bool,
     /// Serve `/metrics` on this address only (e.g. `127.0.0.1:9090`), not on
     /// the API's listener, so scrapers reach it and the public does not. None
     /// by default: `/metrics` is on the API's listener.

@@ -105,13 +105,14 @@ impl Application {
         }
 
         let prefix = &config.redis.redis_prefix;
-        let auth = Auth::build(
+        let mut auth = Auth::build(
             &config.auth,
             &config.password,
             profile,
             redis.clone(),
             prefix,
         )?;
+        auth.jwt = auth.jwt.with_user_id_on_span(config.http.trace_user_id);
         let code_secret = crate::auth::load_code_secret(
             config.codes.code_secret.as_ref(),
             &config.auth.key_dir,

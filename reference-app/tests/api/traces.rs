@@ -376,6 +376,7 @@ async fn a_request_is_a_server_span_that_continues_the_callers_trace() {
         Some("GET /api/v1/dashboard")
     );
     assert_eq!(attribute(&verify, "outcome").as_deref(), Some("verified"));
+    assert_eq!(attribute(&server, "user.id"), None, "no user id by default");
     let (_, session) = receiver
         .wait_for("the session check", |span| {
             hex(&span.trace_id) == DASHBOARD_TRACE && span.name == "session.is_active"
@@ -427,6 +428,63 @@ async fn a_request_is_a_server_span_that_continues_the_callers_trace() {
         })
         .await;
     assert!(own.parent_span_id.is_empty(), "a root span");
+}
+
+#[tokio::test]
+async fn the_user_id_is_on_the_request_span_only_when_asked_for() {
+    let receiver = Receiver::default();
+    let endpoint = receiver.start().await;
+    let served = serve(
+        &endpoint,
+        &[
+            ("BFF_TRACE_PARENT", "always"),
+            ("BFF_TRACE_USER_ID", "true"),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let login: serde_json::Value = client
+        .post(format!("{}/api/v1/auth/login", served.address))
+        .json(&serde_json::json!({"identifier": "customer@example.com", "password": SEED_PASSWORD}))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let token = login["access_token"].as_str().expect("token");
+    const ME_TRACE: &str = "6e0c63257de34c926f9efcd03899aae1";
+    let response = client
+        .get(format!("{}/api/v1/me", served.address))
+        .bearer_auth(token)
+        .header("traceparent", format!("00-{ME_TRACE}-{PARENT_ID}-01"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    let me: serde_json::Value = response.json().await.expect("json");
+    let user_id = me["id"].as_str().expect("id");
+    let (_, server) = receiver
+        .wait_for("the request's server span", |span| {
+            hex(&span.trace_id) == ME_TRACE && span.name == "GET /api/v1/me"
+        })
+        .await;
+    assert_eq!(attribute(&server, "user.id").as_deref(), Some(user_id));
+    // The request's log line names the user too.
+    let log = std::fs::read_to_string(&served.log).expect("log");
+    let line = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|line| line["span"]["trace_id"] == ME_TRACE)
+        .expect("a log line of the request");
+    assert_eq!(line["span"]["user.id"], user_id);
+    // A request without a caller has none.
+    let (_, login_span) = receiver
+        .wait_for("the login's server span", |span| {
+            span.name == "POST /api/v1/auth/login"
+        })
+        .await;
+    assert_eq!(attribute(&login_span, "user.id"), None);
 }
 
 #[tokio::test]
