@@ -10,7 +10,6 @@
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
@@ -56,17 +55,29 @@ pub fn init_with_tracing(
 ) -> Result<(), AlreadyInitialized> {
     // Spans at `info` and above; of events, only warnings and errors become
     // span events (the per-request `info` lines would cost every trace an
-    // event). No source locations or thread attributes: a span is found by
-    // its name and fields, and each attribute costs every span.
+    // event). No source locations, targets or thread attributes: a span is
+    // found by its name and fields, and each attribute costs every span. No
+    // OpenTelemetry context activation on every entry (each poll of an
+    // instrumented future): propagation here reads the `tracing` span's
+    // context (`otel::inject`), not OpenTelemetry's current context.
     let layer = tracing.map(|tracing| {
         tracing_opentelemetry::layer()
             .with_tracer(tracing.tracer("bff"))
             .with_tracked_inactivity(false)
             .with_location(false)
             .with_threads(false)
-            .with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
-                metadata.is_span() || *metadata.level() <= tracing::Level::WARN
-            }))
+            .with_target(false)
+            .with_context_activation(false)
+            .with_filter(
+                tracing_subscriber::filter::filter_fn(|metadata| {
+                    let level = *metadata.level();
+                    level <= tracing::Level::WARN
+                        || (metadata.is_span() && level <= tracing::Level::INFO)
+                })
+                // Without a hint, every `debug!` and `trace!` of every crate
+                // would be asked about at each call instead of disabled once.
+                .with_max_level_hint(tracing_subscriber::filter::LevelFilter::INFO),
+            )
     });
     install(format, default_filter, layer)
 }
@@ -79,12 +90,11 @@ fn install<L>(
 where
     L: Layer<Registry> + Send + Sync,
 {
-    // `RUST_LOG` filters the log lines only; the extra layer (traces) takes
-    // every span and event at `info` and above, whatever the log level.
+    // `RUST_LOG` filters the log lines only; the extra layer (traces) brings
+    // its own filter, whatever the log level.
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let registry = tracing_subscriber::registry()
-        .with(extra.map(|layer| layer.with_filter(LevelFilter::INFO)));
+    let registry = tracing_subscriber::registry().with(extra);
     let result = match format {
         LogFormat::Pretty => registry
             .with(

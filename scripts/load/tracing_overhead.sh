@@ -40,6 +40,11 @@ PY
 sink=$!
 trap 'kill $sink 2>/dev/null || true; rm -f "$results"' EXIT
 
+# CPU seconds (user + system) a process has used so far.
+cpu_seconds() {
+  awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"
+}
+
 one_run() {
   local tracing=$1 port=$2
   (
@@ -57,13 +62,15 @@ one_run() {
       -d '{"currency":"EUR","items":[{"sku":"A","quantity":1,"unit_price":"9.99"}]}' >/dev/null
     url="$base/api/v1/dashboard"
     wrk -t2 -c"$connections" -d2s -H "$auth" "$url" >/dev/null
+    sink_before=$(cpu_seconds "$sink")
     wrk -t2 -c"$connections" -d"$duration" --latency -H "$auth" "$url" >"$work/wrk.txt"
+    sink_cpu=$(python3 -c "print(f'{$(cpu_seconds "$sink") - $sink_before:.1f}')")
     sleep 6 # the last batch leaves (OTEL_BSP_SCHEDULE_DELAY is 5 s)
     spans=$(curl -fsS "$base/metrics" | awk '/^bff_trace_spans_(exported|dropped)_total /{printf "%s=%s ", $1, $2}')
     rps=$(awk '/Requests\/sec/{print $2}' "$work/wrk.txt")
     p50=$(awk '$1=="50%"{print $2}' "$work/wrk.txt")
     p99=$(awk '$1=="99%"{print $2}' "$work/wrk.txt")
-    echo "tracing=$tracing rps=$rps p50=$p50 p99=$p99 ${spans:-no spans}" | tee -a "$results"
+    echo "tracing=$tracing rps=$rps p50=$p50 p99=$p99 sink_cpu=${sink_cpu}s ${spans:-no spans}" | tee -a "$results"
   )
 }
 

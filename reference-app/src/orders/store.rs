@@ -335,7 +335,6 @@ async fn items_of(
 }
 
 /// Attaches the items of `rows` with one query.
-#[instrument(name = "orders.with_items", skip_all, fields(db.system.name = "postgresql"))]
 async fn with_items(db: &PgPool, rows: Vec<OrderRow>) -> Result<Vec<OrderRecord>, sqlx::Error> {
     if rows.is_empty() {
         return Ok(Vec::new());
