@@ -240,6 +240,46 @@ async fn serve(endpoint: &str, extra: &[(&str, &str)]) -> Served {
     }
 }
 
+impl Served {
+    /// Logs the seeded customer in; its access token.
+    async fn login(&self) -> String {
+        let login: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/api/v1/auth/login", self.address))
+            .json(&serde_json::json!({"identifier": "customer@example.com", "password": SEED_PASSWORD}))
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json");
+        login["access_token"].as_str().expect("token").to_owned()
+    }
+
+    /// `GET path`, with `token` as the bearer and `trace` as the caller's
+    /// trace id (with [`PARENT_ID`] its span) when given; asserts a 200.
+    async fn get(&self, path: &str, token: Option<&str>, trace: Option<&str>) -> reqwest::Response {
+        let mut request = reqwest::Client::new().get(format!("{}{path}", self.address));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(trace) = trace {
+            request = request.header("traceparent", format!("00-{trace}-{PARENT_ID}-01"));
+        }
+        let response = request.send().await.expect("sent");
+        assert_eq!(response.status(), 200, "GET {path}");
+        response
+    }
+
+    /// The first log line (JSON) of the request in trace `trace`.
+    fn log_line(&self, trace: &str) -> serde_json::Value {
+        let log = std::fs::read_to_string(&self.log).expect("log");
+        log.lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find(|line| line["span"]["trace_id"] == trace)
+            .expect("a log line of the request")
+    }
+}
+
 impl Drop for Served {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.log);
@@ -254,15 +294,10 @@ async fn a_request_is_a_server_span_that_continues_the_callers_trace() {
     let receiver = Receiver::default();
     let endpoint = receiver.start().await;
     let served = serve(&endpoint, &[("BFF_TRACE_PARENT", "always")]).await;
-    let client = reqwest::Client::new();
 
-    let response = client
-        .get(format!("{}/api/v1/currencies/EUR", served.address))
-        .header("traceparent", format!("00-{TRACE_ID}-{PARENT_ID}-01"))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status(), 200);
+    served
+        .get("/api/v1/currencies/EUR", None, Some(TRACE_ID))
+        .await;
     let (service, span) = receiver
         .wait_for("the request's server span", |span| {
             hex(&span.trace_id) == TRACE_ID && span.name == "GET /api/v1/currencies/{code}"
@@ -289,12 +324,7 @@ async fn a_request_is_a_server_span_that_continues_the_callers_trace() {
     );
     assert!(attribute(&span, "request_id").is_some_and(|id| !id.is_empty()));
     // The request's log lines carry its trace and span ids.
-    let log = std::fs::read_to_string(&served.log).expect("log");
-    let line = log
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .find(|line| line["span"]["trace_id"] == TRACE_ID)
-        .expect("a log line of the request");
+    let line = served.log_line(TRACE_ID);
     assert_eq!(line["span"]["span_id"], hex(&span.span_id));
     assert_eq!(
         line["span"]["request_id"].as_str(),
@@ -303,28 +333,11 @@ async fn a_request_is_a_server_span_that_continues_the_callers_trace() {
 
     // The dashboard: one trace, its server span the parent of a span per
     // source, each with its status and deadline.
-    let login: serde_json::Value = client
-        .post(format!("{}/api/v1/auth/login", served.address))
-        .json(&serde_json::json!({"identifier": "customer@example.com", "password": SEED_PASSWORD}))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
-    let token = login["access_token"].as_str().expect("token");
+    let token = served.login().await;
     const DASHBOARD_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
-    let response = client
-        .get(format!("{}/api/v1/dashboard", served.address))
-        .bearer_auth(token)
-        .header(
-            "traceparent",
-            format!("00-{DASHBOARD_TRACE}-{PARENT_ID}-01"),
-        )
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status(), 200);
+    served
+        .get("/api/v1/dashboard", Some(&token), Some(DASHBOARD_TRACE))
+        .await;
     let (_, server) = receiver
         .wait_for("the dashboard's server span", |span| {
             hex(&span.trace_id) == DASHBOARD_TRACE && span.name == "GET /api/v1/dashboard"
@@ -416,12 +429,7 @@ async fn a_request_is_a_server_span_that_continues_the_callers_trace() {
     );
 
     // Without a traceparent, a request starts a trace of its own.
-    let response = client
-        .get(format!("{}/api/v1/currencies/USD", served.address))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status(), 200);
+    served.get("/api/v1/currencies/USD", None, None).await;
     let (_, own) = receiver
         .wait_for("a root span", |span| {
             span.name == "GET /api/v1/currencies/{code}" && hex(&span.trace_id) != TRACE_ID
@@ -442,26 +450,9 @@ async fn the_user_id_is_on_the_request_span_only_when_asked_for() {
         ],
     )
     .await;
-    let client = reqwest::Client::new();
-    let login: serde_json::Value = client
-        .post(format!("{}/api/v1/auth/login", served.address))
-        .json(&serde_json::json!({"identifier": "customer@example.com", "password": SEED_PASSWORD}))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
-    let token = login["access_token"].as_str().expect("token");
+    let token = served.login().await;
     const ME_TRACE: &str = "6e0c63257de34c926f9efcd03899aae1";
-    let response = client
-        .get(format!("{}/api/v1/me", served.address))
-        .bearer_auth(token)
-        .header("traceparent", format!("00-{ME_TRACE}-{PARENT_ID}-01"))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status(), 200);
+    let response = served.get("/api/v1/me", Some(&token), Some(ME_TRACE)).await;
     let me: serde_json::Value = response.json().await.expect("json");
     let user_id = me["id"].as_str().expect("id");
     let (_, server) = receiver
@@ -471,12 +462,7 @@ async fn the_user_id_is_on_the_request_span_only_when_asked_for() {
         .await;
     assert_eq!(attribute(&server, "user.id").as_deref(), Some(user_id));
     // The request's log line names the user too.
-    let log = std::fs::read_to_string(&served.log).expect("log");
-    let line = log
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .find(|line| line["span"]["trace_id"] == ME_TRACE)
-        .expect("a log line of the request");
+    let line = served.log_line(ME_TRACE);
     assert_eq!(line["span"]["user.id"], user_id);
     // A request without a caller has none.
     let (_, login_span) = receiver
@@ -493,13 +479,9 @@ async fn an_untrusted_traceparent_is_ignored() {
     let endpoint = receiver.start().await;
     // The default: only BFF_TRUSTED_PROXIES are trusted, and there are none.
     let served = serve(&endpoint, &[]).await;
-    let response = reqwest::Client::new()
-        .get(format!("{}/api/v1/currencies/EUR", served.address))
-        .header("traceparent", format!("00-{TRACE_ID}-{PARENT_ID}-01"))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status(), 200);
+    served
+        .get("/api/v1/currencies/EUR", None, Some(TRACE_ID))
+        .await;
     let (_, span) = receiver
         .wait_for("the request's server span", |span| {
             span.name == "GET /api/v1/currencies/{code}"
@@ -519,12 +501,7 @@ async fn a_collector_that_is_down_costs_requests_nothing_and_drops_are_counted()
     let served = serve(&format!("http://127.0.0.1:{port}"), &[]).await;
     let client = reqwest::Client::new();
     for _ in 0..20 {
-        let response = client
-            .get(format!("{}/api/v1/currencies/EUR", served.address))
-            .send()
-            .await
-            .expect("sent");
-        assert_eq!(response.status(), 200);
+        served.get("/api/v1/currencies/EUR", None, None).await;
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -557,12 +534,7 @@ async fn with_tracing_off_nothing_is_exported() {
     let receiver = Receiver::default();
     let endpoint = receiver.start().await;
     let served = serve(&endpoint, &[("BFF_TRACING", "false")]).await;
-    let response = reqwest::Client::new()
-        .get(format!("{}/api/v1/currencies/EUR", served.address))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status(), 200);
+    served.get("/api/v1/currencies/EUR", None, None).await;
     // Ten times the batch delay the exporter would have had.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(receiver.spans.lock().expect("spans").is_empty());
@@ -625,12 +597,7 @@ async fn spans_go_out_over_otlp_http_too() {
         &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")],
     )
     .await;
-    let response = reqwest::Client::new()
-        .get(format!("{}/api/v1/currencies/EUR", served.address))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status(), 200);
+    served.get("/api/v1/currencies/EUR", None, None).await;
     let (service, span) = receiver
         .wait_for("the request's server span over HTTP", |span| {
             span.name == "GET /api/v1/currencies/{code}"
