@@ -3,10 +3,12 @@
 //! Hashing is deliberately slow (OWASP's argon2id parameters by default: 19 MiB,
 //! two passes, one lane), so it runs on a small pool of threads of its own,
 //! one per permitted concurrent hash (the cores by default), each reusing one
-//! argon2 memory buffer for every hash it computes: the memory of hashing is
-//! `threads x m_cost`, allocated once, whatever the number of logins (a fresh
-//! 19 MiB buffer per hash, as `Argon2::hash_password` allocates, is kept by the
-//! allocator across threads and grows the process by hundreds of MB). Work
+//! argon2 memory buffer for every hash it computes while it has work: the
+//! memory of hashing is at most `threads x m_cost`, whatever the number of
+//! logins (a fresh 19 MiB buffer per hash, as `Argon2::hash_password`
+//! allocates, is kept by the allocator across threads and grows the process
+//! by hundreds of MB), and a thread idle for [`IDLE_RELEASE`] gives its
+//! buffer back to the system. Work
 //! waits in a bounded queue; when it is full the call fails at once with
 //! [`PasswordError::Busy`] (answer 503 with `Retry-After`) instead of making
 //! the caller wait without bound. A caller that gives up before its turn
@@ -164,7 +166,7 @@ impl PasswordHasher {
         // The dummy's password is random and discarded: nothing can ever match it.
         let secret =
             crate::random::base64url(32).map_err(|e| PasswordError::Hash(e.to_string()))?;
-        let mut memory = vec![Block::default(); params.block_count()];
+        let mut memory = Vec::new();
         let dummy = hash_with(&argon2, secret.as_bytes(), &mut memory)?;
         drop(memory);
         Ok(Self {
@@ -356,13 +358,12 @@ fn work(shared: &Shared, blocks: usize) {
         };
         // A panicking job loses its answer (the caller sees `Task`), not the thread.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut memory)));
-        // A stored hash made with more memory grew the buffer: give the
-        // excess back rather than keep it for good.
+        // A stored hash made with more memory grew the buffer: give it back
+        // rather than keep it for good (the next hash maps a new one).
         if memory.len() > blocks {
-            memory.truncate(blocks);
-            memory.shrink_to_fit();
+            memory = Vec::new();
         }
-        account(shared, memory.capacity(), &mut counted);
+        account(shared, memory.len(), &mut counted);
     }
 }
 
@@ -371,15 +372,21 @@ fn work(shared: &Shared, blocks: usize) {
 #[allow(clippy::cast_precision_loss)]
 fn account(shared: &Shared, blocks: usize, counted: &mut usize) {
     let now = blocks * size_of::<Block>();
-    if now >= *counted {
+    let total = if now >= *counted {
         shared.held.fetch_add(now - *counted, Ordering::Relaxed);
-        metrics::gauge!(MEMORY_GAUGE).increment((now - *counted) as f64);
+        HELD_IN_PROCESS.fetch_add(now - *counted, Ordering::Relaxed) + (now - *counted)
     } else {
         shared.held.fetch_sub(*counted - now, Ordering::Relaxed);
-        metrics::gauge!(MEMORY_GAUGE).decrement((*counted - now) as f64);
-    }
+        HELD_IN_PROCESS.fetch_sub(*counted - now, Ordering::Relaxed) - (*counted - now)
+    };
     *counted = now;
+    // Set, not moved by the change: a recorder installed after the first
+    // hashes (the seed user's, at start) still reads the whole amount.
+    metrics::gauge!(MEMORY_GAUGE).set(total as f64);
 }
+
+/// The bytes of argon2 memory held by the hashing threads of every hasher.
+static HELD_IN_PROCESS: AtomicUsize = AtomicUsize::new(0);
 
 /// The next job for a thread holding `memory`; `None` once the pool is closed
 /// and drained. Waiting longer than the pool's idle period releases `memory`.
@@ -405,10 +412,23 @@ fn next_job(shared: &Shared, memory: &mut Vec<Block>, counted: &mut usize) -> Op
     }
 }
 
+/// The least a hashing buffer reserves: 32 MiB and a block, above glibc's
+/// largest dynamic mmap threshold (`DEFAULT_MMAP_THRESHOLD_MAX`, 32 MiB on
+/// 64-bit). glibc then maps every buffer on its own and unmaps it when it is
+/// freed, whatever buffers came before; a 19 MiB buffer freed once raises the
+/// threshold above 19 MiB, and the next ones are carved from a thread's arena
+/// and never given back. Only the blocks a hash uses are ever touched, so
+/// the rest of the reservation costs address space, not memory.
+const RESERVED_BLOCKS: usize = 32 * 1024 + 1;
+
 /// Ensures `memory` holds at least `params`' blocks.
 fn reserve(memory: &mut Vec<Block>, params: &Params) {
-    if memory.len() < params.block_count() {
-        memory.resize(params.block_count(), Block::default());
+    let needed = params.block_count();
+    if memory.len() < needed {
+        if memory.capacity() < needed {
+            *memory = Vec::with_capacity(needed.max(RESERVED_BLOCKS));
+        }
+        memory.resize(needed, Block::default());
     }
 }
 
