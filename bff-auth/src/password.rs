@@ -346,14 +346,16 @@ impl Drop for Pool {
 }
 
 /// A hashing thread: one memory buffer, allocated at its first hash and
-/// reused for every one after (grown for a stored hash made with more memory,
-/// then shrunk back), and given back after [`IDLE_RELEASE`] without work, so
+/// reused for every one after (dropped after a stored hash made with more
+/// memory grew it), and given back after [`IDLE_RELEASE`] without work, so
 /// a thread that is not hashing holds none.
 fn work(shared: &Shared, blocks: usize) {
     let mut memory: Vec<Block> = Vec::new();
     let mut counted = 0;
     loop {
         let Some(job) = next_job(shared, &mut memory, &mut counted) else {
+            // The pool is closed: the buffer goes with the thread.
+            account(shared, 0, &mut counted);
             return;
         };
         // A panicking job loses its answer (the caller sees `Task`), not the thread.
