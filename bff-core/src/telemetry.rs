@@ -112,7 +112,10 @@ where
                 tracing_subscriber::fmt::layer()
                     .json()
                     .with_current_span(true)
-                    .with_span_list(false)
+                    // A line logged inside a nested span (a source of an
+                    // aggregate) still names its request: `spans` lists
+                    // every enclosing span, the request's first.
+                    .with_span_list(true)
                     .with_writer(std::io::stderr)
                     .with_filter(filter),
             )

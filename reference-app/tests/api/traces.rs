@@ -495,6 +495,51 @@ async fn the_user_id_is_on_the_request_span_only_when_asked_for() {
 }
 
 #[tokio::test]
+async fn a_line_logged_inside_a_source_leads_to_its_request_and_trace() {
+    let receiver = Receiver::default();
+    let endpoint = receiver.start().await;
+    // A loyalty source that cannot answer in time logs its failure inside
+    // its own span.
+    let served = serve(
+        &endpoint,
+        &[
+            ("BFF_TRACE_PARENT", "always"),
+            ("BFF_DASHBOARD_LOYALTY_DEADLINE", "1ms"),
+        ],
+    )
+    .await;
+    let token = served.login().await;
+    const LOG_TRACE: &str = "2c1f0e7b9d8a4c3b8f6e5d4c3b2a1908";
+    served
+        .get("/api/v1/dashboard", Some(&token), Some(LOG_TRACE))
+        .await;
+    let log = std::fs::read_to_string(&served.log).expect("log");
+    let line = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|line| {
+            line["fields"]["source"] == "loyalty"
+                && line["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.ends_with("source failed"))
+        })
+        .expect("the loyalty source's failure is logged");
+    assert_eq!(
+        line["span"]["source"], "loyalty",
+        "logged inside the source"
+    );
+    let request = &line["spans"][0];
+    assert_eq!(request["trace_id"], LOG_TRACE, "{line}");
+    assert!(
+        request["request_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "{line}"
+    );
+    assert_eq!(request["http.route"], "/api/v1/dashboard");
+}
+
+#[tokio::test]
 async fn an_untrusted_traceparent_is_ignored() {
     let receiver = Receiver::default();
     let endpoint = receiver.start().await;
