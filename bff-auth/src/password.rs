@@ -270,7 +270,11 @@ struct Shared {
 
 struct Queue {
     jobs: VecDeque<Job>,
+    /// How many jobs may wait with every thread busy.
     capacity: usize,
+    /// Threads waiting for a job: each takes one at once, so a queue of 0
+    /// still accepts a job while a thread is free.
+    idle: usize,
     closed: bool,
 }
 
@@ -285,6 +289,7 @@ impl Pool {
             state: Mutex::new(Queue {
                 jobs: VecDeque::with_capacity(queue),
                 capacity: queue,
+                idle: 0,
                 closed: false,
             }),
             ready: Condvar::new(),
@@ -325,7 +330,7 @@ impl Pool {
             if state.closed {
                 return Err(PasswordError::Task);
             }
-            if state.jobs.len() >= state.capacity {
+            if state.jobs.len() >= state.capacity + state.idle {
                 metrics::counter!("bff_password_hash_rejected_total").increment(1);
                 return Err(PasswordError::Busy);
             }
@@ -401,12 +406,15 @@ fn next_job(shared: &Shared, memory: &mut Vec<Block>, counted: &mut usize) -> Op
         if state.closed {
             return None;
         }
+        state.idle += 1;
         if memory.capacity() == 0 {
             state = shared.ready.wait(state).ok()?;
+            state.idle -= 1;
             continue;
         }
         let (next, timeout) = shared.ready.wait_timeout(state, shared.idle_release).ok()?;
         state = next;
+        state.idle -= 1;
         if timeout.timed_out() && state.jobs.is_empty() {
             *memory = Vec::new();
             account(shared, 0, counted);
@@ -766,5 +774,34 @@ mod tests {
                 .matches
         );
         assert!(settled(|held| held >= MIB).await);
+    }
+
+    #[tokio::test]
+    async fn a_queue_of_zero_takes_a_hash_while_a_thread_is_free() {
+        let hasher = PasswordHasher::with_pool(cheap(), 1, 0).expect("params");
+        // Until the thread waits for work, nothing may wait for it.
+        let free = || async {
+            let wait = async {
+                while hasher.pool.shared.state.lock().expect("state").idle == 0 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(5), wait)
+                .await
+                .expect("the thread waits for work");
+        };
+        free().await;
+        let phc = hasher
+            .hash("pw".into())
+            .await
+            .expect("a free thread takes it");
+        free().await;
+        assert!(
+            hasher
+                .verify("pw".into(), Some(phc))
+                .await
+                .expect("verify")
+                .matches
+        );
     }
 }
