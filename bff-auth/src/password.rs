@@ -722,6 +722,18 @@ mod tests {
         assert!(hasher.hash("pw".into()).await.is_ok());
     }
 
+    /// Whether `check` holds within 5 s (asked every 10 ms).
+    async fn eventually(check: impl Fn() -> bool) -> bool {
+        let wait = async {
+            while !check() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), wait)
+            .await
+            .is_ok()
+    }
+
     #[tokio::test]
     async fn idle_threads_give_their_memory_back() {
         const MIB: usize = 1024 * 1024;
@@ -731,19 +743,8 @@ mod tests {
         assert_eq!(hasher.held_bytes(), 0, "no thread has hashed yet");
         // The count follows each answer (a thread counts its buffer once it
         // has answered): wait for it to settle at `check`.
-        let settled = |check: fn(usize) -> bool| {
-            let hasher = hasher.clone();
-            async move {
-                let wait = async {
-                    while !check(hasher.held_bytes()) {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                };
-                tokio::time::timeout(Duration::from_secs(5), wait)
-                    .await
-                    .is_ok()
-            }
-        };
+        let this = &hasher;
+        let settled = |check: fn(usize) -> bool| eventually(move || check(this.held_bytes()));
         let phc = hasher.hash("pw".into()).await.expect("hash");
         // Busy threads keep their buffer from one hash to the next: one or
         // two buffers, never more.
@@ -781,14 +782,8 @@ mod tests {
         let hasher = PasswordHasher::with_pool(cheap(), 1, 0).expect("params");
         // Until the thread waits for work, nothing may wait for it.
         let free = || async {
-            let wait = async {
-                while hasher.pool.shared.state.lock().expect("state").idle == 0 {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            };
-            tokio::time::timeout(Duration::from_secs(5), wait)
-                .await
-                .expect("the thread waits for work");
+            let waiting = || hasher.pool.shared.state.lock().expect("state").idle > 0;
+            assert!(eventually(waiting).await, "the thread waits for work");
         };
         free().await;
         let phc = hasher
