@@ -12,7 +12,7 @@ pub(crate) async fn send(
     what: &str,
     request: reqwest::RequestBuilder,
 ) -> Result<reqwest::Response, reqwest::Error> {
-    #[allow(unused_mut)]
+    #[cfg_attr(not(feature = "otel"), allow(unused_mut))]
     let mut request = request.build()?;
     let span = tracing::info_span!(
         "outbound",

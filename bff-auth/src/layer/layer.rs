@@ -143,7 +143,7 @@ impl JwtLayer {
     /// included.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
         let span = verify_span();
-        let claims = match span.in_scope(|| self.cached(token)) {
+        let claims = match span.in_scope(|| self.cached(token, &span)) {
             Some(claims) => claims,
             None => {
                 #[cfg(feature = "client")]
@@ -152,7 +152,7 @@ impl JwtLayer {
                         .await
                         .map_err(AuthError::KeysUnavailable)?;
                 }
-                span.in_scope(|| self.verify_and_cache(token))?
+                span.in_scope(|| self.verify_and_cache(token, &span))?
             }
         };
         drop(span);
@@ -215,15 +215,14 @@ impl JwtLayer {
             return None;
         }
         let span = verify_span();
-        let _entered = span.enter();
-        let claims = match self.cached(token) {
+        let claims = match self.cached(token, &span) {
             Some(claims) => claims,
             None => {
                 #[cfg(feature = "client")]
                 if self.jwks.is_some() {
                     return None;
                 }
-                match self.verify_and_cache(token) {
+                match self.verify_and_cache(token, &span) {
                     Ok(claims) => claims,
                     Err(error) => return Some(Err(error)),
                 }
@@ -233,8 +232,8 @@ impl JwtLayer {
     }
 
     /// The claims of `token` if the cache holds it, still valid and still signed
-    /// by a published key.
-    fn cached(&self, token: &str) -> Option<Arc<Claims>> {
+    /// by a published key; a hit is recorded on `span` (`jwt.verify`).
+    fn cached(&self, token: &str, span: &tracing::Span) -> Option<Arc<Claims>> {
         let cache = self.cache.as_ref()?;
         let leeway = i64::try_from(self.verifier.policy().leeway.as_secs()).unwrap_or(0);
         // Expiry is checked on every hit, and so is the key: a retired key's
@@ -245,15 +244,20 @@ impl JwtLayer {
             |kid| self.verifier.is_published(kid),
         )?;
         metrics::counter!(VERIFICATIONS, "outcome" => "cached").increment(1);
-        tracing::Span::current().record("outcome", "cached");
+        span.record("outcome", "cached");
         Some(claims)
     }
 
-    fn verify_and_cache(&self, token: &str) -> Result<Arc<Claims>, AuthError> {
+    /// Verifies `token`, caches its claims, and records the outcome on `span`.
+    fn verify_and_cache(
+        &self,
+        token: &str,
+        span: &tracing::Span,
+    ) -> Result<Arc<Claims>, AuthError> {
         match self.verifier.verify_with_kid(token, unix_now()) {
             Ok((claims, kid)) => {
                 metrics::counter!(VERIFICATIONS, "outcome" => "verified").increment(1);
-                tracing::Span::current().record("outcome", "verified");
+                span.record("outcome", "verified");
                 let claims = Arc::new(claims);
                 if let Some(cache) = &self.cache {
                     cache.insert(cache_key(token), Arc::clone(&claims), kid);
@@ -262,7 +266,7 @@ impl JwtLayer {
             }
             Err(error) => {
                 metrics::counter!(VERIFICATIONS, "outcome" => "rejected").increment(1);
-                tracing::Span::current().record("outcome", "rejected");
+                span.record("outcome", "rejected");
                 Err(AuthError::Token(error))
             }
         }

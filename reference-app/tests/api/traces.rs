@@ -272,11 +272,18 @@ impl Served {
 
     /// The first log line (JSON) of the request in trace `trace`.
     fn log_line(&self, trace: &str) -> serde_json::Value {
-        let log = std::fs::read_to_string(&self.log).expect("log");
-        log.lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        self.log_lines()
+            .into_iter()
             .find(|line| line["span"]["trace_id"] == trace)
             .expect("a log line of the request")
+    }
+
+    /// Every log line so far (JSON).
+    fn log_lines(&self) -> Vec<serde_json::Value> {
+        let log = std::fs::read_to_string(&self.log).expect("log");
+        log.lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
     }
 }
 
@@ -513,10 +520,9 @@ async fn a_line_logged_inside_a_source_leads_to_its_request_and_trace() {
     served
         .get("/api/v1/dashboard", Some(&token), Some(LOG_TRACE))
         .await;
-    let log = std::fs::read_to_string(&served.log).expect("log");
-    let line = log
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+    let line = served
+        .log_lines()
+        .into_iter()
         .find(|line| {
             line["fields"]["source"] == "loyalty"
                 && line["fields"]["message"]
