@@ -5,7 +5,8 @@
 #
 # Runs the reference app (release build, response cache off, orders in-process
 # over gRPC, loyalty over NATS) twice per round: with BFF_TRACING off, then on
-# with every trace sampled (OTEL_TRACES_SAMPLER=always_on) and exported over
+# with every trace sampled (OTEL_TRACES_SAMPLER=always_on, or the sampler and
+# OTEL_TRACES_SAMPLER_ARG set in the environment) and exported over
 # OTLP/HTTP to a local sink that accepts each batch (a small Python server
 # reading and discarding the protobuf, as a collector's receiver would). Each
 # run loads GET /api/v1/dashboard with wrk after a 2 s warm-up; rounds
@@ -21,22 +22,11 @@ duration=${1:-10s}
 connections=${2:-32}
 rounds=${3:-2}
 sink_port=18390
+sampler=${OTEL_TRACES_SAMPLER:-always_on}
 results=$(mktemp)
 
 # The OTLP/HTTP sink: 200 with an empty ExportTraceServiceResponse.
-python3 - "$sink_port" <<'PY' &
-import http.server, sys
-class Sink(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("content-length", 0)))
-        self.send_response(200)
-        self.send_header("content-type", "application/x-protobuf")
-        self.send_header("content-length", "0")
-        self.end_headers()
-    def log_message(self, *args):
-        pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink).serve_forever()
-PY
+python3 scripts/load/otlp_sink.py "$sink_port" &
 sink=$!
 trap 'kill $sink 2>/dev/null || true; rm -f "$results"' EXIT
 
@@ -50,7 +40,7 @@ one_run() {
   (
     export BFF_DASHBOARD_CACHE_TTL=0s BFF_NOTIFIER=false
     export BFF_RATE_LIMIT_PER_IP=100000000/1m BFF_RATE_LIMIT_PER_USER=100000000/1m
-    export BFF_TRACING=$tracing OTEL_TRACES_SAMPLER=always_on
+    export BFF_TRACING=$tracing OTEL_TRACES_SAMPLER=$sampler
     export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf
     export OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$sink_port"
     source scripts/load/lib.sh
@@ -79,12 +69,12 @@ for round in $(seq 1 "$rounds"); do
   one_run true 18392
 done
 
-python3 - "$results" <<'PY'
+python3 - "$results" "sampler $sampler${OTEL_TRACES_SAMPLER_ARG:+ $OTEL_TRACES_SAMPLER_ARG}" <<'PY'
 import re, statistics, sys
 runs = {"false": [], "true": []}
 for line in open(sys.argv[1]):
     tracing = re.search(r"tracing=(\w+)", line).group(1)
     runs[tracing].append(float(re.search(r"rps=([\d.]+)", line).group(1)))
 off, on = statistics.median(runs["false"]), statistics.median(runs["true"])
-print(f"median rps: tracing off {off:,.0f}, on (100% sampled, exported) {on:,.0f}; on/off = {on / off:.3f} ({(1 - on / off) * 100:.1f}% fewer)")
+print(f"median rps: tracing off {off:,.0f}, on ({sys.argv[2]}, exported) {on:,.0f}; on/off = {on / off:.3f} ({(1 - on / off) * 100:.1f}% fewer)")
 PY
