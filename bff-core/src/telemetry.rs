@@ -53,35 +53,7 @@ pub fn init_with_tracing(
     default_filter: &str,
     tracing: Option<&otel::Tracing>,
 ) -> Result<(), AlreadyInitialized> {
-    // Spans at `info` and above; of events, only warnings and errors become
-    // span events (the per-request `info` lines would cost every trace an
-    // event). No source locations, targets or thread attributes: a span is
-    // found by its name and fields, and each attribute costs every span. No
-    // OpenTelemetry context activation on every entry (each poll of an
-    // instrumented future): propagation here reads the `tracing` span's
-    // context (`otel::inject`), not OpenTelemetry's current context.
-    let layer = tracing.map(|tracing| {
-        tracing_opentelemetry::layer()
-            .with_tracer(tracing.tracer("bff"))
-            .with_tracked_inactivity(false)
-            .with_location(false)
-            .with_threads(false)
-            .with_target(false)
-            .with_context_activation(false)
-            .with_filter(
-                tracing_subscriber::filter::filter_fn(|metadata| {
-                    let level = *metadata.level();
-                    // aide spans every step of building the OpenAPI document
-                    // at start: a thousand one-span traces, meaning nothing.
-                    !metadata.target().starts_with("aide")
-                        && (level <= tracing::Level::WARN
-                            || (metadata.is_span() && level <= tracing::Level::INFO))
-                })
-                // Without a hint, every `debug!` and `trace!` of every crate
-                // would be asked about at each call instead of disabled once.
-                .with_max_level_hint(tracing_subscriber::filter::LevelFilter::INFO),
-            )
-    });
+    let layer = tracing.map(|tracing| otel::layer(tracing.tracer("bff")));
     install(format, default_filter, layer)
 }
 
